@@ -1,0 +1,165 @@
+"""Facts: one read-only shell script run as root on the node, and pure parsers of its output.
+
+The script prints one record per line: KIND <tab> NAME <tab> STATE <tab> BASE64, so file
+contents of any bytes survive the trip. A file is `absent`, `file` (possibly empty),
+`directory` or `unreadable`: three different answers that need different handling.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shlex
+from dataclasses import dataclass, field
+
+from .model import DAEMON_JSON, SYSCONFIG_DOCKER, DesiredState
+from .sysctl import SYSCTL_CONF, SYSCTL_DIRS
+
+FILE_STATES = ("absent", "file", "directory", "unreadable")
+
+
+@dataclass(frozen=True)
+class FileFact:
+    path: str
+    state: str
+    content: bytes | None = None
+
+    @property
+    def exists(self) -> bool:
+        return self.state != "absent"
+
+    @property
+    def text(self) -> str | None:
+        return self.content.decode("utf-8", errors="replace") if self.content is not None else None
+
+    @property
+    def sha256(self) -> str:
+        """Fingerprint the apply step compares before it replaces the file ('-' when absent)."""
+        return hashlib.sha256(self.content).hexdigest() if self.content is not None else "-"
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    user: str
+    init_system: str  # systemd | sysvinit | unknown
+    dockerd_pid: int | None
+    dockerd_argv: tuple[str, ...]
+    files: dict[str, FileFact]  # every file read, by path
+    sysctl_runtime: dict[str, int | None]  # key -> current value (None: no such key)
+    sysctl_files: tuple[str, ...] = field(default=())  # paths of the sysctl config files found
+
+    @property
+    def docker_running(self) -> bool:
+        return self.dockerd_pid is not None
+
+    def file(self, path: str) -> FileFact:
+        return self.files.get(path, FileFact(path, "absent"))
+
+
+_SHELL_FUNCTIONS = r"""
+exec </dev/null
+LC_ALL=C; export LC_ALL
+emit() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4"; }
+readfile() {
+  if [ -d "$1" ]; then emit file "$1" directory ""
+  elif [ ! -e "$1" ]; then emit file "$1" absent ""
+  elif c=$(base64 -w0 < "$1" 2>/dev/null); then emit file "$1" file "$c"
+  else emit file "$1" unreadable ""; fi
+}
+"""
+
+
+def render_facts_script(desired: DesiredState) -> str:
+    """The read-only script; every path and key in it is quoted once here."""
+    q = shlex.quote
+    lines = [_SHELL_FUNCTIONS.strip()]
+    lines.append('emit id user ok "$(id -un | base64 -w0)"')
+    lines.append(
+        "if [ -d /run/systemd/system ]; then emit init system ok c3lzdGVtZA==; "
+        "elif command -v service >/dev/null 2>&1 || [ -x /usr/sbin/service ]; then emit init system ok c3lzdmluaXQ=; "
+        "else emit init system ok dW5rbm93bg==; fi"
+    )
+    # The running dockerd and its argv: where its flags really came from.
+    lines.append(
+        "for p in $(pidof dockerd 2>/dev/null); do "
+        'emit proc dockerd "$p" "$(tr "\\000" "\\n" < /proc/$p/cmdline | base64 -w0)"; break; done'
+    )
+    for path in (DAEMON_JSON, SYSCONFIG_DOCKER):
+        lines.append(f"readfile {q(path)}")
+    for setting in desired.sysctls:
+        lines.append(
+            f"if v=$(cat {q(setting.proc_path)} 2>/dev/null); then emit sysctl {q(setting.key)} ok \"$(printf %s \"$v\" | base64 -w0)\"; "
+            f"else emit sysctl {q(setting.key)} absent ''; fi"
+        )
+    directories = " ".join(q(d) for d in SYSCTL_DIRS)
+    # /lib/sysctl.d is /usr/lib/sysctl.d on merged-/usr systems: read it once.
+    lines.append(
+        f"for d in {directories}; do "
+        '[ "$d" = /lib/sysctl.d ] && [ /lib/sysctl.d -ef /usr/lib/sysctl.d ] && continue; '
+        'for f in "$d"/*.conf; do [ -e "$f" ] && readfile "$f"; done; done'
+    )
+    lines.append(f"[ -e {q(SYSCTL_CONF)} ] && readfile {q(SYSCTL_CONF)}")
+    lines.append(f"readfile {q(desired.sysctl_file)}")
+    lines.append("emit end end ok ''")
+    return "\n".join(lines) + "\n"
+
+
+class FactsParseError(ValueError):
+    pass
+
+
+def parse_facts(output: str) -> NodeFacts:
+    """NodeFacts from the script's output; FactsParseError if it is cut short or garbled."""
+    values: dict[tuple[str, str], tuple[str, bytes]] = {}
+    files: dict[str, FileFact] = {}
+    sysctl_runtime: dict[str, int | None] = {}
+    dockerd_pid = None
+    dockerd_argv: tuple[str, ...] = ()
+    complete = False
+    for line in output.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 4:
+            continue  # noise from a login shell's rc files
+        kind, name, state, encoded = parts
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except ValueError as err:
+            raise FactsParseError(f"bad data for {kind} {name}") from err
+        if kind == "file":
+            if state not in FILE_STATES:
+                raise FactsParseError(f"unknown file state {state!r} for {name}")
+            files[name] = FileFact(name, state, data if state == "file" else None)
+        elif kind == "sysctl":
+            sysctl_runtime[name] = _int_or_none(data.decode(errors="replace")) if state == "ok" else None
+        elif kind == "proc" and name == "dockerd" and dockerd_pid is None:
+            dockerd_pid = int(state)
+            dockerd_argv = tuple(arg for arg in data.decode(errors="replace").split("\n") if arg)
+        elif kind == "end":
+            complete = True
+        else:
+            values[(kind, name)] = (state, data)
+    if not complete:
+        raise FactsParseError("the facts output ended early")
+    user = values.get(("id", "user"), ("", b""))[1].decode(errors="replace").strip()
+    init_system = values.get(("init", "system"), ("", b"unknown"))[1].decode(errors="replace")
+    sysctl_files = tuple(path for path, fact in files.items() if fact.exists and _is_sysctl_config(path))
+    return NodeFacts(
+        user=user,
+        init_system=init_system,
+        dockerd_pid=dockerd_pid,
+        dockerd_argv=dockerd_argv,
+        files=files,
+        sysctl_runtime=sysctl_runtime,
+        sysctl_files=sysctl_files,
+    )
+
+
+def _is_sysctl_config(path: str) -> bool:
+    return path == SYSCTL_CONF or any(path.startswith(d + "/") for d in SYSCTL_DIRS)
+
+
+def _int_or_none(text: str) -> int | None:
+    try:
+        return int(text.strip())
+    except ValueError:
+        return None

@@ -1,0 +1,74 @@
+"""The desired state, as plain frozen data, and the arithmetic of limits.
+
+A limit of -1 means "unlimited" and is higher than any number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+UNLIMITED = -1
+
+
+def limit_key(value: int) -> float:
+    """Sort key that puts unlimited (-1) above every finite value."""
+    return float("inf") if value == UNLIMITED else value
+
+
+def higher_limit(a: int, b: int) -> int:
+    return a if limit_key(a) >= limit_key(b) else b
+
+
+def limit_at_least(actual: int, minimum: int) -> bool:
+    return limit_key(actual) >= limit_key(minimum)
+
+
+def format_limit(value: int) -> str:
+    return "unlimited" if value == UNLIMITED else str(value)
+
+
+@dataclass(frozen=True)
+class Ulimit:
+    """A docker default ulimit: the name docker knows (nofile, memlock, ...), soft and hard."""
+
+    name: str
+    soft: int
+    hard: int
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.soft}:{self.hard}"
+
+    def display(self) -> str:
+        """For people: nofile 1024:65536, memlock unlimited."""
+        if self.soft == self.hard:
+            return format_limit(self.soft)
+        return f"{format_limit(self.soft)}:{format_limit(self.hard)}"
+
+    def satisfies(self, minimum: "Ulimit") -> bool:
+        return limit_at_least(self.soft, minimum.soft) and limit_at_least(self.hard, minimum.hard)
+
+    def raised_to(self, minimum: "Ulimit") -> "Ulimit":
+        """The lowest limit that keeps what is higher here and meets `minimum`."""
+        return Ulimit(self.name, higher_limit(self.soft, minimum.soft), higher_limit(self.hard, minimum.hard))
+
+
+@dataclass(frozen=True)
+class SysctlSetting:
+    key: str  # dotted form: vm.max_map_count
+    minimum: int
+
+    @property
+    def proc_path(self) -> str:
+        return "/proc/sys/" + self.key.replace(".", "/")
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    ulimits: tuple[Ulimit, ...]
+    sysctls: tuple[SysctlSetting, ...]
+    sysctl_file: str
+    source: str  # where it was loaded from, for messages
+
+
+DAEMON_JSON = "/etc/docker/daemon.json"
+SYSCONFIG_DOCKER = "/etc/sysconfig/docker"

@@ -1,0 +1,244 @@
+"""Pure: compare facts with the desired state; say what is off and what would fix it.
+
+`make_plan(facts, desired)` reads nothing and writes nothing. The plan is empty when the
+node is ready; `blockers` are problems the tool refuses to fix by itself (the node is
+then left untouched).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import docker_config, sysctl
+from .errors import ConfigError
+from .facts import FileFact, NodeFacts
+from .model import DAEMON_JSON, SYSCONFIG_DOCKER, DesiredState, Ulimit, limit_at_least
+
+SYSCTL_HEADER = "# Managed by trains-nodeprep: minimums for trains-server (Elasticsearch). Higher values are kept."
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One line of `check`: a stable id, what is expected, what the node has."""
+
+    id: str
+    expected: str
+    actual: str
+    ok: bool
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str
+    old: FileFact
+    new: bytes
+    restarts_docker: bool
+
+
+@dataclass(frozen=True)
+class SysctlWrite:
+    key: str
+    old: int | None
+    new: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    requirements: tuple[Requirement, ...]
+    file_changes: tuple[FileChange, ...] = ()
+    sysctl_writes: tuple[SysctlWrite, ...] = ()
+    restart_docker: bool = False
+    restart_reason: str = ""
+    blockers: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.file_changes or self.sysctl_writes or self.restart_docker or self.blockers)
+
+    @property
+    def ready(self) -> bool:
+        return all(r.ok for r in self.requirements) and self.empty
+
+
+@dataclass
+class _Builder:
+    requirements: list[Requirement] = field(default_factory=list)
+    file_changes: list[FileChange] = field(default_factory=list)
+    sysctl_writes: list[SysctlWrite] = field(default_factory=list)
+    restart_reasons: list[str] = field(default_factory=list)
+    blockers: list[str] = field(default_factory=list)
+
+    def change_file(self, old: FileFact, new: bytes, restarts_docker: bool) -> None:
+        if old.content != new:
+            self.file_changes.append(FileChange(old.path, old, new, restarts_docker))
+            if restarts_docker:
+                self.restart_reasons.append(f"{old.path} changed")
+
+    def plan(self) -> Plan:
+        return Plan(
+            requirements=tuple(self.requirements),
+            file_changes=tuple(self.file_changes),
+            sysctl_writes=tuple(self.sysctl_writes),
+            restart_docker=bool(self.restart_reasons),
+            restart_reason="; ".join(self.restart_reasons),
+            blockers=tuple(self.blockers),
+        )
+
+
+def make_plan(facts: NodeFacts, desired: DesiredState) -> Plan:
+    builder = _Builder()
+    if desired.ulimits:
+        _plan_docker(facts, desired.ulimits, builder)
+    _plan_sysctl(facts, desired, builder)
+    if builder.blockers:
+        # Refuse the node as a whole: nothing is written next to a config we cannot trust.
+        return Plan(requirements=tuple(builder.requirements), blockers=tuple(builder.blockers))
+    return builder.plan()
+
+
+def _ulimit_requirements(builder: _Builder, current: dict[str, Ulimit], desired: tuple[Ulimit, ...], where: str) -> None:
+    for want in desired:
+        have = current.get(want.name)
+        builder.requirements.append(
+            Requirement(
+                id=f"docker.default-ulimit.{want.name}",
+                expected=f">= {want.display()}",
+                actual=have.display() if have else "unset",
+                ok=have is not None and have.satisfies(want),
+                where=where,
+            )
+        )
+
+
+def _failed_requirements(builder: _Builder, desired: tuple[Ulimit, ...], where: str, error: str) -> None:
+    for want in desired:
+        builder.requirements.append(
+            Requirement(f"docker.default-ulimit.{want.name}", f">= {want.display()}", f"error: {error}", False, where)
+        )
+
+
+def _readable(fact: FileFact) -> None:
+    if fact.state == "directory":
+        raise ConfigError(fact.path, "is a directory", "move it away; it must be a file")
+    if fact.state == "unreadable":
+        raise ConfigError(fact.path, "exists but cannot be read as root", "check the file (permissions, filesystem)")
+
+
+def _plan_docker(facts: NodeFacts, desired: tuple[Ulimit, ...], builder: _Builder) -> None:
+    sysconfig = facts.file(SYSCONFIG_DOCKER)
+    daemon_json = facts.file(DAEMON_JSON)
+    source = SYSCONFIG_DOCKER if sysconfig.exists else DAEMON_JSON
+    try:
+        _readable(sysconfig)
+        _readable(daemon_json)
+        json_limits = {}
+        if daemon_json.content is not None:
+            json_limits = docker_config.daemon_json_ulimits(docker_config.parse_daemon_json(daemon_json.content, DAEMON_JSON), DAEMON_JSON)
+        running_flags = docker_config.cmdline_ulimits(facts.dockerd_argv, "the running dockerd's command line")
+        if source == SYSCONFIG_DOCKER:
+            text = sysconfig.text or ""
+            current = docker_config.sysconfig_ulimits(text, SYSCONFIG_DOCKER)
+            if json_limits:
+                raise ConfigError(
+                    DAEMON_JSON,
+                    f"sets default-ulimits while {SYSCONFIG_DOCKER} exists (docker takes flags from there; both stops dockerd)",
+                    f"move the ulimits into OPTIONS in {SYSCONFIG_DOCKER} and remove default-ulimits from {DAEMON_JSON}",
+                )
+            new = docker_config.merge_sysconfig(text, desired, SYSCONFIG_DOCKER).encode("utf-8")
+            _ulimit_requirements(builder, current, desired, SYSCONFIG_DOCKER)
+            builder.change_file(sysconfig, new, restarts_docker=True)
+            if facts.docker_running and sysconfig.content == new:
+                stale = docker_config.missing_ulimits(running_flags, desired)
+                builder.requirements.append(
+                    Requirement(
+                        "docker.running-config",
+                        f"dockerd started with the flags in {SYSCONFIG_DOCKER}",
+                        "without " + ", ".join(limit.display() for limit in stale) if stale else "yes",
+                        not stale,
+                        f"dockerd pid {facts.dockerd_pid}",
+                    )
+                )
+                if stale:
+                    builder.restart_reasons.append(f"dockerd runs without the --default-ulimit flags that {SYSCONFIG_DOCKER} sets")
+        else:
+            if running_flags:
+                _ulimit_requirements(builder, running_flags, desired, "dockerd command line")
+                if docker_config.missing_ulimits(running_flags, desired):
+                    raise ConfigError(
+                        "dockerd",
+                        "runs with --default-ulimit flags that are too low and come from outside the files this tool manages (unit ExecStart or /etc/default/docker)",
+                        f"raise them there, or remove them so that {DAEMON_JSON} can hold the ulimits",
+                    )
+                return
+            _ulimit_requirements(builder, json_limits, desired, DAEMON_JSON)
+            new = docker_config.merge_daemon_json(daemon_json.content, desired, DAEMON_JSON)
+            builder.change_file(daemon_json, new, restarts_docker=True)
+    except ConfigError as err:
+        builder.blockers.append(str(err))
+        _failed_requirements(builder, desired, err.path, err.problem)
+
+
+def _plan_sysctl(facts: NodeFacts, desired: DesiredState, builder: _Builder) -> None:
+    target = facts.file(desired.sysctl_file)
+    try:
+        _readable(target)
+    except ConfigError as err:
+        builder.blockers.append(str(err))
+        return
+    file_texts = {path: facts.file(path).text or "" for path in facts.sysctl_files}
+    current_boot = sysctl.boot_values(file_texts)
+    new_settings: dict[str, int] = {}
+    for setting in desired.sysctls:
+        runtime = facts.sysctl_runtime.get(setting.key)
+        builder.requirements.append(
+            Requirement(
+                id=f"sysctl.{setting.key}",
+                expected=f">= {setting.minimum}",
+                actual="missing" if runtime is None else str(runtime),
+                ok=runtime is not None and runtime >= setting.minimum,
+                where=setting.proc_path,
+            )
+        )
+        if runtime is None:
+            builder.blockers.append(f"{setting.proc_path}: the kernel has no sysctl {setting.key}; remove it from the playbook")
+            continue
+        if runtime < setting.minimum:
+            builder.sysctl_writes.append(SysctlWrite(setting.key, runtime, setting.minimum))
+        boot = current_boot.get(setting.key)
+        boot_value = sysctl.parse_int(boot.value) if boot else None
+        builder.requirements.append(
+            Requirement(
+                id=f"sysctl.{setting.key}.persisted",
+                expected=f">= {setting.minimum} at boot",
+                actual=f"{boot.value}" if boot else "unset",
+                ok=boot_value is not None and boot_value >= setting.minimum,
+                where=boot.path if boot else desired.sysctl_file,
+            )
+        )
+        if boot_value is None or boot_value < setting.minimum:
+            # Persist the effective value: never write a number below what the kernel has now.
+            new_settings[setting.key] = max(setting.minimum, runtime)
+    if not new_settings:
+        new_text = target.text
+    else:
+        new_text = sysctl.render_sysctl_file(target.text, new_settings, SYSCTL_HEADER)
+        builder.change_file(target, new_text.encode("utf-8"), restarts_docker=False)
+    _check_boot_precedence(facts, desired, file_texts, new_text or "", builder)
+
+
+def _check_boot_precedence(facts: NodeFacts, desired: DesiredState, file_texts: dict[str, str], new_text: str, builder: _Builder) -> None:
+    """A file applied after ours that sets a lower value would silently win at every boot."""
+    planned = dict(file_texts)
+    planned[desired.sysctl_file] = new_text
+    winners = sysctl.boot_values(planned)
+    for setting in desired.sysctls:
+        winner = winners.get(setting.key)
+        if winner is None or winner.path == desired.sysctl_file:
+            continue
+        value = sysctl.parse_int(winner.value)
+        if value is None or value < setting.minimum:
+            builder.blockers.append(
+                f"{winner.path}: sets {setting.key}={winner.value}, applied at boot after {desired.sysctl_file}, so the lower value wins; "
+                f"remove that line or raise it to at least {setting.minimum}"
+            )

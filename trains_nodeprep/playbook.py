@@ -1,0 +1,130 @@
+"""Load and validate a playbook file into a frozen DesiredState.
+
+Errors name the file and the key, so a typo is a one-line fix.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .errors import PlaybookError
+from .model import UNLIMITED, DesiredState, SysctlSetting, Ulimit, limit_at_least
+
+BUNDLED_PLAYBOOK = "trains-node.yaml"
+
+# The rlimit names dockerd accepts in --default-ulimit and default-ulimits.
+DOCKER_ULIMIT_NAMES = frozenset(
+    "core cpu data fsize locks memlock msgqueue nice nofile nproc rss rtprio rttime sigpending stack".split()
+)
+SYSCTL_KEY = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_-]+)+$")
+SYSCTL_DIR = PurePosixPath("/etc/sysctl.d")
+SYSCTL_FILE_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.conf$")
+
+
+def bundled_playbook_path() -> Path:
+    """The default playbook: inside the installed wheel, or in a source checkout."""
+    package_dir = Path(__file__).resolve().parent
+    for candidate in (package_dir / "playbooks", package_dir.parent / "playbooks"):
+        path = candidate / BUNDLED_PLAYBOOK
+        if path.is_file():
+            return path
+    raise PlaybookError(
+        f"the bundled playbook {BUNDLED_PLAYBOOK} is missing from {package_dir}; reinstall trains-nodeprep "
+        "or pass --playbook FILE"
+    )
+
+
+def load_playbook(path: Path | None = None) -> DesiredState:
+    path = path or bundled_playbook_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise PlaybookError(f"cannot read playbook {path}: {err.strerror}; check the path given to --playbook") from err
+    return parse_playbook(text, str(path))
+
+
+def parse_playbook(text: str, source: str) -> DesiredState:
+    import yaml  # deferred: only commands that read a playbook pay for it
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise PlaybookError(f"{source}:{where}: {problem}; fix the YAML syntax") from err
+    return _State(source).build(data)
+
+
+class _State:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, problem: str) -> PlaybookError:
+        return PlaybookError(f"{self.source}: key '{key}': {problem}")
+
+    def mapping(self, value: Any, key: str, allowed: set[str]) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(key, f"must be a mapping, got {type(value).__name__}")
+        unknown = sorted(str(k) for k in value if k not in allowed)
+        if unknown:
+            raise self.fail(key, f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        return value
+
+    def integer(self, value: Any, key: str, minimum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"must be an integer, got {value!r}")
+        if value < minimum:
+            raise self.fail(key, f"must be at least {minimum}, got {value}")
+        return value
+
+    def build(self, data: Any) -> DesiredState:
+        if data is None:
+            raise self.fail("(top)", "the playbook is empty; start from the bundled playbooks/trains-node.yaml")
+        top = self.mapping(data, "(top)", {"version", "docker", "sysctl"})
+        if top.get("version") != 1:
+            raise self.fail("version", f"must be 1, got {top.get('version')!r}")
+        docker = self.mapping(top.get("docker", {}), "docker", {"default-ulimits"})
+        sysctl = self.mapping(top.get("sysctl", {}), "sysctl", {"file", "settings"})
+        return DesiredState(
+            ulimits=self.ulimits(docker.get("default-ulimits", {})),
+            sysctls=self.sysctls(sysctl.get("settings", {})),
+            sysctl_file=self.sysctl_file(sysctl.get("file", "/etc/sysctl.d/99-trains.conf")),
+            source=self.source,
+        )
+
+    def ulimits(self, value: Any) -> tuple[Ulimit, ...]:
+        base = "docker.default-ulimits"
+        entries = self.mapping(value, base, set(DOCKER_ULIMIT_NAMES))
+        result = []
+        for name, limits in entries.items():
+            key = f"{base}.{name}"
+            limits = self.mapping(limits, key, {"soft", "hard"})
+            if set(limits) != {"soft", "hard"}:
+                raise self.fail(key, "needs both soft and hard")
+            soft = self.integer(limits["soft"], f"{key}.soft", UNLIMITED)
+            hard = self.integer(limits["hard"], f"{key}.hard", UNLIMITED)
+            if not limit_at_least(hard, soft):
+                raise self.fail(key, f"soft {soft} is above hard {hard}; docker refuses that")
+            result.append(Ulimit(name, soft, hard))
+        return tuple(result)
+
+    def sysctls(self, value: Any) -> tuple[SysctlSetting, ...]:
+        if not isinstance(value, dict):
+            raise self.fail("sysctl.settings", "must be a mapping of key: minimum value")
+        result = []
+        for key, minimum in value.items():
+            if not isinstance(key, str) or not SYSCTL_KEY.match(key):
+                raise self.fail(f"sysctl.settings.{key}", "is not a sysctl key like vm.max_map_count")
+            result.append(SysctlSetting(key, self.integer(minimum, f"sysctl.settings.{key}", 0)))
+        return tuple(result)
+
+    def sysctl_file(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise self.fail("sysctl.file", "must be a path")
+        path = PurePosixPath(value)
+        if path.parent != SYSCTL_DIR or not SYSCTL_FILE_NAME.match(path.name):
+            raise self.fail("sysctl.file", f"must be a NAME.conf file directly in {SYSCTL_DIR}, got {value!r}")
+        return str(path)

@@ -1,0 +1,171 @@
+"""Render outcomes for people (text, diffs) and machines (JSON, JUnit XML). No I/O but the console given."""
+
+from __future__ import annotations
+
+import difflib
+import xml.etree.ElementTree as ET
+
+from .plan import Plan
+from .runner import NodeOutcome
+
+JSON_SCHEMA = "trains-nodeprep/v1"
+
+_STYLE = {
+    "ready": "green", "unchanged": "green", "changed": "yellow", "planned": "cyan", "drift": "red",
+    "refused": "red", "failed": "bold red", "unreachable": "bold red", "error": "bold red",
+}
+
+
+def _status(console, label: str, status: str, detail: str = "") -> None:
+    from rich.text import Text
+
+    line = Text()
+    line.append(f"{status:<11}", style=_STYLE.get(status, ""))
+    line.append(f" {label}")
+    if detail:
+        line.append(f"  {detail}")
+    console.print(line, highlight=False, soft_wrap=True)
+
+
+def print_check(console, outcomes: list[NodeOutcome]) -> None:
+    from rich.text import Text
+
+    for outcome in outcomes:
+        _status(console, outcome.label, outcome.status, outcome.error or "")
+        if outcome.plan is None:
+            continue
+        for req in outcome.plan.requirements:
+            line = Text("  ")
+            line.append("ok   " if req.ok else "drift", style="green" if req.ok else "red")
+            line.append(f"  {req.id:<38} expected {req.expected:<22} actual {req.actual}")
+            if req.where:
+                line.append(f"  ({req.where})", style="dim")
+            console.print(line, highlight=False, soft_wrap=True)
+        for blocker in outcome.plan.blockers:
+            console.print(Text("  refused  ", style="red") + Text(blocker), highlight=False, soft_wrap=True)
+    ready = sum(o.status == "ready" for o in outcomes)
+    console.print(f"{ready} of {len(outcomes)} node(s) ready", highlight=False)
+
+
+def _diff(change) -> str:
+    old = change.old.text if change.old.content is not None else ""
+    new = change.new.decode("utf-8", errors="replace")
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True), new.splitlines(keepends=True),
+        fromfile=change.path if change.old.exists else "/dev/null", tofile=change.path,
+    )
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
+def restart_command(init_system: str) -> str:
+    return "systemctl restart docker" if init_system == "systemd" else "service docker restart"
+
+
+def plan_commands(plan: Plan, init_system: str) -> list[str]:
+    commands = [f"sysctl -w {w.key}={w.new}" for w in plan.sysctl_writes]
+    if plan.restart_docker:
+        commands.append(restart_command(init_system))
+    return commands
+
+
+def print_plan(console, outcomes: list[NodeOutcome]) -> None:
+    from rich.text import Text
+
+    for outcome in outcomes:
+        plan = outcome.plan
+        if plan is None or not (plan.file_changes or plan.sysctl_writes or plan.restart_docker):
+            _status(console, outcome.label, outcome.status if outcome.status != "planned" else "unchanged", outcome.error or "nothing to change")
+            continue
+        _status(console, outcome.label, "planned", f"{len(plan.file_changes)} file(s), {len(plan.sysctl_writes)} sysctl write(s)")
+        for change in plan.file_changes:
+            backup = f" (backup {change.path}.<timestamp>.bak)" if change.old.exists else " (new file)"
+            console.print(f"  {'modify' if change.old.exists else 'create'} {change.path}{backup}", highlight=False)
+            for line in _diff(change).splitlines():
+                style = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else ""
+                console.print(Text("    " + line, style=style), highlight=False, soft_wrap=True)
+        for command in plan_commands(plan, outcome.facts.init_system if outcome.facts else ""):
+            console.print(f"  run    {command}", highlight=False)
+        if plan.restart_docker:
+            console.print(f"  note   restarting docker restarts every container on {outcome.label} ({plan.restart_reason})", highlight=False)
+
+
+def print_run(console, outcomes: list[NodeOutcome]) -> None:
+    for outcome in outcomes:
+        detail = outcome.error or ""
+        if outcome.status == "changed" and outcome.applied:
+            done = [f"wrote {s.subject}" for s in outcome.applied.steps if s.kind == "write"]
+            done += [f"set {s.subject}" for s in outcome.applied.steps if s.kind == "sysctl"]
+            done += ["restarted docker"] if outcome.applied.restarted_docker else []
+            backups = outcome.applied.backups
+            detail = ", ".join(done) + (f"; backups: {', '.join(backups)}" if backups else "") + "; verified"
+        elif outcome.status == "unchanged":
+            detail = "already ready: nothing written, docker not restarted"
+        _status(console, outcome.label, outcome.status, detail)
+    counts = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    console.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())), highlight=False)
+
+
+def outcome_json(outcome: NodeOutcome) -> dict:
+    plan = outcome.plan
+    data = {
+        "host": outcome.label,
+        "status": outcome.status,
+        "error": outcome.error,
+        "requirements": [
+            {"id": r.id, "expected": r.expected, "actual": r.actual, "ok": r.ok, "where": r.where}
+            for r in (plan.requirements if plan else ())
+        ],
+        "blockers": list(plan.blockers) if plan else [],
+        "changes": [
+            {"path": c.path, "action": "modify" if c.old.exists else "create", "restarts_docker": c.restarts_docker}
+            for c in (plan.file_changes if plan else ())
+        ],
+        "commands": plan_commands(plan, outcome.facts.init_system if outcome.facts else "") if plan else [],
+        "restart_docker": bool(plan and plan.restart_docker),
+    }
+    if outcome.applied is not None:
+        data["applied"] = {
+            "backups": list(outcome.applied.backups),
+            "restarted_docker": outcome.applied.restarted_docker,
+            "rolled_back": outcome.applied.rolled_back,
+        }
+    return data
+
+
+def outcomes_json(command: str, outcomes: list[NodeOutcome], ok: bool) -> dict:
+    return {"schema": JSON_SCHEMA, "command": command, "ok": ok, "nodes": [outcome_json(o) for o in outcomes]}
+
+
+def render_junit(outcomes: list[NodeOutcome]) -> str:
+    """One test case per requirement per node; an unreachable node is one errored case."""
+    suite = ET.Element("testsuite", name="trains-nodeprep check")
+    tests = failures = errors = 0
+    for outcome in outcomes:
+        classname = f"trains-nodeprep.{outcome.label}"
+        if outcome.plan is None:
+            case = ET.SubElement(suite, "testcase", classname=classname, name="node.reachable")
+            ET.SubElement(case, "error", message=outcome.error or outcome.status)
+            tests += 1
+            errors += 1
+            continue
+        for req in outcome.plan.requirements:
+            case = ET.SubElement(suite, "testcase", classname=classname, name=req.id)
+            tests += 1
+            if not req.ok:
+                failures += 1
+                failure = ET.SubElement(case, "failure", message=f"expected {req.expected}, actual {req.actual}")
+                failure.text = f"{req.id} on {outcome.label}: expected {req.expected}, actual {req.actual} ({req.where})"
+        for index, blocker in enumerate(outcome.plan.blockers, 1):
+            case = ET.SubElement(suite, "testcase", classname=classname, name=f"config.refused.{index}")
+            ET.SubElement(case, "failure", message=blocker)
+            tests += 1
+            failures += 1
+    suite.set("tests", str(tests))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

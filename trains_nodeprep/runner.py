@@ -1,0 +1,149 @@
+"""Facts -> plan -> apply -> verify for each node, nodes in parallel, each independent.
+
+One connection per node; `check` and a run with nothing to do cost one remote command,
+a run that changes things three (facts, apply, verify).
+"""
+
+from __future__ import annotations
+
+import datetime
+import traceback as traceback_module
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+from .apply import ApplyResult, apply_plan
+from .errors import EXIT_CONNECTION, EXIT_DRIFT, EXIT_OK, ConnectionFailed, NodePrepError
+from .facts import FactsParseError, NodeFacts, parse_facts, render_facts_script
+from .model import DesiredState
+from .plan import Plan, make_plan
+
+FACTS_TIMEOUT = 60.0
+
+
+@dataclass
+class NodeOutcome:
+    label: str
+    # check: ready | drift | refused | unreachable | error
+    # run:   unchanged | changed | planned | refused | failed | unreachable | error
+    status: str = "error"
+    facts: NodeFacts | None = None
+    plan: Plan | None = None
+    applied: ApplyResult | None = None
+    error: str | None = None
+    exec_count: int = 0
+    traceback: str | None = None  # shown with --debug
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "unreachable":
+            return EXIT_CONNECTION
+        if self.status in ("ready", "unchanged", "changed", "planned"):
+            return EXIT_OK
+        return EXIT_DRIFT
+
+
+def overall_exit_code(outcomes: list[NodeOutcome]) -> int:
+    codes = {outcome.exit_code for outcome in outcomes}
+    for code in (EXIT_CONNECTION, EXIT_DRIFT):
+        if code in codes:
+            return code
+    return EXIT_OK
+
+
+def gather_facts(node, desired: DesiredState) -> NodeFacts:
+    result = node.run_as_root(render_facts_script(desired), timeout=FACTS_TIMEOUT)
+    try:
+        return parse_facts(result.stdout)
+    except FactsParseError as err:
+        detail = result.stderr.strip().splitlines()[-1:] or [f"exit status {result.exit_status}"]
+        raise NodePrepError(f"{node.label}: could not read the node's facts ({err}): {detail[0]}") from err
+
+
+def check_node(node, desired: DesiredState) -> NodeOutcome:
+    outcome = NodeOutcome(node.label)
+    with _recorded(outcome, node):
+        outcome.facts = gather_facts(node, desired)
+        outcome.plan = make_plan(outcome.facts, desired)
+        outcome.status = "refused" if outcome.plan.blockers else "ready" if outcome.plan.ready else "drift"
+    return outcome
+
+
+# confirm(label, plan, facts) -> True to go ahead with a docker restart
+Confirm = Callable[[str, Plan, NodeFacts], bool]
+
+
+def run_node(node, desired: DesiredState, *, confirm: Confirm, dry_run: bool, restart_timeout: int) -> NodeOutcome:
+    outcome = NodeOutcome(node.label)
+    with _recorded(outcome, node):
+        outcome.facts = facts = gather_facts(node, desired)
+        outcome.plan = plan = make_plan(facts, desired)
+        if plan.blockers:
+            outcome.status = "refused"
+            outcome.error = plan.blockers[0] if len(plan.blockers) == 1 else " | ".join(plan.blockers)
+            return outcome
+        if plan.empty:
+            outcome.status = "unchanged"
+            return outcome
+        if dry_run:
+            outcome.status = "planned"
+            return outcome
+        if plan.restart_docker and facts.docker_running and not confirm(node.label, plan, facts):
+            outcome.status = "refused"
+            outcome.error = "docker must restart (every container on the node restarts) and that was not confirmed; rerun with --yes"
+            return outcome
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        outcome.applied = applied = apply_plan(node, plan, init_system=facts.init_system, stamp=stamp, restart_timeout=restart_timeout)
+        if not applied.ok:
+            outcome.status = "failed"
+            outcome.error = applied.failure + (" (every file this run changed was restored)" if applied.rolled_back else "")
+            return outcome
+        after = make_plan(gather_facts(node, desired), desired)
+        if not after.empty:
+            outcome.status = "failed"
+            still = [f"{r.id} is {r.actual}" for r in after.requirements if not r.ok] or list(after.blockers) or ["the plan is still not empty"]
+            outcome.error = "verification after apply failed: " + "; ".join(still)
+            return outcome
+        outcome.status = "changed"
+    return outcome
+
+
+class _recorded:
+    """Turn a node's errors into its outcome, so one node never stops the others."""
+
+    def __init__(self, outcome: NodeOutcome, node) -> None:
+        self.outcome = outcome
+        self.node = node
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        self.outcome.exec_count = self.node.exec_count
+        if error is None:
+            return False
+        if isinstance(error, ConnectionFailed):
+            self.outcome.status = "unreachable"
+            self.outcome.error = str(error)
+        elif isinstance(error, NodePrepError):
+            self.outcome.status = "error"
+            self.outcome.error = str(error)
+        else:
+            self.outcome.status = "error"
+            self.outcome.error = f"{self.node.label}: internal error {kind.__name__}: {error}; rerun with --debug and report it"
+        self.outcome.traceback = "".join(traceback_module.format_exception(kind, error, traceback))
+        return True
+
+
+def for_each_node(nodes: list, action: Callable, parallel: int) -> list[NodeOutcome]:
+    """Run `action(node)` on every node, at most `parallel` at once; outcomes in the nodes' order."""
+    def one(node) -> NodeOutcome:
+        try:
+            return action(node)
+        finally:
+            node.close()
+
+    if len(nodes) == 1 or parallel <= 1:
+        return [one(node) for node in nodes]
+    with ThreadPoolExecutor(max_workers=min(parallel, len(nodes))) as pool:
+        return list(pool.map(one, nodes))
