@@ -1,0 +1,266 @@
+"""Tests of the test bed itself (tests/testbed). Run as root: pytest tests/test_testbed.py"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+try:  # tests/ on sys.path (rootdir-relative import, no tests/__init__.py)
+    from testbed import TestBed, bed, make_node  # noqa: F401
+except ImportError:  # tests is a package
+    from tests.testbed import TestBed, bed, make_node  # noqa: F401
+
+
+def ssh(bed: TestBed, node, user: str, command: str, input: bytes | None = None,
+        options: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """The system ssh client, with the bed's HOME and ~/.ssh/config only."""
+    env = {"HOME": str(bed.home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    return subprocess.run(["ssh", "-F", str(bed.ssh_config), *options, "-l", user,
+                           node.name, command],
+                          input=input, capture_output=True, env=env, timeout=60)
+
+
+def host_value(key: str) -> str:
+    return Path("/proc/sys", *key.split(".")).read_text().strip()
+
+
+# --------------------------------------------------------------------------- ssh, users
+
+
+def test_client_files(bed, make_node):
+    a = make_node(docker=False)
+    b = make_node(docker=False, known_host=False)
+    ssh_dir = bed.home / ".ssh"
+    assert (ssh_dir / "id_ed25519").stat().st_mode & 0o777 == 0o600
+    assert (ssh_dir / "id_ed25519.pub").read_text().startswith("ssh-ed25519 ")
+    known = (ssh_dir / "known_hosts").read_text().splitlines()
+    assert known == [f"{a.address} {a.host_public_key}"]
+    assert known[0].startswith(f"{a.address} ssh-ed25519 AAAA")
+    config = (ssh_dir / "config").read_text()
+    for node in (a, b):
+        assert f"Host {node.name}\n    HostName {node.address}\n" in config
+    assert "StrictHostKeyChecking yes" in config
+    assert f"UserKnownHostsFile {ssh_dir / 'known_hosts'}" in config
+    assert a.address != b.address and a.port == 22
+
+
+@pytest.mark.parametrize("user", ["root", "deploy", "secured"])
+def test_ssh_login_system_client(bed, make_node, user):
+    node = make_node(docker=False)
+    proc = ssh(bed, node, user, "id -un; hostname; echo $HOME")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().split() == [user, node.name,
+                                            "/root" if user == "root" else f"/home/{user}"]
+
+
+def test_ssh_paramiko_testinfra_and_sudo(bed, make_node):
+    node = make_node(docker=False)
+    root, deploy, secured = (node.host(u) for u in ("root", "deploy", "secured"))
+    assert root.run("id -un").stdout.strip() == "root"
+    assert deploy.user().name == "deploy"
+    assert secured.user().name == "secured"
+    assert deploy.user().shell in ("/bin/bash", "/bin/sh")
+
+    # deploy: passwordless sudo; secured: sudo asks a password
+    assert deploy.run("sudo -n true").rc == 0
+    assert deploy.run("sudo -n id -un").stdout.strip() == "root"
+    failed = secured.run("sudo -n true")
+    assert failed.rc != 0 and "password" in failed.stderr
+    # sudo -S with the password works (stdin through the system ssh client)
+    ok = ssh(bed, node, "secured", "sudo -S -p '' id -un",
+             input=(bed.sudo_password + "\n").encode())
+    assert ok.returncode == 0, ok.stderr.decode()
+    assert ok.stdout.decode().strip() == "root"
+    bad = ssh(bed, node, "secured", "sudo -S -p '' true", input=b"wrong\n")
+    assert bad.returncode != 0
+    # timestamp_timeout=0: no cached credentials for the next command
+    assert secured.run("sudo -n true").rc != 0
+
+    # /usr/sbin is not on a non-root login's PATH (sshd's default); root has it
+    for user_host in (deploy, secured):
+        path = user_host.run("echo $PATH").stdout.strip().split(":")
+        assert "/usr/sbin" not in path and "/sbin" not in path, path
+        assert user_host.run("command -v sysctl").rc != 0
+    assert "/usr/sbin" in root.run("echo $PATH").stdout.strip().split(":")
+
+    # password login is off, root by key only
+    assert ssh(bed, node, "root", "true",
+               options=("-o", "PubkeyAuthentication=no")).returncode == 255
+
+
+def test_unknown_host_key_rejected(bed, make_node):
+    known = make_node(docker=False)
+    unknown = make_node(docker=False, known_host=False)
+    assert unknown.host_public_key != known.host_public_key
+    proc = ssh(bed, unknown, "root", "true", options=("-o", "StrictHostKeyChecking=yes"))
+    assert proc.returncode == 255
+    assert b"Host key verification failed" in proc.stderr
+    assert unknown.address not in bed.known_hosts.read_text()
+    with pytest.raises(Exception, match="not found in known_hosts"):
+        unknown.host().run("true")
+    # ...while the known node passes the same strict check
+    assert ssh(bed, known, "root", "true",
+               options=("-o", "StrictHostKeyChecking=yes")).returncode == 0
+
+
+# --------------------------------------------------------------------------- node basics
+
+
+def test_node_is_sysvinit_style_and_isolated(bed, make_node):
+    node = make_node(docker=False, files={"/etc/sysctl.d/99-trains.conf": "# initial\n"})
+    assert node.exec("hostname").stdout.decode().strip() == node.name
+    assert node.read("/proc/1/comm") == b"tini\n"
+    assert node.exec("systemctl", "is-active", "docker", check=False).returncode != 0
+    # node files: written inside, not on the host
+    assert node.read("/etc/sysctl.d/99-trains.conf") == b"# initial\n"
+    assert not Path("/etc/sysctl.d/99-trains.conf").exists()
+    node.write("/etc/sysconfig/docker", "OPTIONS=\n", 0o600)
+    assert node.read("/etc/sysconfig/docker") == b"OPTIONS=\n"
+    assert node.exec("stat", "-c", "%a", "/etc/sysconfig/docker").stdout == b"600\n"
+    assert not Path("/etc/sysconfig/docker").exists()
+    assert node.read("/etc/docker/daemon.json") is None
+    assert node.exec("ls", "-A", "/etc/docker").stdout == b""  # opaque: host's not seen
+    # users exist only in the node
+    assert b"deploy:" in node.read("/etc/passwd")
+    assert "deploy:" not in Path("/etc/passwd").read_text()
+    # the node has no route out of 10.200.0.0/24
+    assert b"default" not in node.exec("ip", "route").stdout
+
+
+def test_sysctl_is_per_node(bed, make_node):
+    host_before = host_value("vm.max_map_count")
+    a = make_node(docker=False)
+    b = make_node(docker=False, max_map_count=70000)
+    assert a.max_map_count() == 65530 and b.max_map_count() == 70000
+
+    proc = ssh(bed, a, "root", "sysctl -w vm.max_map_count=262144")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert ssh(bed, a, "root", "cat /proc/sys/vm/max_map_count").stdout == b"262144\n"
+    assert ssh(bed, a, "root", "sysctl -n vm.max_map_count").stdout == b"262144\n"
+    assert a.max_map_count() == 262144
+    # through sudo as deploy, in node b
+    proc = ssh(bed, b, "deploy", "sudo -n sysctl -w vm.max_map_count=300000")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b.max_map_count() == 300000 and a.max_map_count() == 262144
+    assert host_value("vm.max_map_count") == host_before
+
+    # every other host-global key is read-only in a node (write the current value back:
+    # harmless even if this check ever failed)
+    pid_max = host_value("kernel.pid_max")
+    proc = a.exec("sysctl", "-w", f"kernel.pid_max={pid_max}", check=False)
+    assert proc.returncode != 0
+    assert a.exec("sysctl", "--system", check=False).returncode != 0
+    assert host_value("vm.max_map_count") == host_before
+    # the net tree is the node's own namespace and writable
+    a.exec("sysctl", "-w", "net.ipv4.ip_forward=1")
+    assert a.read("/proc/sys/net/ipv4/ip_forward") == b"1\n"
+
+
+def test_node_stop_cleans_up(bed, make_node):
+    node = make_node(docker=False)
+    netns, veth, pid, ns_pid, d = node.netns, node.veth, node.init_pid, node.ns_pid, node.dir
+    node.stop()
+    assert netns not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                       text=True).stdout
+    assert subprocess.run(["ip", "link", "show", veth], capture_output=True).returncode != 0
+    assert not Path(f"/proc/{pid}").exists() and not Path(f"/proc/{ns_pid}").exists()
+    assert not d.exists()
+    assert node.name not in bed.ssh_config.read_text()
+
+
+# --------------------------------------------------------------------------- docker
+
+
+def test_docker_node_rlimits(bed, make_node):
+    node = make_node(files={"/etc/docker/daemon.json": '{"log-level": "warn"}\n'})
+    pid = node.docker_pid()
+    assert pid is not None
+    assert node.read("/etc/docker/daemon.json") == b'{"log-level": "warn"}\n'
+    assert not Path("/etc/docker/daemon.json").exists()
+    argv = node.dockerd_argv()
+    assert argv[0] == "/usr/sbin/dockerd" and "--default-runtime" in argv
+    # no default-ulimits yet: docker asks for none
+    assert node.run_container() == {}
+
+    node.write("/etc/docker/daemon.json", json.dumps({"default-ulimits": {
+        "nofile": {"Name": "nofile", "Soft": 1024, "Hard": 65536},
+        "memlock": {"Name": "memlock", "Soft": -1, "Hard": -1}}}))
+    proc = ssh(bed, node, "root", "service docker restart")
+    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+    node.wait_docker()
+    new_pid = node.docker_pid()
+    assert new_pid is not None and new_pid != pid
+    limits = node.run_container()
+    assert limits == {"RLIMIT_NOFILE": (1024, 65536), "RLIMIT_MEMLOCK": (-1, -1)}
+    # the real container ran with lowered limits (root lacks CAP_SYS_RESOURCE here)
+    records = node.rlimit_records()
+    assert records[-1]["rlimits"][0]["type"] in ("RLIMIT_NOFILE", "RLIMIT_MEMLOCK")
+
+
+def test_rhel_node_passes_options(bed, make_node):
+    node = make_node(rhel=True)
+    sysconfig = node.read("/etc/sysconfig/docker").decode()
+    assert 'OPTIONS="--log-driver=journald --signature-verification=false"' in sysconfig
+    argv = node.dockerd_argv()
+    assert "--log-driver=journald" in argv
+    assert "--signature-verification=false" not in argv  # RHEL-only flag, dropped
+    assert "dropped RHEL-only dockerd flags: --signature-verification=false" in \
+        (node.log_dir / "docker.log").read_text()
+    raw = node.read(f"/proc/{node.docker_pid()}/cmdline")
+    assert b"--log-driver=journald\0" in raw
+
+    # a flag put into OPTIONS reaches dockerd after `service docker restart`
+    node.write("/etc/sysconfig/docker", sysconfig.replace(
+        'OPTIONS="--log-driver=journald',
+        'OPTIONS="--default-ulimit nofile=2048:4096 --log-driver=journald'))
+    proc = node.exec("service", "docker", "restart", check=False)
+    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+    node.wait_docker()
+    argv = node.dockerd_argv()
+    assert argv[argv.index("--default-ulimit") + 1] == "nofile=2048:4096"
+    assert node.run_container() == {"RLIMIT_NOFILE": (2048, 4096)}
+
+
+def test_docker_restart_with_broken_config_is_visible(bed, make_node):
+    """A broken daemon.json stops dockerd (as on a real node)."""
+    node = make_node()
+    node.write("/etc/docker/daemon.json", "{broken")
+    node.exec("service", "docker", "restart", check=False)
+    deadline = time.monotonic() + 10
+    while node.docker_pid() is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert node.docker_pid() is None
+    assert node.exec("docker", "info", check=False).returncode != 0
+    node.write("/etc/docker/daemon.json", "{}")
+    node.exec("service", "docker", "start")
+    node.wait_docker()
+    assert node.docker_pid() is not None
+
+
+# --------------------------------------------------------------------------- hygiene
+
+HOST_FILES = ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/sudoers",
+              "/etc/ssh/sshd_config", "/etc/init.d/docker", "/etc/default/docker")
+HOST_KEYS = ("vm.max_map_count", "kernel.pid_max", "net.ipv4.ip_forward")
+
+
+def host_state() -> dict:
+    state = {p: Path(p).read_bytes() if Path(p).exists() else None for p in HOST_FILES}
+    state.update({k: host_value(k) for k in HOST_KEYS})
+    for d in ("/etc/docker", "/etc/sysctl.d", "/etc/sudoers.d", "/home"):
+        state[d] = sorted(os.listdir(d)) if os.path.isdir(d) else None
+    state["/etc/sysconfig"] = os.path.exists("/etc/sysconfig")
+    return state
+
+
+HOST_STATE_AT_IMPORT = host_state()
+
+
+def test_host_untouched(bed):
+    """Last test of the file: the host's files and kernel values are as before."""
+    assert host_state() == HOST_STATE_AT_IMPORT
