@@ -1,0 +1,164 @@
+"""The planner as a table: facts in, requirements and changes out (no I/O)."""
+
+from __future__ import annotations
+
+import json
+
+from trains_nodeprep.facts import FileFact, NodeFacts
+from trains_nodeprep.model import DAEMON_JSON, SYSCONFIG_DOCKER, DesiredState, SysctlSetting, Ulimit
+from trains_nodeprep.plan import make_plan
+
+DESIRED = DesiredState(
+    ulimits=(Ulimit("nofile", 1024, 65536), Ulimit("memlock", -1, -1)),
+    sysctls=(SysctlSetting("vm.max_map_count", 262144),),
+    sysctl_file="/etc/sysctl.d/99-trains.conf",
+    source="test",
+)
+READY_JSON = json.dumps({"default-ulimits": {
+    "nofile": {"Name": "nofile", "Soft": 1024, "Hard": 65536},
+    "memlock": {"Name": "memlock", "Soft": -1, "Hard": -1},
+}}).encode()
+SYSCTL_FILE = "/etc/sysctl.d/99-trains.conf"
+
+
+def node(files: dict[str, bytes | str] | None = None, runtime: int | None = 65530, argv: tuple[str, ...] = ("/usr/sbin/dockerd",),
+         docker_running: bool = True, init: str = "sysvinit") -> NodeFacts:
+    facts_files = {}
+    for path, content in (files or {}).items():
+        if content == "<directory>":
+            facts_files[path] = FileFact(path, "directory")
+        else:
+            facts_files[path] = FileFact(path, "file", content.encode() if isinstance(content, str) else content)
+    sysctl_paths = tuple(p for p in facts_files if p.startswith(("/etc/sysctl", "/usr/lib/sysctl.d", "/run/sysctl.d")))
+    return NodeFacts(
+        user="root", init_system=init, dockerd_pid=42 if docker_running else None,
+        dockerd_argv=argv if docker_running else (), files=facts_files,
+        sysctl_runtime={"vm.max_map_count": runtime}, sysctl_files=sysctl_paths,
+    )
+
+
+def changed_paths(plan) -> list[str]:
+    return [c.path for c in plan.file_changes]
+
+
+def test_fresh_node_gets_daemon_json_sysctl_file_write_and_restart():
+    plan = make_plan(node(), DESIRED)
+
+    assert changed_paths(plan) == [DAEMON_JSON, SYSCTL_FILE]
+    assert [(w.key, w.new) for w in plan.sysctl_writes] == [("vm.max_map_count", 262144)]
+    assert plan.restart_docker and not plan.blockers
+    assert not plan.ready
+    assert {r.id: r.ok for r in plan.requirements} == {
+        "docker.default-ulimit.nofile": False, "docker.default-ulimit.memlock": False,
+        "sysctl.vm.max_map_count": False, "sysctl.vm.max_map_count.persisted": False,
+    }
+
+
+def test_ready_node_has_an_empty_plan():
+    plan = make_plan(node({DAEMON_JSON: READY_JSON, SYSCTL_FILE: "vm.max_map_count=262144\n"}, runtime=262144), DESIRED)
+
+    assert plan.empty and plan.ready
+    assert all(r.ok for r in plan.requirements)
+
+
+def test_only_sysctl_drift_does_not_restart_docker():
+    plan = make_plan(node({DAEMON_JSON: READY_JSON}), DESIRED)
+
+    assert changed_paths(plan) == [SYSCTL_FILE]
+    assert not plan.restart_docker
+
+
+def test_higher_runtime_value_is_persisted_not_lowered():
+    plan = make_plan(node({DAEMON_JSON: READY_JSON}, runtime=1048576), DESIRED)
+
+    assert plan.sysctl_writes == ()
+    [change] = plan.file_changes
+    assert b"vm.max_map_count=1048576\n" in change.new
+
+
+def test_higher_value_persisted_elsewhere_needs_no_file():
+    plan = make_plan(node({DAEMON_JSON: READY_JSON, "/etc/sysctl.d/50-es.conf": "vm.max_map_count = 1048576\n"}, runtime=1048576), DESIRED)
+
+    assert plan.empty
+
+
+def test_sysconfig_node_gets_flags_and_no_daemon_json():
+    plan = make_plan(node({SYSCONFIG_DOCKER: 'OPTIONS="--selinux-enabled"\n'}), DESIRED)
+
+    [docker_change, _] = plan.file_changes
+    assert docker_change.path == SYSCONFIG_DOCKER
+    assert docker_change.new == b'OPTIONS="--selinux-enabled --default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"\n'
+    assert plan.restart_docker
+
+
+def test_sysconfig_already_set_but_dockerd_not_restarted_plans_only_a_restart():
+    sysconfig = 'OPTIONS="--default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"\n'
+    plan = make_plan(node({SYSCONFIG_DOCKER: sysconfig, SYSCTL_FILE: "vm.max_map_count=262144\n"}, runtime=262144), DESIRED)
+
+    assert plan.file_changes == () and plan.restart_docker
+    assert [r.id for r in plan.requirements if not r.ok] == ["docker.running-config"]
+
+
+def test_sysconfig_flags_on_running_dockerd_are_ready():
+    sysconfig = 'OPTIONS="--default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"\n'
+    argv = ("/usr/sbin/dockerd", "--default-ulimit", "nofile=1024:65536", "--default-ulimit", "memlock=-1:-1")
+    plan = make_plan(node({SYSCONFIG_DOCKER: sysconfig, SYSCTL_FILE: "vm.max_map_count=262144\n"}, runtime=262144, argv=argv), DESIRED)
+
+    assert plan.ready
+
+
+def test_ulimits_in_both_sysconfig_and_daemon_json_is_refused_untouched():
+    plan = make_plan(node({SYSCONFIG_DOCKER: "OPTIONS=\n", DAEMON_JSON: READY_JSON}), DESIRED)
+
+    assert plan.file_changes == () and plan.sysctl_writes == () and not plan.restart_docker
+    assert "both stops dockerd" in plan.blockers[0]
+
+
+def test_invalid_daemon_json_refuses_the_whole_node():
+    plan = make_plan(node({DAEMON_JSON: '{"log-level": "warn",}\n'}), DESIRED)
+
+    assert plan.file_changes == () and plan.sysctl_writes == ()
+    assert plan.blockers and "line 1 column" in plan.blockers[0]
+    nofile = next(r for r in plan.requirements if r.id == "docker.default-ulimit.nofile")
+    assert not nofile.ok and nofile.actual.startswith("error:")
+
+
+def test_daemon_json_that_is_a_directory_is_refused():
+    plan = make_plan(node({DAEMON_JSON: "<directory>"}), DESIRED)
+
+    assert "is a directory" in plan.blockers[0]
+
+
+def test_low_flags_from_an_unmanaged_source_are_refused():
+    argv = ("/usr/sbin/dockerd", "--default-ulimit", "nofile=1024:4096")
+    plan = make_plan(node(argv=argv), DESIRED)
+
+    assert plan.blockers and "come from outside the files this tool manages" in plan.blockers[0]
+    assert plan.file_changes == ()
+
+
+def test_a_later_sysctl_file_with_a_lower_value_is_refused():
+    plan = make_plan(node({DAEMON_JSON: READY_JSON, "/etc/sysctl.d/99-zz-low.conf": "vm.max_map_count=65530\n"}), DESIRED)
+
+    assert plan.blockers and "/etc/sysctl.d/99-zz-low.conf" in plan.blockers[0]
+    assert plan.file_changes == ()
+
+
+def test_an_earlier_sysctl_file_with_a_lower_value_is_overridden():
+    plan = make_plan(node({DAEMON_JSON: READY_JSON, "/usr/lib/sysctl.d/10-low.conf": "vm.max_map_count=65530\n"}), DESIRED)
+
+    assert not plan.blockers
+    assert changed_paths(plan) == [SYSCTL_FILE]
+
+
+def test_a_kernel_without_the_key_is_refused():
+    plan = make_plan(node({DAEMON_JSON: READY_JSON}, runtime=None), DESIRED)
+
+    assert plan.blockers and "has no sysctl vm.max_map_count" in plan.blockers[0]
+
+
+def test_existing_sysctl_file_is_edited_in_place():
+    plan = make_plan(node({DAEMON_JSON: READY_JSON, SYSCTL_FILE: "# mine\nvm.max_map_count = 65530\nvm.swappiness=10\n"}), DESIRED)
+
+    [change] = plan.file_changes
+    assert change.new == b"# mine\nvm.max_map_count = 262144\nvm.swappiness=10\n"
