@@ -14,6 +14,7 @@ from .errors import ConfigError
 from .model import Ulimit, limit_at_least
 
 DAEMON_JSON_KEY = "default-ulimits"
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 # ---------------------------------------------------------------- ulimit values
@@ -23,11 +24,10 @@ def parse_ulimit_value(value: str, where: str) -> Ulimit:
     """Parse docker's flag form `name=soft[:hard]` (hard defaults to soft)."""
     name, sep, limits = value.partition("=")
     soft_text, _, hard_text = limits.partition(":")
-    try:
-        soft = int(soft_text)
+    soft = hard = None
+    if _INTEGER.fullmatch(soft_text) and (not hard_text or _INTEGER.fullmatch(hard_text)):
+        soft = int(soft_text)  # not int() alone: it takes " 1", "1_000", which dockerd rejects
         hard = int(hard_text) if hard_text else soft
-    except ValueError:
-        soft = hard = None
     if not sep or not name or soft is None or hard is None:
         raise ConfigError(where, f"cannot parse --default-ulimit {value!r}", "write it as NAME=SOFT:HARD, e.g. nofile=1024:65536")
     _check_order(Ulimit(name, soft, hard), where)
@@ -69,12 +69,16 @@ def parse_daemon_json(content: bytes, path: str) -> dict:
     if not text.strip():
         raise ConfigError(path, "is empty, which dockerd rejects as invalid JSON", "write {} into it or delete it")
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as err:
         raise ConfigError(path, f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}", "fix the JSON (dockerd will not start with it)") from err
     if not isinstance(data, dict):
         raise ConfigError(path, f"top level is a JSON {type(data).__name__}, not an object", "make it a JSON object {...}")
     return data
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
 
 
 def _field(entry: dict, name: str):

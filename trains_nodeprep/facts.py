@@ -42,6 +42,7 @@ class FileFact:
 class NodeFacts:
     user: str
     init_system: str  # systemd | sysvinit | unknown
+    docker_installed: bool
     dockerd_pid: int | None
     dockerd_argv: tuple[str, ...]
     files: dict[str, FileFact]  # every file read, by path
@@ -58,6 +59,7 @@ class NodeFacts:
 
 _SHELL_FUNCTIONS = r"""
 exec </dev/null
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH
 LC_ALL=C; export LC_ALL
 emit() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4"; }
 readfile() {
@@ -79,6 +81,7 @@ def render_facts_script(desired: DesiredState) -> str:
         "elif command -v service >/dev/null 2>&1 || [ -x /usr/sbin/service ]; then emit init system ok c3lzdmluaXQ=; "
         "else emit init system ok dW5rbm93bg==; fi"
     )
+    lines.append("if command -v dockerd >/dev/null 2>&1; then emit docker installed ok eWVz; else emit docker installed ok bm8=; fi")
     # The running dockerd and its argv: where its flags really came from.
     lines.append(
         "for p in $(pidof dockerd 2>/dev/null); do "
@@ -146,6 +149,7 @@ def parse_facts(output: str) -> NodeFacts:
     return NodeFacts(
         user=user,
         init_system=init_system,
+        docker_installed=values.get(("docker", "installed"), ("", b"no"))[1] == b"yes",
         dockerd_pid=dockerd_pid,
         dockerd_argv=dockerd_argv,
         files=files,

@@ -129,6 +129,10 @@ def _plan_docker(facts: NodeFacts, desired: tuple[Ulimit, ...], builder: _Builde
     sysconfig = facts.file(SYSCONFIG_DOCKER)
     daemon_json = facts.file(DAEMON_JSON)
     source = SYSCONFIG_DOCKER if sysconfig.exists else DAEMON_JSON
+    if not facts.docker_installed and not facts.docker_running:
+        builder.blockers.append("dockerd: not installed on this node (no dockerd on PATH); install docker first, ulimits are set for docker")
+        _failed_requirements(builder, desired, "dockerd", "docker is not installed")
+        return
     try:
         _readable(sysconfig)
         _readable(daemon_json)

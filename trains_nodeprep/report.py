@@ -124,6 +124,7 @@ def outcome_json(outcome: NodeOutcome) -> dict:
         ],
         "commands": plan_commands(plan, outcome.facts.init_system if outcome.facts else "") if plan else [],
         "restart_docker": bool(plan and plan.restart_docker),
+        "remote_commands": outcome.exec_count,
     }
     if outcome.applied is not None:
         data["applied"] = {

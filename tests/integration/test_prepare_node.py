@@ -100,7 +100,9 @@ def test_password_sudo_user_with_password_from_environment(bed, make_node):
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert bed.sudo_password not in result.stdout + result.stderr
-    assert json_output(result)["nodes"][0]["status"] == "changed"
+    report = json_output(result)["nodes"][0]
+    assert report["status"] == "changed"
+    assert report["remote_commands"] == 3  # facts, apply, verify: one connection
     assert_node_ready(node)
 
 
@@ -127,6 +129,7 @@ def test_second_run_changes_nothing_and_does_not_restart_docker(bed, make_node):
     report = json_output(second)["nodes"][0]
     assert report["status"] == "unchanged"
     assert report["changes"] == [] and report["restart_docker"] is False
+    assert report["remote_commands"] == 1
     assert node.docker_pid() == pid
     assert backups(node) == saved
     assert {p: node.read(p) for p in files} == files

@@ -31,7 +31,7 @@ def node(files: dict[str, bytes | str] | None = None, runtime: int | None = 6553
             facts_files[path] = FileFact(path, "file", content.encode() if isinstance(content, str) else content)
     sysctl_paths = tuple(p for p in facts_files if p.startswith(("/etc/sysctl", "/usr/lib/sysctl.d", "/run/sysctl.d")))
     return NodeFacts(
-        user="root", init_system=init, dockerd_pid=42 if docker_running else None,
+        user="root", init_system=init, docker_installed=True, dockerd_pid=42 if docker_running else None,
         dockerd_argv=argv if docker_running else (), files=facts_files,
         sysctl_runtime={"vm.max_map_count": runtime}, sysctl_files=sysctl_paths,
     )
@@ -162,3 +162,12 @@ def test_existing_sysctl_file_is_edited_in_place():
 
     [change] = plan.file_changes
     assert change.new == b"# mine\nvm.max_map_count = 262144\nvm.swappiness=10\n"
+
+
+def test_a_node_without_docker_is_refused():
+    facts = node(docker_running=False)
+    facts = NodeFacts(**{**facts.__dict__, "docker_installed": False})
+
+    plan = make_plan(facts, DESIRED)
+
+    assert plan.blockers and "not installed" in plan.blockers[0]
