@@ -72,13 +72,15 @@ def parse_daemon_json(content: bytes, path: str) -> dict:
         data = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as err:
         raise ConfigError(path, f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}", "fix the JSON (dockerd will not start with it)") from err
+    except ValueError as err:  # NaN, Infinity: Python reads them, dockerd does not
+        raise ConfigError(path, f"invalid JSON: {err}", "fix the JSON (dockerd will not start with it)") from err
     if not isinstance(data, dict):
         raise ConfigError(path, f"top level is a JSON {type(data).__name__}, not an object", "make it a JSON object {...}")
     return data
 
 
 def _reject_constant(name: str):
-    raise ValueError(f"{name} is not JSON")
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _field(entry: dict, name: str):
@@ -131,16 +133,20 @@ def merge_daemon_json(content: bytes | None, desired: tuple[Ulimit, ...], path: 
     """daemon.json with `desired` ulimits merged in; `content` None means the file is absent."""
     config = parse_daemon_json(content, path) if content is not None else {}
     todo = missing_ulimits(daemon_json_ulimits(config, path), desired)
-    entries = config.get(DAEMON_JSON_KEY, {})
-    has_nameless = any(_field(e, "name")[0] is None for e in entries.values())
+    entries = config.get(DAEMON_JSON_KEY) or {}  # null reads as no entries, as in dockerd
+    has_nameless = any(not _field(e, "name")[1] for e in entries.values())
     if not todo and not has_nameless:
         return content if content is not None else b""
     for key, entry in entries.items():
-        if _field(entry, "name")[0] is None:
-            entry["Name"] = key  # an entry without Name breaks container start (RLIMIT_: unknown)
+        if not _field(entry, "name")[1]:
+            # an entry without Name (or with "" / null) breaks container start (RLIMIT_: unknown)
+            entry[_field(entry, "name")[0] or "Name"] = key
     for limit in todo:
         key, entry = _find_entry(entries, limit.name)
         if entry is None:
+            if limit.name in entries:
+                other = _field(entries[limit.name], "name")[1]
+                raise ConfigError(path, f"{DAEMON_JSON_KEY}.{limit.name} has Name {other!r}", f"rename that entry's key to {other!r} so that a {limit.name} entry can be added")
             entries[limit.name] = {"Name": limit.name, "Soft": limit.soft, "Hard": limit.hard}
             continue
         for field, value in (("soft", limit.soft), ("hard", limit.hard)):
@@ -182,9 +188,12 @@ def _options_values(text: str, path: str) -> list[_OptionsValue]:
                 raise ConfigError(path, f"unterminated {quote} in OPTIONS at line {line}", "close the quote (docker's unit would read a broken OPTIONS)")
             values.append(_OptionsValue(start + 1, end, quote))
         else:
+            # Unquoted: systemd's EnvironmentFile (how docker.service reads this file) takes the
+            # rest of the line, spaces included; a shell stops at ';' and at a ' #' comment.
             end = start
-            while end < len(text) and text[end] not in " \t\n#;":
+            while end < len(text) and text[end] not in "\n;" and not (text[end] == "#" and end > start and text[end - 1] in " \t"):
                 end += 1
+            end = start + len(text[start:end].rstrip(" \t"))
             values.append(_OptionsValue(start, end, ""))
     return values
 
@@ -248,6 +257,9 @@ def merge_sysconfig(text: str, desired: tuple[Ulimit, ...], path: str) -> str:
         value = f"{value} {' '.join(appended)}" if value.strip() else " ".join(appended)
     if last.quote:
         return text[:last.start] + value + text[last.end:]
+    if any(char in value for char in "\"'\\"):
+        line = text.count("\n", 0, last.start) + 1
+        raise ConfigError(path, f"unquoted OPTIONS at line {line} contains quotes or backslashes", "put the whole value in quotes, e.g. OPTIONS='...'")
     return text[:last.start] + f'"{value}"' + text[last.end:]
 
 

@@ -84,7 +84,7 @@ class _State:
         if data is None:
             raise self.fail("(top)", "the playbook is empty; start from the bundled playbooks/trains-node.yaml")
         top = self.mapping(data, "(top)", {"version", "docker", "sysctl"})
-        if top.get("version") != 1:
+        if type(top.get("version")) is not int or top["version"] != 1:  # not True, not 1.0
             raise self.fail("version", f"must be 1, got {top.get('version')!r}")
         docker = self.mapping(top.get("docker", {}), "docker", {"default-ulimits"})
         sysctl = self.mapping(top.get("sysctl", {}), "sysctl", {"file", "settings"})
