@@ -19,9 +19,22 @@ What a node has:
   --add-registry, --block-registry, --confirm-def-push flags, which upstream dockerd 20.10
   rejects, are dropped with a note in /var/log/docker.log); /etc/default/docker registers
   the OCI runtime wrapper "tnp" (records requested rlimits, see tnp-runtime);
-- private tmpfs /run, /home, /root, /tmp, /var/tmp; per-node /var/lib/docker, /var/log; /var/lib an overlay;
+- private tmpfs /run, /home, /root, /tmp, /var/tmp; /var/lib an overlay with per-node
+  /var/lib/docker and /var/lib/containerd; per-node /var/log (NODE_DIR/var-log on the host);
+- /usr/local/bin/docker (the host's docker 28 client) replaced by /usr/bin/docker (20.10);
 - /proc/sys read-only except net/ and a per-node regular file bound over
-  /proc/sys/vm/max_map_count: `sysctl -w vm.max_map_count=N` acts on this node only.
+  /proc/sys/vm/max_map_count: `sysctl -w vm.max_map_count=N` and `sysctl -p FILE` act on
+  this node only; `sysctl --system` exits non-zero (host-global keys are read-only).
+
+Client side: TestBed.home/.ssh holds id_ed25519, known_hosts (plain "IP ssh-ed25519 ..."
+lines for nodes made with known_host=True; lines a client adds stay until that node stops)
+and config (an alias per node name, User root). Node.host(user) is a testinfra Host that
+checks host keys against that known_hosts. Node.exec() returns str stdout/stderr
+(text=False for bytes); Node.read() returns bytes.
+
+pytest: tests/conftest.py has `pytest_plugins = ["tests.testbed"]`, giving the fixtures
+`bed` (session) and `make_node` (function; nodes stopped at teardown). One bed per machine
+at a time: a second session waits for /run/tnp-testbed.lock.
 """
 
 from __future__ import annotations
@@ -157,7 +170,7 @@ class TestBed:
                 d.mkdir(parents=True, exist_ok=True)
             self._make_keys()
             self._build_layer()
-            self._write_ssh_client_files()
+            self._write_ssh_client_files(reset=True)
         except BaseException:
             self._unlock()
             raise
@@ -337,12 +350,14 @@ class TestBed:
         for p in (self.workdir, self.layer):
             os.chmod(p, 0o755)
 
-    def _write_ssh_client_files(self) -> None:
+    def _write_ssh_client_files(self, reset: bool = False) -> None:
+        """home/.ssh/config: one alias per node. known_hosts is only reset at start();
+        afterwards lines are added/removed per node, so keys a client recorded stay."""
         ssh = self.home / ".ssh"
-        lines, conf = [], []
+        if reset or not (ssh / "known_hosts").exists():
+            _write(ssh / "known_hosts", "", 0o644)
+        conf = []
         for node in self.nodes.values():
-            if node.known_host:
-                lines.append(f"{node.address} {node.host_public_key}\n")
             conf.append(
                 f"Host {node.name}\n"
                 f"    HostName {node.address}\n"
@@ -356,8 +371,18 @@ class TestBed:
                 f"    HashKnownHosts no\n"
                 f"    BatchMode yes\n"
                 f"    ConnectTimeout 10\n\n")
-        _write(ssh / "known_hosts", "".join(lines), 0o644)
         _write(ssh / "config", "".join(conf), 0o644)
+
+    def _known_hosts_update(self, address: str, line: str | None) -> None:
+        """Drop every known_hosts line for address; then append line (if given)."""
+        path = self.known_hosts
+        old = path.read_text().splitlines(keepends=True) if path.exists() else []
+        keep = [entry for entry in old
+                if address not in entry.split(" ", 1)[0].replace("[", "").split(",")
+                and f"[{address}]:22" not in entry.split(" ", 1)[0].split(",")]
+        if line:
+            keep.append(line.rstrip("\n") + "\n")
+        _write(path, "".join(keep), 0o644)
 
     @property
     def ssh_config(self) -> Path:
@@ -415,6 +440,8 @@ class TestBed:
             finally:
                 self.nodes.pop(name, None)
             raise
+        self._known_hosts_update(node.address, f"{node.address} {node.host_public_key}"
+                                 if known_host else None)
         self._write_ssh_client_files()
         return node
 
@@ -430,6 +457,7 @@ class TestBed:
     def _node_gone(self, node: "Node") -> None:
         self.nodes.pop(node.name, None)
         if self.started:
+            self._known_hosts_update(node.address, None)
             self._write_ssh_client_files()
 
 
@@ -572,6 +600,7 @@ class Node:
         (self.dir / "files" / "MANIFEST").write_text("".join(manifest))
         (self.dir / "node.env").write_text(
             f"NODE_NAME={shlex.quote(self.name)}\n"
+            f"NODE_ADDRESS={self.address}\n"
             f"BED_DIR={shlex.quote(str(self.bed.workdir))}\n"
             f"DOCKER={1 if self.docker else 0}\n"
             f"BED_USERS={shlex.quote(' '.join(BED_USERS))}\n")
@@ -675,30 +704,40 @@ class Node:
         self.bed._node_gone(self)
 
     # ----------------------------------------------------------------- inside the node
-    def exec(self, *argv: str, check: bool = True, input: bytes | None = None,
-             timeout: float | None = 120) -> subprocess.CompletedProcess:
-        """Run argv as root inside the node (its mount/net/pid/uts namespaces)."""
+    def exec(self, *argv: str, check: bool = True, input: bytes | str | None = None,
+             text: bool = True, timeout: float | None = 120) -> subprocess.CompletedProcess:
+        """Run argv as root inside the node (its mount/net/pid/uts namespaces).
+
+        stdout/stderr are str (UTF-8, undecodable bytes replaced) unless text=False;
+        input may be bytes or str. A clean environment (PATH with /usr/sbin, HOME=/root)."""
         if not self.ns_pid:
             raise RuntimeError(f"node {self.name} is not running")
+        if isinstance(input, str):
+            input = input.encode()
         cmd = ["nsenter", "-t", str(self.ns_pid), "-m", "-u", "-n", "-p", "--", *argv]
         proc = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout,
                               env=CLEAN_ENV, cwd="/")
+        proc.args = list(argv)
+        if text:
+            proc.stdout = proc.stdout.decode(errors="replace")
+            proc.stderr = proc.stderr.decode(errors="replace")
         if check and proc.returncode != 0:
             raise subprocess.CalledProcessError(proc.returncode, list(argv), proc.stdout,
                                                 proc.stderr)
         return proc
 
     def sh(self, script: str, check: bool = True) -> subprocess.CompletedProcess:
+        """exec("/bin/sh", "-c", script)"""
         return self.exec("/bin/sh", "-c", script, check=check)
 
     def read(self, path: str) -> bytes | None:
         proc = self.exec("/bin/sh", "-c", 'if [ -e "$1" ]; then exec cat -- "$1"; '
-                         'else exit 99; fi', "sh", path, check=False)
+                         'else exit 99; fi', "sh", path, check=False, text=False)
         if proc.returncode == 99:
             return None
         if proc.returncode != 0:
             raise subprocess.CalledProcessError(proc.returncode, ["cat", path], proc.stdout,
-                                                proc.stderr)
+                                                proc.stderr.decode(errors="replace"))
         return proc.stdout
 
     def write(self, path: str, content: str | bytes, mode: int = 0o644) -> None:
@@ -732,15 +771,18 @@ class Node:
         self.wait_docker()
         return proc
 
-    def wait_docker(self, timeout: float = 20.0) -> None:
+    def wait_docker(self, timeout: float = 20.0) -> dict:
+        """Wait until `docker info` answers; return a few of its fields."""
         deadline = time.monotonic() + timeout
         while True:
-            proc = self.exec("docker", "info", check=False)
+            proc = self.exec("docker", "info", "--format",
+                             '{"LoggingDriver": {{json .LoggingDriver}}, '
+                             '"DefaultRuntime": {{json .DefaultRuntime}}}', check=False)
             if proc.returncode == 0:
-                return
+                return json.loads(proc.stdout)
             if time.monotonic() > deadline:
                 raise RuntimeError(f"docker in {self.name} does not answer:\n"
-                                   f"{proc.stderr.decode()}\n--- docker.log:\n"
+                                   f"{proc.stderr}\n--- docker.log:\n"
                                    f"{_tail(self.log_dir / 'docker.log')}")
             time.sleep(0.1)
 
@@ -752,16 +794,19 @@ class Node:
     def run_container(self, *docker_run_args: str) -> dict[str, tuple[int, int]]:
         """`docker run --rm tnp-busybox true`; the rlimits the runtime wrapper saw requested
         for it, e.g. {"RLIMIT_NOFILE": (1024, 65536)} (unlimited = -1; {} if none)."""
+        info = self.wait_docker()
         self.ensure_image()
         cidfile = f"/tmp/tnp-cid-{uuid.uuid4().hex}"
-        proc = self.exec("docker", "run", "--rm", "--log-driver", "none",
-                         "--cidfile", cidfile, *docker_run_args, IMAGE, "true", check=False)
+        # journald (RHEL's default) cannot work without systemd-journald: log nothing then
+        log = ["--log-driver", "none"] if info.get("LoggingDriver") == "journald" else []
+        proc = self.exec("docker", "run", "--rm", *log, "--cidfile", cidfile,
+                         *docker_run_args, IMAGE, "true", check=False)
         cid = (self.read(cidfile) or b"").decode().strip()
         self.exec("rm", "-f", cidfile)
         if proc.returncode != 0:
             raise RuntimeError(
                 f"docker run in {self.name} failed ({proc.returncode}): "
-                f"{proc.stderr.decode()}\n--- docker.log:\n{_tail(self.log_dir / 'docker.log')}")
+                f"{proc.stderr}\n--- docker.log:\n{_tail(self.log_dir / 'docker.log')}")
         for rec in reversed(self.rlimit_records()):
             if rec.get("id") == cid:
                 return {rl["type"]: (_signed(rl["soft"]), _signed(rl["hard"]))
@@ -783,7 +828,7 @@ class Node:
         Unlike testinfra's own paramiko backend, it checks the host key against
         home/.ssh/known_hosts (reject unknown), and it is not cached by testinfra."""
         import testinfra.host
-        backend = _strict_paramiko_backend()(f"paramiko://{user}@{self.name}",
+        backend = _strict_paramiko_backend()(f"{user}@{self.name}",
                                              ssh_config=str(self.bed.ssh_config))
         backend.known_hosts = str(self.bed.known_hosts)
         host = testinfra.host.Host(backend)
@@ -813,6 +858,8 @@ def _strict_paramiko_backend():
                                    "allow_agent": False, "look_for_keys": False}
             ssh_config = paramiko.SSHConfig.from_path(self.ssh_config)
             self._load_ssh_config(client, cfg, ssh_config, os.path.dirname(self.ssh_config))
+            if self.host.user:  # testinfra would let the config's "User root" win
+                cfg["username"] = self.host.user
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
             client.connect(**cfg)
             return client
@@ -850,7 +897,7 @@ def make_node(bed: TestBed):
     created: list[Node] = []
 
     def factory(name: str | None = None, **kwargs: Any) -> Node:
-        if name is None:
+        while name is None or name in bed.nodes:
             counter = bed.__dict__.setdefault("_name_counter", 0) + 1
             bed.__dict__["_name_counter"] = counter
             name = f"node{counter}"

@@ -48,6 +48,9 @@ if [ -e /usr/local/bin/docker ] && [ -x /usr/bin/docker ]; then
     mount --bind /usr/bin/docker /usr/local/bin/docker
 fi
 
+# the node's own name resolves (sudo looks it up on every call)
+printf '%s\t%s\n' "$NODE_ADDRESS" "$NODE_NAME" >> /etc/hosts
+
 mkdir -p /run/sshd /run/lock
 chmod 0755 /run/sshd
 
