@@ -126,61 +126,70 @@ def _readable(fact: FileFact) -> None:
 
 
 def _plan_docker(facts: NodeFacts, desired: tuple[Ulimit, ...], builder: _Builder) -> None:
-    sysconfig = facts.file(SYSCONFIG_DOCKER)
-    daemon_json = facts.file(DAEMON_JSON)
-    source = SYSCONFIG_DOCKER if sysconfig.exists else DAEMON_JSON
     if not facts.docker_installed and not facts.docker_running:
         builder.blockers.append("dockerd: not installed on this node (no dockerd on PATH); install docker first, ulimits are set for docker")
         _failed_requirements(builder, desired, "dockerd", "docker is not installed")
         return
+    sysconfig = facts.file(SYSCONFIG_DOCKER)
+    daemon_json = facts.file(DAEMON_JSON)
     try:
         _readable(sysconfig)
         _readable(daemon_json)
         json_limits = {}
         if daemon_json.content is not None:
             json_limits = docker_config.daemon_json_ulimits(docker_config.parse_daemon_json(daemon_json.content, DAEMON_JSON), DAEMON_JSON)
-        running_flags = docker_config.cmdline_ulimits(facts.dockerd_argv, "the running dockerd's command line")
-        if source == SYSCONFIG_DOCKER:
-            text = sysconfig.text or ""
-            current = docker_config.sysconfig_ulimits(text, SYSCONFIG_DOCKER)
-            if json_limits:
-                raise ConfigError(
-                    DAEMON_JSON,
-                    f"sets default-ulimits while {SYSCONFIG_DOCKER} exists (docker takes flags from there; both stops dockerd)",
-                    f"move the ulimits into OPTIONS in {SYSCONFIG_DOCKER} and remove default-ulimits from {DAEMON_JSON}",
-                )
-            new = docker_config.merge_sysconfig(text, desired, SYSCONFIG_DOCKER).encode("utf-8")
-            _ulimit_requirements(builder, current, desired, SYSCONFIG_DOCKER)
-            builder.change_file(sysconfig, new, restarts_docker=True)
-            if facts.docker_running and sysconfig.content == new:
-                stale = docker_config.missing_ulimits(running_flags, desired)
-                builder.requirements.append(
-                    Requirement(
-                        "docker.running-config",
-                        f"dockerd started with the flags in {SYSCONFIG_DOCKER}",
-                        "without " + ", ".join(limit.display() for limit in stale) if stale else "yes",
-                        not stale,
-                        f"dockerd pid {facts.dockerd_pid}",
-                    )
-                )
-                if stale:
-                    builder.restart_reasons.append(f"dockerd runs without the --default-ulimit flags that {SYSCONFIG_DOCKER} sets")
+        flag_limits = docker_config.sysconfig_ulimits(sysconfig.text or "", SYSCONFIG_DOCKER) if sysconfig.exists else {}
+        if flag_limits and json_limits:
+            raise ConfigError(
+                DAEMON_JSON,
+                f"sets default-ulimits and {SYSCONFIG_DOCKER} sets --default-ulimit flags (dockerd refuses to start with both)",
+                f"keep them in one place: remove default-ulimits from {DAEMON_JSON} or the flags from {SYSCONFIG_DOCKER}",
+            )
+        # Write where docker already reads ulimits; a sysconfig file means flags unless daemon.json holds them.
+        if sysconfig.exists and not json_limits:
+            _plan_sysconfig(facts, sysconfig, flag_limits, desired, builder)
         else:
-            if running_flags:
-                _ulimit_requirements(builder, running_flags, desired, "dockerd command line")
-                if docker_config.missing_ulimits(running_flags, desired):
-                    raise ConfigError(
-                        "dockerd",
-                        "runs with --default-ulimit flags that are too low and come from outside the files this tool manages (unit ExecStart or /etc/default/docker)",
-                        f"raise them there, or remove them so that {DAEMON_JSON} can hold the ulimits",
-                    )
-                return
-            _ulimit_requirements(builder, json_limits, desired, DAEMON_JSON)
-            new = docker_config.merge_daemon_json(daemon_json.content, desired, DAEMON_JSON)
-            builder.change_file(daemon_json, new, restarts_docker=True)
+            _plan_daemon_json(facts, daemon_json, json_limits, desired, builder)
     except ConfigError as err:
         builder.blockers.append(str(err))
         _failed_requirements(builder, desired, err.path, err.problem)
+
+
+def _plan_sysconfig(facts: NodeFacts, sysconfig: FileFact, current: dict[str, Ulimit], desired: tuple[Ulimit, ...], builder: _Builder) -> None:
+    _ulimit_requirements(builder, current, desired, SYSCONFIG_DOCKER)
+    new = docker_config.merge_sysconfig(sysconfig.text or "", desired, SYSCONFIG_DOCKER).encode("utf-8")
+    builder.change_file(sysconfig, new, restarts_docker=True)
+    if not facts.docker_running or sysconfig.content != new:
+        return
+    # The file is right; is the running dockerd? (a restart may have been skipped)
+    stale = docker_config.missing_ulimits(docker_config.cmdline_ulimits(facts.dockerd_argv, "the running dockerd's command line"), desired)
+    builder.requirements.append(
+        Requirement(
+            "docker.running-config",
+            f"dockerd started with the flags in {SYSCONFIG_DOCKER}",
+            "without " + ", ".join(limit.display() for limit in stale) if stale else "yes",
+            not stale,
+            f"dockerd pid {facts.dockerd_pid}",
+        )
+    )
+    if stale:
+        builder.restart_reasons.append(f"dockerd runs without the --default-ulimit flags that {SYSCONFIG_DOCKER} sets")
+
+
+def _plan_daemon_json(facts: NodeFacts, daemon_json: FileFact, current: dict[str, Ulimit], desired: tuple[Ulimit, ...], builder: _Builder) -> None:
+    running_flags = docker_config.cmdline_ulimits(facts.dockerd_argv, "the running dockerd's command line")
+    if running_flags:
+        # Flags from a unit's ExecStart or /etc/default/docker: daemon.json must not repeat them.
+        _ulimit_requirements(builder, running_flags, desired, "dockerd command line")
+        if docker_config.missing_ulimits(running_flags, desired):
+            raise ConfigError(
+                "dockerd",
+                "runs with --default-ulimit flags that are too low and come from outside the files this tool manages (unit ExecStart or /etc/default/docker)",
+                f"raise them there, or remove them so that {DAEMON_JSON} can hold the ulimits",
+            )
+        return
+    _ulimit_requirements(builder, current, desired, DAEMON_JSON)
+    builder.change_file(daemon_json, docker_config.merge_daemon_json(daemon_json.content, desired, DAEMON_JSON), restarts_docker=True)
 
 
 def _plan_sysctl(facts: NodeFacts, desired: DesiredState, builder: _Builder) -> None:

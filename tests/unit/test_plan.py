@@ -108,10 +108,18 @@ def test_sysconfig_flags_on_running_dockerd_are_ready():
 
 
 def test_ulimits_in_both_sysconfig_and_daemon_json_is_refused_untouched():
-    plan = make_plan(node({SYSCONFIG_DOCKER: "OPTIONS=\n", DAEMON_JSON: READY_JSON}), DESIRED)
+    plan = make_plan(node({SYSCONFIG_DOCKER: 'OPTIONS="--default-ulimit nofile=1024:4096"\n', DAEMON_JSON: READY_JSON}), DESIRED)
 
     assert plan.file_changes == () and plan.sysctl_writes == () and not plan.restart_docker
-    assert "both stops dockerd" in plan.blockers[0]
+    assert "refuses to start with both" in plan.blockers[0]
+
+
+def test_sysconfig_without_flags_and_daemon_json_with_ulimits_keeps_using_daemon_json():
+    low = READY_JSON.replace(b"65536", b"4096")
+    plan = make_plan(node({SYSCONFIG_DOCKER: 'OPTIONS="--selinux-enabled"\n', DAEMON_JSON: low}), DESIRED)
+
+    assert not plan.blockers
+    assert changed_paths(plan) == [DAEMON_JSON, SYSCTL_FILE]
 
 
 def test_invalid_daemon_json_refuses_the_whole_node():
