@@ -43,6 +43,7 @@ import fcntl
 import functools
 import json
 import os
+import sys
 import re
 import shlex
 import shutil
@@ -603,7 +604,10 @@ class Node:
             f"NODE_ADDRESS={self.address}\n"
             f"BED_DIR={shlex.quote(str(self.bed.workdir))}\n"
             f"DOCKER={1 if self.docker else 0}\n"
-            f"BED_USERS={shlex.quote(' '.join(BED_USERS))}\n")
+            f"BED_USERS={shlex.quote(' '.join(BED_USERS))}\n"
+            # The Python that runs the tests, so `trains-nodeprep --local` can run inside a node
+            # even when that Python lives below /root or /home (pyenv), which nodes hide.
+            f"PYTHON_PREFIX={shlex.quote(os.path.realpath(sys.base_prefix))}\n")
 
         self._setup_network()
         log = open(self.init_log, "wb")

@@ -17,6 +17,9 @@ mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mkdir -p /run/tnp-node /run/tnp-bed
 mount --bind "$1" /run/tnp-node
 mount --bind "$BED_DIR" /run/tnp-bed
+case "$PYTHON_PREFIX" in
+    /root/*|/home/*) mkdir -p /run/tnp-python; mount --bind "$PYTHON_PREFIX" /run/tnp-python ;;
+esac
 N=/run/tnp-node
 B=/run/tnp-bed
 
@@ -42,6 +45,10 @@ mount --bind "$N/var-log" /var/log
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /var/tmp
 mount -t tmpfs -o mode=0755 tmpfs /home
 mount -t tmpfs -o mode=0700 tmpfs /root
+if [ -d /run/tnp-python ]; then
+    mkdir -p "$PYTHON_PREFIX"
+    mount --bind -o ro /run/tnp-python "$PYTHON_PREFIX"
+fi
 # The host has a docker 28 client in /usr/local/bin, first on PATH; a node has the
 # client matching its dockerd (20.10).
 if [ -e /usr/local/bin/docker ] && [ -x /usr/bin/docker ]; then
