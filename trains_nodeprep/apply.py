@@ -1,10 +1,11 @@
 """Carry out a Plan on a node in one remote command: atomic writes, sysctl, restart, wait, roll back.
 
 The script is rendered by a pure function. Each file is replaced only if it still has the
-content the facts saw (else nothing is written), through a temp file in the same
-directory with the old file's mode and owner, after a timestamped backup beside it.
-Docker restarts only after every write succeeded. If docker does not answer afterwards,
-every file is put back byte for byte and docker is restarted with the old config.
+content the facts saw (else nothing is written and the run plans again), through a temp
+file in the same directory with the old file's mode, owner and SELinux context, after a
+timestamped backup beside it. Docker restarts only after every write succeeded. If docker
+does not answer afterwards, every file is put back byte for byte and docker is restarted
+with the old config. The script ignores SIGHUP: a dropped connection cannot stop it halfway.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import shlex
 from dataclasses import dataclass
 
 from .errors import ApplyError
+from .model import DAEMON_JSON
 from .plan import Plan
 
 LOCK_FILE = "/run/lock/trains-nodeprep.lock"
 LOCK_WAIT_SECONDS = 60
+EXIT_STALE = 75  # a file changed since the facts were read: nothing was written, plan again
 
 _PRELUDE = r"""
 exec </dev/null
+trap '' HUP PIPE
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH
 LC_ALL=C; export LC_ALL
 umask 022
@@ -30,35 +34,54 @@ WRITTEN=""
 restore_files() {
   for entry in $WRITTEN; do
     path=${entry%%|*}; backup=${entry#*|}
-    if [ "$backup" = - ]; then rm -f "$path"
-    else cp -p "$backup" "$path.tnp-restore" && mv -f "$path.tnp-restore" "$path" && rm -f "$backup"; fi
+    case "$backup" in
+      *.absent.bak) rm -f "$path" "$backup" ;;
+      *) cp -p "$backup" "$path.tnp-restore" && mv -f "$path.tnp-restore" "$path" && rm -f "$backup" ;;
+    esac
     say restore "$path" ok ""
   done
   WRITTEN=""
 }
 fail() { say error "$1" fail "$2"; restore_files; exit 1; }
-put() {
-  path=$1; want_sha=$2
-  [ -L "$path" ] && path=$(readlink -f "$path")
-  if [ -e "$path" ]; then have_sha=$(sha256sum < "$path" | cut -d' ' -f1); else have_sha=-; fi
-  [ "$have_sha" = "$want_sha" ] || fail "$1" "changed on the node since its facts were read; run again"
+resolve() { if [ -L "$1" ]; then readlink -f "$1"; else printf %s "$1"; fi; }
+checked() {  # path expected-sha256: the file still has the content the facts saw
+  if [ -e "$1" ]; then have=$(sha256sum < "$1" | cut -d' ' -f1); else have=-; fi
+  [ "$have" = "$2" ] && return 0
+  say stale "$1" fail "changed on the node since its facts were read"; restore_files; exit 75
+}
+backup_of() {  # path: a copy beside it, or an empty marker that says it did not exist
+  if [ -e "$1" ]; then b="$1.$STAMP.bak"; cp -p "$1" "$b" || return 1
+  else b="$1.$STAMP.absent.bak"; : > "$b" || return 1; fi
+  # keep the newest $KEEP backups of this file
+  ls -1d -- "$1".*.bak 2>/dev/null | sort -r | tail -n +$((KEEP + 1)) | while IFS= read -r old; do rm -f -- "$old"; done
+  printf %s "$b"
+}
+put() {  # path expected-sha256 base64-content
+  path=$(resolve "$1"); checked "$path" "$2"
   dir=$(dirname "$path")
   mkdir -p "$dir" || fail "$1" "cannot create directory $dir"
   tmp=$(mktemp "$dir/.$(basename "$path").tnp.XXXXXX") || fail "$1" "cannot create a temp file in $dir (read-only or full?)"
   if ! printf %s "$3" | base64 -d > "$tmp"; then rm -f "$tmp"; fail "$1" "cannot write $tmp"; fi
   if [ -e "$path" ]; then
     chmod --reference="$path" "$tmp" && chown --reference="$path" "$tmp" || { rm -f "$tmp"; fail "$1" "cannot copy mode and owner of $path"; }
-    backup="$path.$STAMP.bak"; n=1
-    while [ -e "$backup" ]; do backup="$path.$STAMP.$n.bak"; n=$((n+1)); done
-    cp -p "$path" "$backup" || { rm -f "$tmp"; fail "$1" "cannot back up $path to $backup"; }
+    if [ -e /sys/fs/selinux/enforce ] && command -v chcon >/dev/null 2>&1; then chcon --reference="$path" "$tmp" 2>/dev/null; fi
   else
-    chmod 0644 "$tmp"; backup=-
+    chmod 0644 "$tmp"
   fi
+  backup=$(backup_of "$path") || { rm -f "$tmp"; fail "$1" "cannot write a backup beside $path"; }
   sync "$tmp" 2>/dev/null
-  mv -f "$tmp" "$path" || { rm -f "$tmp"; [ "$backup" = - ] || rm -f "$backup"; fail "$1" "cannot replace $path"; }
+  mv -f "$tmp" "$path" || { rm -f "$tmp" "$backup"; fail "$1" "cannot replace $path"; }
   sync "$dir" 2>/dev/null
   WRITTEN="$WRITTEN $path|$backup"
   say write "$1" ok "$backup"
+}
+remove() {  # path expected-sha256
+  path=$(resolve "$1"); checked "$path" "$2"
+  [ -e "$path" ] || return 0
+  backup=$(backup_of "$path") || fail "$1" "cannot write a backup beside $path"
+  rm -f "$path" || fail "$1" "cannot remove $path"
+  WRITTEN="$WRITTEN $path|$backup"
+  say remove "$1" ok "$backup"
 }
 dockerd_pid() { pidof dockerd 2>/dev/null | cut -d' ' -f1; }
 wait_docker() {
@@ -85,10 +108,11 @@ restart_docker() {
 
 @dataclass(frozen=True)
 class Step:
-    kind: str  # write | restore | sysctl | restart | rollback | lock | error | done
+    kind: str  # write | remove | restore | sysctl | validate | restart | rollback | lock | stale | error | done
     subject: str  # the file, key or service
-    status: str  # ok | fail
+    status: str  # ok | fail | info
     message: str
+
 
 @dataclass(frozen=True)
 class ApplyResult:
@@ -100,8 +124,12 @@ class ApplyResult:
         return self.exit_status == 0 and not any(s.status == "fail" for s in self.steps)
 
     @property
+    def stale(self) -> bool:
+        return any(s.kind == "stale" for s in self.steps)
+
+    @property
     def backups(self) -> tuple[str, ...]:
-        return tuple(s.message for s in self.steps if s.kind == "write" and s.message != "-")
+        return tuple(s.message for s in self.steps if s.kind in ("write", "remove") and s.message)
 
     @property
     def restarted_docker(self) -> bool:
@@ -117,18 +145,31 @@ class ApplyResult:
         return "; ".join(f"{s.subject}: {s.message}" for s in failed) or f"the apply script exited with status {self.exit_status}"
 
 
-def render_apply_script(plan: Plan, *, init_system: str, stamp: str, restart_timeout: int) -> str:
+def has_validate(docker_version: str | None) -> bool:
+    """`dockerd --validate` exists from Docker 23.0."""
+    try:
+        return docker_version is not None and int(docker_version.split(".")[0]) >= 23
+    except ValueError:
+        return False
+
+
+def render_apply_script(plan: Plan, *, init_system: str, docker_version: str | None, stamp: str, restart_timeout: int, keep_backups: int) -> str:
     """One shell script that applies `plan` and reports each step on stdout."""
     q = shlex.quote
-    lines = [_PRELUDE.strip(), f"STAMP={q(stamp)}", f"INIT={q(init_system)}"]
+    lines = [_PRELUDE.strip(), f"STAMP={q(stamp)}", f"INIT={q(init_system)}", f"KEEP={int(keep_backups)}"]
     lines.append(f"mkdir -p {q(LOCK_FILE.rsplit('/', 1)[0])} && exec 9>{q(LOCK_FILE)}")
     lines.append(
         f"flock -w {LOCK_WAIT_SECONDS} 9 || {{ say lock {q(LOCK_FILE)} fail "
-        f"{q(f'another trains-nodeprep run holds {LOCK_FILE} on this node; wait for it to finish and run again')}; exit 1; }}"
+        f"{q(f'another trains-nodeprep run has held {LOCK_FILE} on this node for {LOCK_WAIT_SECONDS} s; let it finish, then run again')}; exit 1; }}"
     )
+    # Compare every file first, so a stale plan writes nothing at all.
     for change in plan.file_changes:
-        encoded = base64.b64encode(change.new).decode()
-        lines.append(f"put {q(change.path)} {q(change.old.sha256)} {q(encoded)}")
+        lines.append(f"checked \"$(resolve {q(change.path)})\" {q(change.old.sha256)}")
+    for change in plan.file_changes:
+        if change.new is None:
+            lines.append(f"remove {q(change.path)} {q(change.old.sha256)}")
+        else:
+            lines.append(f"put {q(change.path)} {q(change.old.sha256)} {q(base64.b64encode(change.new).decode())}")
     for write in plan.sysctl_writes:
         assignment = f"{write.key}={write.new}"
         lines.append(
@@ -136,22 +177,37 @@ def render_apply_script(plan: Plan, *, init_system: str, stamp: str, restart_tim
             f"else fail {q(write.key)} \"sysctl -w {assignment} failed: $out\"; fi"
         )
     if plan.restart_docker:
-        if init_system not in ("systemd", "sysvinit"):
-            lines.append("fail docker 'no systemctl or service command on this node: restart docker by hand'")
-        old = "$(dockerd_pid)"
-        lines.append(f"old_pid={old}")
-        lines.append('restart_docker "$old_pid" >/dev/null 2>&1')
-        lines.append(f"if wait_docker \"${{old_pid:-none}}\" {int(restart_timeout)}; then say restart docker ok \"$(dockerd_pid)\"; else")
-        lines.append(f"  log=$(docker_log); say restart docker fail \"docker did not answer within {int(restart_timeout)} s after the restart: $log\"")
-        lines.append("  failed_pid=$(dockerd_pid); restore_files; restart_docker \"$failed_pid\" >/dev/null 2>&1")
-        lines.append(
-            f"  if wait_docker \"${{failed_pid:-none}}\" {int(restart_timeout)}; then say rollback docker ok 'files restored, docker restarted with the previous config'; "
-            "else say rollback docker fail 'files restored, but docker is still not answering: check it on the node now'; fi"
-        )
-        lines.append("  exit 1")
-        lines.append("fi")
+        lines += _restart_lines(plan, init_system, docker_version, restart_timeout)
     lines.append("say done - ok ''")
     return "\n".join(lines) + "\n"
+
+
+def _restart_lines(plan: Plan, init_system: str, docker_version: str | None, restart_timeout: int) -> list[str]:
+    lines = []
+    if init_system not in ("systemd", "sysvinit"):
+        lines.append("fail docker 'no systemctl or service command on this node: restart docker by hand'")
+    if any(c.path == DAEMON_JSON and c.new is not None for c in plan.file_changes):
+        if has_validate(docker_version):
+            lines.append(
+                f"if out=$(dockerd --validate --config-file {DAEMON_JSON} 2>&1); then say validate docker ok \"$out\"; "
+                "else fail docker \"dockerd --validate rejected the new daemon.json: $out\"; fi"
+            )
+        else:
+            note = f"dockerd {docker_version or '(unknown version)'} has no --validate (Docker 23+): the restart is the validation"
+            lines.append(f"say validate docker info {shlex.quote(note)}")
+    timeout = int(restart_timeout)
+    lines += [
+        "old_pid=$(dockerd_pid)",
+        'restart_docker "$old_pid" >/dev/null 2>&1',
+        f'if wait_docker "${{old_pid:-none}}" {timeout}; then say restart docker ok "$(dockerd_pid)"; else',
+        f'  log=$(docker_log); say restart docker fail "docker did not answer within {timeout} s after the restart: $log"',
+        '  failed_pid=$(dockerd_pid); restore_files; restart_docker "$failed_pid" >/dev/null 2>&1',
+        f'  if wait_docker "${{failed_pid:-none}}" {timeout}; then say rollback docker ok "files restored, docker restarted with the previous config"; '
+        "else say rollback docker fail 'files restored, but docker is still not answering: check it on the node now'; fi",
+        "  exit 1",
+        "fi",
+    ]
+    return lines
 
 
 def parse_apply_output(exit_status: int, output: str) -> ApplyResult:
@@ -168,8 +224,10 @@ def parse_apply_output(exit_status: int, output: str) -> ApplyResult:
     return ApplyResult(exit_status, tuple(steps))
 
 
-def apply_plan(node, plan: Plan, *, init_system: str, stamp: str, restart_timeout: int) -> ApplyResult:
-    script = render_apply_script(plan, init_system=init_system, stamp=stamp, restart_timeout=restart_timeout)
+def apply_plan(node, plan: Plan, *, init_system: str, docker_version: str | None, stamp: str, restart_timeout: int, keep_backups: int) -> ApplyResult:
+    script = render_apply_script(
+        plan, init_system=init_system, docker_version=docker_version, stamp=stamp, restart_timeout=restart_timeout, keep_backups=keep_backups,
+    )
     result = node.run_as_root(script, timeout=LOCK_WAIT_SECONDS + 2 * restart_timeout + 60)
     applied = parse_apply_output(result.exit_status, result.stdout)
     if not any(s.kind == "done" for s in applied.steps) and applied.ok:

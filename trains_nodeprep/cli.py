@@ -49,6 +49,9 @@ AskSudo = Annotated[bool, typer.Option("--ask-sudo-password", help="Prompt once 
 Parallel = Annotated[int, typer.Option("--parallel", min=1, max=256, help="Nodes handled at once.")]
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="text for people, json for machines (a stable, documented shape).")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Confirm docker restarts without asking (needed when not in a terminal).")]
+RestartTimeout = Annotated[int, typer.Option("--restart-timeout", min=5, max=600, help="Seconds docker may take to answer after a restart before the change is rolled back.")]
+KeepBackups = Annotated[int, typer.Option("--keep-backups", min=1, max=1000, help="Backups kept beside each file (FILE.<UTC time>.bak); older ones are deleted.")]
 
 
 def _version(value: bool) -> None:
@@ -185,7 +188,7 @@ def plan(
     """Show what `run` would change, as unified diffs and commands. Changes nothing."""
     with _guard(debug):
         _run(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug,
-             yes=False, dry_run=True, restart_timeout=60)
+             yes=False, dry_run=True, restart_timeout=60, keep_backups=5)
 
 
 @app.command()
@@ -193,10 +196,9 @@ def run(
     host: Hosts = None, local: Local = False, playbook: PlaybookOpt = None, user: User = None, port: Port = None,
     identity: Identity = None, connect_timeout: ConnectTimeout = 10.0, accept_new_host_keys: AcceptNew = False,
     ask_sudo_password: AskSudo = False, parallel: Parallel = 16, output: OutputOpt = Output.text,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Confirm docker restarts without asking (needed when not in a terminal).")] = False,
+    yes: Yes = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Same as the plan command: show diffs, change nothing.")] = False,
-    restart_timeout: Annotated[int, typer.Option("--restart-timeout", min=5, max=600, help="Seconds docker may take to answer after a restart before the change is rolled back.")] = 60,
-    debug: Debug = False,
+    restart_timeout: RestartTimeout = 60, keep_backups: KeepBackups = 5, debug: Debug = False,
 ) -> None:
     """Bring each node to the playbook's state, verify it, and say what changed.
 
@@ -206,14 +208,42 @@ def run(
     """
     with _guard(debug):
         _run(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug,
-             yes=yes, dry_run=dry_run, restart_timeout=restart_timeout)
+             yes=yes, dry_run=dry_run, restart_timeout=restart_timeout, keep_backups=keep_backups)
 
 
-def _run(host, local, playbook, user, port, identity, connect_timeout, accept_new, ask_sudo, parallel, output, debug, *, yes, dry_run, restart_timeout) -> None:
-    session = _Session(host, local, playbook, user, port, identity, connect_timeout, accept_new, ask_sudo, output, debug)
-    from .report import print_plan, print_run
-    from .runner import for_each_node, overall_exit_code, run_node
+@app.command()
+def restore(
+    host: Hosts = None, local: Local = False, playbook: PlaybookOpt = None, user: User = None, port: Port = None,
+    identity: Identity = None, connect_timeout: ConnectTimeout = 10.0, accept_new_host_keys: AcceptNew = False,
+    ask_sudo_password: AskSudo = False, parallel: Parallel = 16, output: OutputOpt = Output.text,
+    file: Annotated[Optional[str], typer.Option("--file", help="Restore only this file's newest backup.", show_default=False)] = None,
+    yes: Yes = False, restart_timeout: RestartTimeout = 60, keep_backups: KeepBackups = 5, debug: Debug = False,
+) -> None:
+    """Put back the files that the last change on each node replaced, from their backups.
 
+    Restores every file backed up at the newest backup time (a file the change created is
+    removed), restarts docker if a docker file changed, and verifies. The restore keeps a
+    backup too: restoring again undoes it. Kernel values already set are not lowered.
+    """
+    with _guard(debug):
+        session = _Session(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, output, debug)
+        from .report import print_run
+        from .runner import for_each_node, overall_exit_code, restore_node
+
+        confirm = _confirmer(session, yes)
+        outcomes = for_each_node(
+            session.nodes,
+            lambda node: restore_node(node, session.desired, confirm=confirm, only_path=file, restart_timeout=restart_timeout, keep_backups=keep_backups),
+            parallel,
+        )
+        code = overall_exit_code(outcomes)
+        if output == Output.text:
+            print_run(session.out, outcomes)
+        session.finish("restore", outcomes, code)
+
+
+def _confirmer(session: _Session, yes: bool):
+    """Ask before a docker restart: say why, then --yes, a terminal prompt, or no."""
     prompt_lock = threading.Lock()
     interactive = sys.stdin.isatty()
 
@@ -224,11 +254,20 @@ def _run(host, local, playbook, user, port, identity, connect_timeout, accept_ne
                 return True
             if not interactive:
                 return False
-            return typer.confirm(f"Restart docker on {label}?", default=False, err=output == Output.json)
+            return typer.confirm(f"Restart docker on {label}?", default=False, err=session.output == Output.json)
 
+    return confirm
+
+
+def _run(host, local, playbook, user, port, identity, connect_timeout, accept_new, ask_sudo, parallel, output, debug, *, yes, dry_run, restart_timeout, keep_backups) -> None:
+    session = _Session(host, local, playbook, user, port, identity, connect_timeout, accept_new, ask_sudo, output, debug)
+    from .report import print_plan, print_run
+    from .runner import for_each_node, overall_exit_code, run_node
+
+    confirm = _confirmer(session, yes)
     outcomes = for_each_node(
         session.nodes,
-        lambda node: run_node(node, session.desired, confirm=confirm, dry_run=dry_run, restart_timeout=restart_timeout),
+        lambda node: run_node(node, session.desired, confirm=confirm, dry_run=dry_run, restart_timeout=restart_timeout, keep_backups=keep_backups),
         parallel,
     )
     code = overall_exit_code(outcomes)

@@ -6,6 +6,7 @@ lines. When nothing needs to change they return the input unchanged, byte for by
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -165,7 +166,14 @@ def _find_entry(entries: dict, name: str):
 
 # ---------------------------------------------------------------- sysconfig OPTIONS
 
-_OPTIONS_ASSIGNMENT = re.compile(r"^[ \t]*(?:export[ \t]+)?OPTIONS=", re.M)
+# The same shape serves /etc/sysconfig/docker OPTIONS and /etc/default/docker DOCKER_OPTS.
+SYSCONFIG_VARIABLE = "OPTIONS"
+DEFAULT_VARIABLE = "DOCKER_OPTS"
+
+
+@functools.lru_cache(maxsize=4)
+def _assignment(variable: str) -> re.Pattern:
+    return re.compile(rf"^[ \t]*(?:export[ \t]+)?{re.escape(variable)}=", re.M)
 _ULIMIT_FLAG = re.compile(r"--default-ulimit(?:=|[ \t]+)(?P<value>[^\s'\"]+)")
 
 
@@ -176,16 +184,16 @@ class _OptionsValue:
     quote: str  # '"', "'" or "" when unquoted
 
 
-def _options_values(text: str, path: str) -> list[_OptionsValue]:
+def _options_values(text: str, path: str, variable: str) -> list[_OptionsValue]:
     values = []
-    for match in _OPTIONS_ASSIGNMENT.finditer(text):
+    for match in _assignment(variable).finditer(text):
         start = match.end()
         quote = text[start] if start < len(text) and text[start] in "\"'" else ""
         if quote:
             end = _closing_quote(text, start + 1, quote)
             if end < 0:
                 line = text.count("\n", 0, start) + 1
-                raise ConfigError(path, f"unterminated {quote} in OPTIONS at line {line}", "close the quote (docker's unit would read a broken OPTIONS)")
+                raise ConfigError(path, f"unterminated {quote} in {variable} at line {line}", f"close the quote (docker would read a broken {variable})")
             values.append(_OptionsValue(start + 1, end, quote))
         else:
             # Unquoted: systemd's EnvironmentFile (how docker.service reads this file) takes the
@@ -218,25 +226,25 @@ def _flag_ulimits_in(value: str, path: str) -> dict[str, tuple[Ulimit, re.Match]
     return found
 
 
-def sysconfig_ulimits(text: str, path: str) -> dict[str, Ulimit]:
-    """The --default-ulimit flags in the effective (last) OPTIONS assignment."""
-    values = _options_values(text, path)
+def sysconfig_ulimits(text: str, path: str, variable: str = SYSCONFIG_VARIABLE) -> dict[str, Ulimit]:
+    """The --default-ulimit flags in the effective (last) assignment of `variable`."""
+    values = _options_values(text, path, variable)
     if not values:
         return {}
     last = values[-1]
     return {name: limit for name, (limit, _) in _flag_ulimits_in(text[last.start:last.end], path).items()}
 
 
-def merge_sysconfig(text: str, desired: tuple[Ulimit, ...], path: str) -> str:
-    """The sysconfig file with `desired` ulimits in OPTIONS; weaker flags raised in place."""
-    values = _options_values(text, path)
+def merge_sysconfig(text: str, desired: tuple[Ulimit, ...], path: str, variable: str = SYSCONFIG_VARIABLE) -> str:
+    """The file with `desired` ulimits as flags in `variable`; weaker flags raised in place."""
+    values = _options_values(text, path, variable)
     if not values:
         todo = missing_ulimits({}, desired)
         if not todo:
             return text
         flags = " ".join(f"--default-ulimit {render_ulimit_flag(limit)}" for limit in todo)
         separator = "" if not text or text.endswith("\n") else "\n"
-        return f'{text}{separator}OPTIONS="{flags}"\n'
+        return f'{text}{separator}{variable}="{flags}"\n'
     last = values[-1]
     value = text[last.start:last.end]
     existing = _flag_ulimits_in(value, path)
@@ -259,8 +267,24 @@ def merge_sysconfig(text: str, desired: tuple[Ulimit, ...], path: str) -> str:
         return text[:last.start] + value + text[last.end:]
     if any(char in value for char in "\"'\\"):
         line = text.count("\n", 0, last.start) + 1
-        raise ConfigError(path, f"unquoted OPTIONS at line {line} contains quotes or backslashes", "put the whole value in quotes, e.g. OPTIONS='...'")
+        raise ConfigError(path, f"unquoted {variable} at line {line} contains quotes or backslashes", f"put the whole value in quotes, e.g. {variable}='...'")
     return text[:last.start] + f'"{value}"' + text[last.end:]
+
+
+def unit_exec_start(unit_text: str) -> tuple[str, ...]:
+    """argv of the effective ExecStart= of `systemctl cat` output (an empty ExecStart= resets)."""
+    import shlex
+
+    effective: tuple[str, ...] = ()
+    for line in unit_text.replace("\\\n", " ").splitlines():
+        stripped = line.strip()
+        if stripped.startswith("ExecStart="):
+            command = stripped[len("ExecStart="):].lstrip("-@:+!")
+            try:
+                effective = tuple(shlex.split(command)) if command else ()
+            except ValueError:
+                effective = tuple(command.split())
+    return effective
 
 
 def cmdline_ulimits(argv: tuple[str, ...], where: str) -> dict[str, Ulimit]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import shlex
 from dataclasses import dataclass, field
 
-from .model import DAEMON_JSON, SYSCONFIG_DOCKER, DesiredState
+from .model import DAEMON_JSON, DEFAULT_DOCKER, SYSCONFIG_DOCKER, DesiredState
 from .sysctl import SYSCTL_CONF, SYSCTL_DIRS
 
 FILE_STATES = ("absent", "file", "directory", "unreadable")
@@ -43,11 +44,14 @@ class NodeFacts:
     user: str
     init_system: str  # systemd | sysvinit | unknown
     docker_installed: bool
+    docker_version: str | None  # "20.10.24" from `dockerd --version`, None when not installed
     dockerd_pid: int | None
     dockerd_argv: tuple[str, ...]
     files: dict[str, FileFact]  # every file read, by path
     sysctl_runtime: dict[str, int | None]  # key -> current value (None: no such key)
     sysctl_files: tuple[str, ...] = field(default=())  # paths of the sysctl config files found
+    docker_unit: str | None = None  # `systemctl cat docker.service` on systemd nodes
+    backups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # file -> its backups, oldest first
 
     @property
     def docker_running(self) -> bool:
@@ -81,13 +85,21 @@ def render_facts_script(desired: DesiredState) -> str:
         "elif command -v service >/dev/null 2>&1 || [ -x /usr/sbin/service ]; then emit init system ok c3lzdmluaXQ=; "
         "else emit init system ok dW5rbm93bg==; fi"
     )
-    lines.append("if command -v dockerd >/dev/null 2>&1; then emit docker installed ok eWVz; else emit docker installed ok bm8=; fi")
+    lines.append(
+        "if v=$(dockerd --version 2>/dev/null); then emit docker version ok \"$(printf %s \"$v\" | base64 -w0)\"; "
+        "else emit docker version absent ''; fi"
+    )
+    # Where a systemd unit (and its drop-ins) could pass flags to dockerd.
+    lines.append(
+        "[ -d /run/systemd/system ] && u=$(systemctl cat docker.service 2>/dev/null) && "
+        "emit unit docker.service ok \"$(printf %s \"$u\" | base64 -w0)\""
+    )
     # The running dockerd and its argv: where its flags really came from.
     lines.append(
         "for p in $(pidof dockerd 2>/dev/null); do "
         'emit proc dockerd "$p" "$(tr "\\000" "\\n" < /proc/$p/cmdline | base64 -w0)"; break; done'
     )
-    for path in (DAEMON_JSON, SYSCONFIG_DOCKER):
+    for path in (DAEMON_JSON, SYSCONFIG_DOCKER, DEFAULT_DOCKER):
         lines.append(f"readfile {q(path)}")
     for setting in desired.sysctls:
         lines.append(
@@ -103,8 +115,20 @@ def render_facts_script(desired: DesiredState) -> str:
     )
     lines.append(f"[ -e {q(SYSCTL_CONF)} ] && readfile {q(SYSCTL_CONF)}")
     lines.append(f"readfile {q(desired.sysctl_file)}")
+    # Backups beside every file the tool may write, and the newest one's content (for `restore`).
+    managed = " ".join(q(p) for p in managed_paths(desired))
+    lines.append(
+        f'for p in {managed} /etc/sysctl.d/*.conf; do '
+        'b=$(ls -1d -- "$p".*.bak 2>/dev/null | sort); [ -n "$b" ] || continue; '
+        'emit backups "$p" ok "$(printf %s "$b" | base64 -w0)"; readfile "$(printf %s "$b" | tail -n 1)"; done'
+    )
     lines.append("emit end end ok ''")
     return "\n".join(lines) + "\n"
+
+
+def managed_paths(desired: DesiredState) -> tuple[str, ...]:
+    """Every file `run` may write (and `restore` may put back)."""
+    return (DAEMON_JSON, SYSCONFIG_DOCKER, DEFAULT_DOCKER, desired.sysctl_file, SYSCTL_CONF)
 
 
 class FactsParseError(ValueError):
@@ -118,6 +142,7 @@ def parse_facts(output: str) -> NodeFacts:
     sysctl_runtime: dict[str, int | None] = {}
     dockerd_pid = None
     dockerd_argv: tuple[str, ...] = ()
+    backups: dict[str, tuple[str, ...]] = {}
     complete = False
     for line in output.splitlines():
         parts = line.split("\t")
@@ -137,6 +162,8 @@ def parse_facts(output: str) -> NodeFacts:
         elif kind == "proc" and name == "dockerd" and dockerd_pid is None:
             dockerd_pid = int(state)
             dockerd_argv = tuple(arg for arg in data.decode(errors="replace").split("\n") if arg)
+        elif kind == "backups":
+            backups[name] = tuple(line for line in data.decode(errors="replace").splitlines() if line)
         elif kind == "end":
             complete = True
         else:
@@ -145,17 +172,26 @@ def parse_facts(output: str) -> NodeFacts:
         raise FactsParseError("the facts output ended early")
     user = values.get(("id", "user"), ("", b""))[1].decode(errors="replace").strip()
     init_system = values.get(("init", "system"), ("", b"unknown"))[1].decode(errors="replace")
-    sysctl_files = tuple(path for path, fact in files.items() if fact.exists and _is_sysctl_config(path))
+    sysctl_files = tuple(path for path, fact in files.items() if fact.exists and _is_sysctl_config(path) and path.endswith(".conf"))
     return NodeFacts(
         user=user,
         init_system=init_system,
-        docker_installed=values.get(("docker", "installed"), ("", b"no"))[1] == b"yes",
+        docker_installed=("docker", "version") in values and values[("docker", "version")][0] == "ok",
+        docker_version=_docker_version(values.get(("docker", "version"), ("absent", b""))),
         dockerd_pid=dockerd_pid,
         dockerd_argv=dockerd_argv,
         files=files,
         sysctl_runtime=sysctl_runtime,
         sysctl_files=sysctl_files,
+        docker_unit=values[("unit", "docker.service")][1].decode(errors="replace") if ("unit", "docker.service") in values else None,
+        backups=backups,
     )
+
+
+def _docker_version(record: tuple[str, bytes]) -> str | None:
+    state, data = record
+    match = re.search(r"version (\d+\.\d+(?:\.\d+)?)", data.decode(errors="replace"))
+    return match.group(1) if state == "ok" and match else None
 
 
 def _is_sysctl_config(path: str) -> bool:

@@ -71,4 +71,5 @@ class DesiredState:
 
 
 DAEMON_JSON = "/etc/docker/daemon.json"
-SYSCONFIG_DOCKER = "/etc/sysconfig/docker"
+SYSCONFIG_DOCKER = "/etc/sysconfig/docker"  # RHEL-family: OPTIONS="..." passed to dockerd by its unit
+DEFAULT_DOCKER = "/etc/default/docker"  # Debian sysvinit: DOCKER_OPTS="..." passed by /etc/init.d/docker

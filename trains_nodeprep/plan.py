@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from . import docker_config, sysctl
 from .errors import ConfigError
 from .facts import FileFact, NodeFacts
-from .model import DAEMON_JSON, SYSCONFIG_DOCKER, DesiredState, Ulimit, limit_at_least
+from .model import DAEMON_JSON, DEFAULT_DOCKER, SYSCONFIG_DOCKER, DesiredState, Ulimit, limit_at_least
 
 SYSCTL_HEADER = "# Managed by trains-nodeprep: minimums for trains-server (Elasticsearch). Higher values are kept."
 
@@ -32,7 +32,7 @@ class Requirement:
 class FileChange:
     path: str
     old: FileFact
-    new: bytes
+    new: bytes | None  # None: remove the file (restore of a file that did not exist)
     restarts_docker: bool
 
 
@@ -69,7 +69,7 @@ class _Builder:
     restart_reasons: list[str] = field(default_factory=list)
     blockers: list[str] = field(default_factory=list)
 
-    def change_file(self, old: FileFact, new: bytes, restarts_docker: bool) -> None:
+    def change_file(self, old: FileFact, new: bytes | None, restarts_docker: bool) -> None:
         if old.content != new:
             self.file_changes.append(FileChange(old.path, old, new, restarts_docker))
             if restarts_docker:
@@ -125,29 +125,60 @@ def _readable(fact: FileFact) -> None:
         raise ConfigError(fact.path, "exists but cannot be read as root", "check the file (permissions, filesystem)")
 
 
+@dataclass(frozen=True)
+class _FlagFile:
+    """An env file whose variable dockerd gets as flags: sysconfig OPTIONS or default DOCKER_OPTS."""
+
+    fact: FileFact
+    variable: str
+    limits: dict[str, Ulimit]
+
+
+def _flag_files(facts: NodeFacts) -> list[_FlagFile]:
+    """The env files this node's docker really reads flags from."""
+    found = []
+    sysconfig = facts.file(SYSCONFIG_DOCKER)
+    if sysconfig.exists:
+        _readable(sysconfig)
+        found.append(_FlagFile(sysconfig, docker_config.SYSCONFIG_VARIABLE, docker_config.sysconfig_ulimits(sysconfig.text or "", SYSCONFIG_DOCKER)))
+    default = facts.file(DEFAULT_DOCKER)
+    # Debian's init script sources /etc/default/docker; a systemd unit only if it says so.
+    read_by_docker = facts.init_system != "systemd" or DEFAULT_DOCKER in (facts.docker_unit or "")
+    if default.exists and read_by_docker:
+        _readable(default)
+        found.append(_FlagFile(default, docker_config.DEFAULT_VARIABLE, docker_config.sysconfig_ulimits(default.text or "", DEFAULT_DOCKER, docker_config.DEFAULT_VARIABLE)))
+    return found
+
+
 def _plan_docker(facts: NodeFacts, desired: tuple[Ulimit, ...], builder: _Builder) -> None:
     if not facts.docker_installed and not facts.docker_running:
         builder.blockers.append("dockerd: not installed on this node (no dockerd on PATH); install docker first, ulimits are set for docker")
         _failed_requirements(builder, desired, "dockerd", "docker is not installed")
         return
-    sysconfig = facts.file(SYSCONFIG_DOCKER)
     daemon_json = facts.file(DAEMON_JSON)
     try:
-        _readable(sysconfig)
         _readable(daemon_json)
         json_limits = {}
         if daemon_json.content is not None:
             json_limits = docker_config.daemon_json_ulimits(docker_config.parse_daemon_json(daemon_json.content, DAEMON_JSON), DAEMON_JSON)
-        flag_limits = docker_config.sysconfig_ulimits(sysconfig.text or "", SYSCONFIG_DOCKER) if sysconfig.exists else {}
-        if flag_limits and json_limits:
+        flag_files = _flag_files(facts)
+        unit_limits = docker_config.cmdline_ulimits(docker_config.unit_exec_start(facts.docker_unit or ""), "docker.service ExecStart")
+        # Docker takes ulimits from one source: flags, or daemon.json. Both stops dockerd.
+        sources = [f.fact.path for f in flag_files if f.limits] + (["docker.service ExecStart"] if unit_limits else []) + ([DAEMON_JSON] if json_limits else [])
+        if len(sources) > 1:
             raise ConfigError(
-                DAEMON_JSON,
-                f"sets default-ulimits and {SYSCONFIG_DOCKER} sets --default-ulimit flags (dockerd refuses to start with both)",
-                f"keep them in one place: remove default-ulimits from {DAEMON_JSON} or the flags from {SYSCONFIG_DOCKER}",
+                sources[-1],
+                f"docker default ulimits are set in {' and '.join(sources)}; dockerd refuses to start with flags and daemon.json both, and two flag files are ambiguous",
+                f"keep them in one place: remove them from all but {sources[0]}",
             )
-        # Write where docker already reads ulimits; a sysconfig file means flags unless daemon.json holds them.
-        if sysconfig.exists and not json_limits:
-            _plan_sysconfig(facts, sysconfig, flag_limits, desired, builder)
+        if unit_limits:
+            _plan_unmanaged_flags(unit_limits, desired, "docker.service ExecStart", builder)
+        elif json_limits:
+            _plan_daemon_json(facts, daemon_json, json_limits, desired, builder)
+        elif any(f.limits for f in flag_files):
+            _plan_flag_file(facts, next(f for f in flag_files if f.limits), desired, builder)
+        elif flag_files and flag_files[0].fact.path == SYSCONFIG_DOCKER:
+            _plan_flag_file(facts, flag_files[0], desired, builder)  # the RHEL way: OPTIONS in sysconfig
         else:
             _plan_daemon_json(facts, daemon_json, json_limits, desired, builder)
     except ConfigError as err:
@@ -155,38 +186,44 @@ def _plan_docker(facts: NodeFacts, desired: tuple[Ulimit, ...], builder: _Builde
         _failed_requirements(builder, desired, err.path, err.problem)
 
 
-def _plan_sysconfig(facts: NodeFacts, sysconfig: FileFact, current: dict[str, Ulimit], desired: tuple[Ulimit, ...], builder: _Builder) -> None:
-    _ulimit_requirements(builder, current, desired, SYSCONFIG_DOCKER)
-    new = docker_config.merge_sysconfig(sysconfig.text or "", desired, SYSCONFIG_DOCKER).encode("utf-8")
-    builder.change_file(sysconfig, new, restarts_docker=True)
-    if not facts.docker_running or sysconfig.content != new:
+def _plan_flag_file(facts: NodeFacts, flag_file: _FlagFile, desired: tuple[Ulimit, ...], builder: _Builder) -> None:
+    path = flag_file.fact.path
+    _ulimit_requirements(builder, flag_file.limits, desired, f"{path} {flag_file.variable}")
+    new = docker_config.merge_sysconfig(flag_file.fact.text or "", desired, path, flag_file.variable).encode("utf-8")
+    builder.change_file(flag_file.fact, new, restarts_docker=True)
+    if not facts.docker_running or flag_file.fact.content != new:
         return
     # The file is right; is the running dockerd? (a restart may have been skipped)
     stale = docker_config.missing_ulimits(docker_config.cmdline_ulimits(facts.dockerd_argv, "the running dockerd's command line"), desired)
     builder.requirements.append(
         Requirement(
             "docker.running-config",
-            f"dockerd started with the flags in {SYSCONFIG_DOCKER}",
+            f"dockerd started with the flags in {path}",
             "without " + ", ".join(limit.display() for limit in stale) if stale else "yes",
             not stale,
             f"dockerd pid {facts.dockerd_pid}",
         )
     )
     if stale:
-        builder.restart_reasons.append(f"dockerd runs without the --default-ulimit flags that {SYSCONFIG_DOCKER} sets")
+        builder.restart_reasons.append(f"dockerd runs without the --default-ulimit flags that {path} sets")
+
+
+def _plan_unmanaged_flags(limits: dict[str, Ulimit], desired: tuple[Ulimit, ...], where: str, builder: _Builder) -> None:
+    """Flags from a place this tool does not edit (a unit's ExecStart): fine if high enough, else refuse."""
+    _ulimit_requirements(builder, limits, desired, where)
+    if docker_config.missing_ulimits(limits, desired):
+        raise ConfigError(
+            where,
+            "sets --default-ulimit flags that are too low, in a place this tool does not edit",
+            f"raise them there (e.g. {' '.join('--default-ulimit ' + docker_config.render_ulimit_flag(u) for u in desired)}), or remove them so that {DAEMON_JSON} can hold them",
+        )
 
 
 def _plan_daemon_json(facts: NodeFacts, daemon_json: FileFact, current: dict[str, Ulimit], desired: tuple[Ulimit, ...], builder: _Builder) -> None:
     running_flags = docker_config.cmdline_ulimits(facts.dockerd_argv, "the running dockerd's command line")
-    if running_flags:
-        # Flags from a unit's ExecStart or /etc/default/docker: daemon.json must not repeat them.
-        _ulimit_requirements(builder, running_flags, desired, "dockerd command line")
-        if docker_config.missing_ulimits(running_flags, desired):
-            raise ConfigError(
-                "dockerd",
-                "runs with --default-ulimit flags that are too low and come from outside the files this tool manages (unit ExecStart or /etc/default/docker)",
-                f"raise them there, or remove them so that {DAEMON_JSON} can hold the ulimits",
-            )
+    if running_flags and not current:
+        # dockerd got flags from somewhere not read above: daemon.json must not repeat them.
+        _plan_unmanaged_flags(running_flags, desired, "the running dockerd's command line", builder)
         return
     _ulimit_requirements(builder, current, desired, DAEMON_JSON)
     builder.change_file(daemon_json, docker_config.merge_daemon_json(daemon_json.content, desired, DAEMON_JSON), restarts_docker=True)
@@ -241,17 +278,28 @@ def _plan_sysctl(facts: NodeFacts, desired: DesiredState, builder: _Builder) -> 
 
 
 def _check_boot_precedence(facts: NodeFacts, desired: DesiredState, file_texts: dict[str, str], new_text: str, builder: _Builder) -> None:
-    """A file applied after ours that sets a lower value would silently win at every boot."""
+    """A file applied after ours that sets a lower value would silently win at every boot.
+
+    Under /etc (the admin's files) its line is raised in place, visible in `plan`; a file
+    shipped by a package or made at runtime is not edited: the node is refused with the fix.
+    """
     planned = dict(file_texts)
     planned[desired.sysctl_file] = new_text
-    winners = sysctl.boot_values(planned)
+    raised: dict[str, dict[str, int]] = {}
     for setting in desired.sysctls:
-        winner = winners.get(setting.key)
+        winner = sysctl.boot_values(planned).get(setting.key)
         if winner is None or winner.path == desired.sysctl_file:
             continue
         value = sysctl.parse_int(winner.value)
-        if value is None or value < setting.minimum:
+        if value is not None and value >= setting.minimum:
+            continue
+        if winner.path.startswith("/etc/") and facts.file(winner.path).state == "file":
+            raised.setdefault(winner.path, {})[setting.key] = max(setting.minimum, facts.sysctl_runtime.get(setting.key) or 0)
+            planned[winner.path] = sysctl.render_sysctl_file(planned[winner.path], raised[winner.path], "")
+        else:
             builder.blockers.append(
                 f"{winner.path}: sets {setting.key}={winner.value}, applied at boot after {desired.sysctl_file}, so the lower value wins; "
-                f"remove that line or raise it to at least {setting.minimum}"
+                f"override it with a file of the same name in /etc/sysctl.d that sets at least {setting.minimum}"
             )
+    for path in raised:
+        builder.change_file(facts.file(path), planned[path].encode("utf-8"), restarts_docker=False)

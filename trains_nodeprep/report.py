@@ -49,10 +49,10 @@ def print_check(console, outcomes: list[NodeOutcome]) -> None:
 
 def _diff(change) -> str:
     old = change.old.text if change.old.content is not None else ""
-    new = change.new.decode("utf-8", errors="replace")
+    new = change.new.decode("utf-8", errors="replace") if change.new is not None else ""
     lines = difflib.unified_diff(
         old.splitlines(keepends=True), new.splitlines(keepends=True),
-        fromfile=change.path if change.old.exists else "/dev/null", tofile=change.path,
+        fromfile=change.path if change.old.exists else "/dev/null", tofile=change.path if change.new is not None else "/dev/null",
     )
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
@@ -78,8 +78,9 @@ def print_plan(console, outcomes: list[NodeOutcome]) -> None:
             continue
         _status(console, outcome.label, "planned", f"{len(plan.file_changes)} file(s), {len(plan.sysctl_writes)} sysctl write(s)")
         for change in plan.file_changes:
-            backup = f" (backup {change.path}.<timestamp>.bak)" if change.old.exists else " (new file)"
-            console.print(f"  {'modify' if change.old.exists else 'create'} {change.path}{backup}", highlight=False)
+            action = "remove" if change.new is None else "modify" if change.old.exists else "create"
+            backup = f" (backup {change.path}.<UTC time>.bak)" if change.old.exists else " (new file)"
+            console.print(f"  {action} {change.path}{backup}", highlight=False)
             for line in _diff(change).splitlines():
                 style = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else ""
                 console.print(Text("    " + line, style=style), highlight=False, soft_wrap=True)
@@ -94,6 +95,7 @@ def print_run(console, outcomes: list[NodeOutcome]) -> None:
         detail = outcome.error or ""
         if outcome.status == "changed" and outcome.applied:
             done = [f"wrote {s.subject}" for s in outcome.applied.steps if s.kind == "write"]
+            done += [f"removed {s.subject}" for s in outcome.applied.steps if s.kind == "remove"]
             done += [f"set {s.subject}" for s in outcome.applied.steps if s.kind == "sysctl"]
             done += ["restarted docker"] if outcome.applied.restarted_docker else []
             backups = outcome.applied.backups
@@ -119,7 +121,7 @@ def outcome_json(outcome: NodeOutcome) -> dict:
         ],
         "blockers": list(plan.blockers) if plan else [],
         "changes": [
-            {"path": c.path, "action": "modify" if c.old.exists else "create", "restarts_docker": c.restarts_docker}
+            {"path": c.path, "action": "remove" if c.new is None else "modify" if c.old.exists else "create", "restarts_docker": c.restarts_docker}
             for c in (plan.file_changes if plan else ())
         ],
         "commands": plan_commands(plan, outcome.facts.init_system if outcome.facts else "") if plan else [],

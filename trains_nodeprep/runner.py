@@ -73,27 +73,35 @@ def check_node(node, desired: DesiredState) -> NodeOutcome:
 Confirm = Callable[[str, Plan, NodeFacts], bool]
 
 
-def run_node(node, desired: DesiredState, *, confirm: Confirm, dry_run: bool, restart_timeout: int) -> NodeOutcome:
+MAX_ATTEMPTS = 3  # a concurrent change between facts and apply makes us plan again
+
+
+def run_node(node, desired: DesiredState, *, confirm: Confirm, dry_run: bool, restart_timeout: int, keep_backups: int) -> NodeOutcome:
     outcome = NodeOutcome(node.label)
     with _recorded(outcome, node):
-        outcome.facts = facts = gather_facts(node, desired)
-        outcome.plan = plan = make_plan(facts, desired)
-        if plan.blockers:
-            outcome.status = "refused"
-            outcome.error = plan.blockers[0] if len(plan.blockers) == 1 else " | ".join(plan.blockers)
-            return outcome
-        if plan.empty:
-            outcome.status = "unchanged"
-            return outcome
-        if dry_run:
-            outcome.status = "planned"
-            return outcome
-        if plan.restart_docker and facts.docker_running and not confirm(node.label, plan, facts):
-            outcome.status = "refused"
-            outcome.error = "docker must restart (every container on the node restarts) and that was not confirmed; rerun with --yes"
-            return outcome
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        outcome.applied = applied = apply_plan(node, plan, init_system=facts.init_system, stamp=stamp, restart_timeout=restart_timeout)
+        for _attempt in range(MAX_ATTEMPTS):
+            outcome.facts = facts = gather_facts(node, desired)
+            outcome.plan = plan = make_plan(facts, desired)
+            if plan.blockers:
+                outcome.status = "refused"
+                outcome.error = " | ".join(plan.blockers)
+                return outcome
+            if plan.empty:
+                outcome.status = "unchanged"
+                return outcome
+            if dry_run:
+                outcome.status = "planned"
+                return outcome
+            if plan.restart_docker and facts.docker_running and not confirm(node.label, plan, facts):
+                outcome.status = "refused"
+                outcome.error = "docker must restart (every container on the node restarts) and that was not confirmed; rerun with --yes"
+                return outcome
+            outcome.applied = applied = apply_plan(
+                node, plan, init_system=facts.init_system, docker_version=facts.docker_version,
+                stamp=backup_stamp(), restart_timeout=restart_timeout, keep_backups=keep_backups,
+            )
+            if not applied.stale:
+                break
         if not applied.ok:
             outcome.status = "failed"
             outcome.error = applied.failure + (" (every file this run changed was restored)" if applied.rolled_back else "")
@@ -106,6 +114,46 @@ def run_node(node, desired: DesiredState, *, confirm: Confirm, dry_run: bool, re
             return outcome
         outcome.status = "changed"
     return outcome
+
+
+def restore_node(node, desired: DesiredState, *, confirm: Confirm, only_path: str | None, restart_timeout: int, keep_backups: int) -> NodeOutcome:
+    """Put back the newest backup set; verify that each file now has the backed-up content."""
+    from .restore import make_restore_plan
+
+    outcome = NodeOutcome(node.label)
+    with _recorded(outcome, node):
+        outcome.facts = facts = gather_facts(node, desired)
+        outcome.plan = plan = make_restore_plan(facts, only_path)
+        if plan.blockers:
+            outcome.status, outcome.error = "refused", " | ".join(plan.blockers)
+            return outcome
+        if plan.empty:
+            outcome.status = "unchanged"
+            return outcome
+        if plan.restart_docker and facts.docker_running and not confirm(node.label, plan, facts):
+            outcome.status = "refused"
+            outcome.error = "docker must restart (every container on the node restarts) and that was not confirmed; rerun with --yes"
+            return outcome
+        outcome.applied = applied = apply_plan(
+            node, plan, init_system=facts.init_system, docker_version=facts.docker_version,
+            stamp=backup_stamp(), restart_timeout=restart_timeout, keep_backups=keep_backups,
+        )
+        if not applied.ok:
+            outcome.status = "failed"
+            outcome.error = applied.failure
+            return outcome
+        after = gather_facts(node, desired)
+        wrong = [c.path for c in plan.file_changes if after.file(c.path).content != c.new]
+        if wrong:
+            outcome.status, outcome.error = "failed", f"verification after restore failed: {', '.join(wrong)} differ from the backup"
+            return outcome
+        outcome.status = "changed"
+    return outcome
+
+
+def backup_stamp() -> str:
+    """UTC time to the microsecond: backups sort by name in the order they were made."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
 class _recorded:

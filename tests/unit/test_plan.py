@@ -31,7 +31,7 @@ def node(files: dict[str, bytes | str] | None = None, runtime: int | None = 6553
             facts_files[path] = FileFact(path, "file", content.encode() if isinstance(content, str) else content)
     sysctl_paths = tuple(p for p in facts_files if p.startswith(("/etc/sysctl", "/usr/lib/sysctl.d", "/run/sysctl.d")))
     return NodeFacts(
-        user="root", init_system=init, docker_installed=True, dockerd_pid=42 if docker_running else None,
+        user="root", init_system=init, docker_installed=True, docker_version="20.10.24", dockerd_pid=42 if docker_running else None,
         dockerd_argv=argv if docker_running else (), files=facts_files,
         sysctl_runtime={"vm.max_map_count": runtime}, sysctl_files=sysctl_paths,
     )
@@ -111,7 +111,7 @@ def test_ulimits_in_both_sysconfig_and_daemon_json_is_refused_untouched():
     plan = make_plan(node({SYSCONFIG_DOCKER: 'OPTIONS="--default-ulimit nofile=1024:4096"\n', DAEMON_JSON: READY_JSON}), DESIRED)
 
     assert plan.file_changes == () and plan.sysctl_writes == () and not plan.restart_docker
-    assert "refuses to start with both" in plan.blockers[0]
+    assert "refuses to start with flags and daemon.json both" in plan.blockers[0]
 
 
 def test_sysconfig_without_flags_and_daemon_json_with_ulimits_keeps_using_daemon_json():
@@ -141,14 +141,23 @@ def test_low_flags_from_an_unmanaged_source_are_refused():
     argv = ("/usr/sbin/dockerd", "--default-ulimit", "nofile=1024:4096")
     plan = make_plan(node(argv=argv), DESIRED)
 
-    assert plan.blockers and "come from outside the files this tool manages" in plan.blockers[0]
+    assert plan.blockers and "in a place this tool does not edit" in plan.blockers[0]
     assert plan.file_changes == ()
 
 
-def test_a_later_sysctl_file_with_a_lower_value_is_refused():
-    plan = make_plan(node({DAEMON_JSON: READY_JSON, "/etc/sysctl.d/99-zz-low.conf": "vm.max_map_count=65530\n"}), DESIRED)
+def test_a_later_admin_sysctl_file_with_a_lower_value_is_raised_in_place():
+    low = "# tuning\nvm.max_map_count=65530\nvm.swappiness = 10\n"
+    plan = make_plan(node({DAEMON_JSON: READY_JSON, "/etc/sysctl.d/99-zz-low.conf": low}), DESIRED)
 
-    assert plan.blockers and "/etc/sysctl.d/99-zz-low.conf" in plan.blockers[0]
+    assert not plan.blockers
+    assert changed_paths(plan) == [SYSCTL_FILE, "/etc/sysctl.d/99-zz-low.conf"]
+    assert plan.file_changes[1].new == b"# tuning\nvm.max_map_count=262144\nvm.swappiness = 10\n"
+
+
+def test_a_later_package_sysctl_file_with_a_lower_value_is_refused():
+    plan = make_plan(node({DAEMON_JSON: READY_JSON, "/usr/lib/sysctl.d/99-zz-low.conf": "vm.max_map_count=65530\n"}), DESIRED)
+
+    assert plan.blockers and "/usr/lib/sysctl.d/99-zz-low.conf" in plan.blockers[0]
     assert plan.file_changes == ()
 
 

@@ -1,0 +1,65 @@
+"""Pure: a plan that puts back the files of the newest backup set (what the last change replaced).
+
+Backups are `FILE.<stamp>.bak` (a copy) or `FILE.<stamp>.absent.bak` (an empty marker: the
+file did not exist, so restoring means removing it). The restore is itself a change with
+its own backups, so restoring twice undoes the restore.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .facts import NodeFacts
+from .model import DAEMON_JSON, DEFAULT_DOCKER, SYSCONFIG_DOCKER
+from .plan import FileChange, Plan
+
+DOCKER_FILES = (DAEMON_JSON, SYSCONFIG_DOCKER, DEFAULT_DOCKER)
+_BACKUP_SUFFIX = re.compile(r"\.(?P<stamp>\d{8}T\d{6}(?:\.\d+)?Z)(?P<absent>\.absent)?\.bak$")
+
+
+@dataclass(frozen=True)
+class Backup:
+    path: str  # the file it backs up
+    name: str  # the backup file
+    stamp: str
+    absent: bool
+
+
+def parse_backups(facts: NodeFacts) -> list[Backup]:
+    found = []
+    for path, names in facts.backups.items():
+        for name in names:
+            match = _BACKUP_SUFFIX.search(name)
+            if match and name[: match.start()] == path:
+                found.append(Backup(path, name, match["stamp"], bool(match["absent"])))
+    return sorted(found, key=lambda b: (b.stamp, b.path))
+
+
+def make_restore_plan(facts: NodeFacts, only_path: str | None = None) -> Plan:
+    backups = parse_backups(facts)
+    if only_path is not None:
+        backups = [b for b in backups if b.path == only_path]
+    if not backups:
+        where = only_path or "any file trains-nodeprep manages"
+        return Plan(requirements=(), blockers=(f"{where}: no backup to restore on this node",))
+    newest = backups[-1].stamp
+    chosen = {b.path: b for b in backups if b.stamp == newest}
+    changes = []
+    for path, backup in sorted(chosen.items()):
+        current = facts.file(path)
+        if backup.absent:
+            new = None
+        else:
+            saved = facts.file(backup.name)
+            if saved.content is None:
+                return Plan(requirements=(), blockers=(f"{backup.name}: backup cannot be read ({saved.state}); restore it by hand",))
+            new = saved.content
+        if current.content != new:
+            changes.append(FileChange(path, current, new, restarts_docker=path in DOCKER_FILES))
+    return Plan(
+        requirements=(),
+        file_changes=tuple(changes),
+        restart_docker=any(c.restarts_docker for c in changes),
+        restart_reason=f"restoring the docker config saved at {newest}",
+    )
