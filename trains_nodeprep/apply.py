@@ -99,6 +99,7 @@ docker_log() {
   else tail -n 8 /var/log/docker.log 2>/dev/null; fi
 }
 restart_docker() {
+  exec 8>&- 9>&-  # in this subshell only: dockerd must not inherit (and hold) the run lock
   if [ "$INIT" = systemd ]; then systemctl reset-failed docker docker.socket >/dev/null 2>&1; systemctl restart docker
   elif [ -n "$1" ]; then service docker restart
   else service docker start; fi
@@ -198,10 +199,10 @@ def _restart_lines(plan: Plan, init_system: str, docker_version: str | None, res
     timeout = int(restart_timeout)
     lines += [
         "old_pid=$(dockerd_pid)",
-        'restart_docker "$old_pid" >/dev/null 2>&1',
+        '(restart_docker "$old_pid") >/dev/null 2>&1',
         f'if wait_docker "${{old_pid:-none}}" {timeout}; then say restart docker ok "$(dockerd_pid)"; else',
         f'  log=$(docker_log); say restart docker fail "docker did not answer within {timeout} s after the restart: $log"',
-        '  failed_pid=$(dockerd_pid); restore_files; restart_docker "$failed_pid" >/dev/null 2>&1',
+        '  failed_pid=$(dockerd_pid); restore_files; (restart_docker "$failed_pid") >/dev/null 2>&1',
         f'  if wait_docker "${{failed_pid:-none}}" {timeout}; then say rollback docker ok "files restored, docker restarted with the previous config"; '
         "else say rollback docker fail 'files restored, but docker is still not answering: check it on the node now'; fi",
         "  exit 1",

@@ -1,0 +1,192 @@
+"""Never lose a config, never leave docker down: rollback, interruption, concurrency, read-only
+files, restore, and secrets that stay secret. All on real test-bed nodes through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+from .cli import EXECUTABLE, json_output, trains_nodeprep
+
+WATCHED = "/etc/docker /etc/sysconfig /etc/default/docker /etc/sysctl.d"
+
+
+def snapshot(node) -> str:
+    """Every file (and symlink) under the config dirs with its hash: any write shows here."""
+    script = f"find {WATCHED} -xdev \\( -type f -o -type l \\) 2>/dev/null | sort | while read -r f; do printf '%s ' \"$f\"; sha256sum < \"$f\"; done"
+    return node.sh(script).stdout
+
+
+def test_docker_that_fails_to_start_with_the_new_config_is_rolled_back(bed, make_node):
+    """Flags hard-coded in the init script (a place the tool does not parse) + daemon.json
+    ulimits = dockerd refuses to start. Docker was stopped, so the flags were not visible."""
+    node = make_node()
+    init = node.read("/etc/init.d/docker").decode()
+    node.write("/etc/init.d/docker", init.replace("\t\t\t$DOCKER_OPTS \\\n", "\t\t\t$DOCKER_OPTS --default-ulimit nofile=2048:4096 \\\n"), mode=0o755)
+    node.exec("service", "docker", "stop")
+    assert node.docker_pid() is None
+    before = snapshot(node)
+
+    result = trains_nodeprep(bed, "run", "--host", node.name, "--yes", "--restart-timeout", "8", "-o", "json")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json_output(result)["nodes"][0]
+    assert report["status"] == "failed"
+    assert "docker did not answer within 8 s" in report["error"]
+    assert "every file this run changed was restored" in report["error"]
+    assert report["applied"]["rolled_back"] is True
+    assert snapshot(node) == before  # byte-identical, and no backup or marker left behind
+    assert node.read("/etc/docker/daemon.json") is None
+    assert node.docker_pid() is not None  # started again with the old config
+    assert node.exec("docker", "info", "--format", "{{.ServerVersion}}").returncode == 0
+
+
+def test_running_dockerd_with_flags_from_an_unparsed_place_is_refused_untouched(bed, make_node):
+    node = make_node()
+    init = node.read("/etc/init.d/docker").decode()
+    node.write("/etc/init.d/docker", init.replace("\t\t\t$DOCKER_OPTS \\\n", "\t\t\t$DOCKER_OPTS --default-ulimit nofile=2048:4096 \\\n"), mode=0o755)
+    node.docker_restart()
+    pid, before = node.docker_pid(), snapshot(node)
+
+    result = trains_nodeprep(bed, "run", "--host", node.name, "--yes", "-o", "json")
+
+    assert result.returncode == 1
+    report = json_output(result)["nodes"][0]
+    assert report["status"] == "refused"
+    assert "too low, in a place this tool does not edit" in report["error"]
+    assert snapshot(node) == before and node.docker_pid() == pid
+
+
+def test_read_only_etc_docker_fails_cleanly_and_leaves_everything_as_it_was(bed, make_node):
+    node = make_node(files={"/etc/docker/daemon.json": '{"log-level": "warn"}\n'})
+    node.sh("mount --bind /etc/docker /etc/docker && mount -o remount,ro,bind /etc/docker")
+    pid, before, knob = node.docker_pid(), snapshot(node), node.max_map_count()
+
+    result = trains_nodeprep(bed, "run", "--host", node.name, "--yes", "-o", "json")
+
+    assert result.returncode == 1
+    report = json_output(result)["nodes"][0]
+    assert report["status"] == "failed"
+    assert "/etc/docker/daemon.json" in report["error"] and "read-only" in report["error"]
+    assert snapshot(node) == before
+    assert node.docker_pid() == pid and node.max_map_count() == knob
+
+
+def test_two_concurrent_runs_never_interleave_and_restart_docker_once(bed, make_node):
+    node = make_node()
+    pid = node.docker_pid()
+    results = [None, None]
+
+    def run(index: int) -> None:
+        results[index] = trains_nodeprep(bed, "run", "--host", node.name, "--yes", "-o", "json")
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert all(r.returncode == 0 for r in results), [r.stdout + r.stderr for r in results]
+    statuses = sorted(json_output(r)["nodes"][0]["status"] for r in results)
+    assert statuses == ["changed", "unchanged"]
+    assert node.docker_pid() != pid
+    daemon_json_backups = node.sh("ls /etc/docker | grep -c '\\.bak$' || true").stdout.strip()
+    assert daemon_json_backups == "1"  # one change, one backup (the 'did not exist' marker)
+    assert node.run_container()["RLIMIT_NOFILE"] == (1024, 65536)
+
+
+def test_a_client_killed_during_apply_leaves_the_node_consistent_and_a_rerun_converges(bed, make_node):
+    node = make_node(files={"/etc/docker/daemon.json": '{"log-level": "warn"}\n'})
+    environment = {**os.environ, "HOME": str(bed.home), "TERM": "dumb"}
+    client = subprocess.Popen(
+        [str(EXECUTABLE), "run", "--host", node.name, "--yes"], env=environment,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    for line in client.stdout:
+        if "docker will restart" in line:  # printed just before the apply command is sent
+            break
+    time.sleep(0.3)
+    client.send_signal(signal.SIGKILL)
+    client.wait()
+
+    # The remote apply ignores the hang-up: it finishes (or rolls back) on its own.
+    deadline = time.time() + 30
+    while node.sh("pgrep -f 'base64 -d|flock -w' || true").stdout.strip() and time.time() < deadline:
+        time.sleep(0.2)
+    json.loads(node.read("/etc/docker/daemon.json"))  # whole, valid JSON at every instant
+    assert node.sh("ls -a /etc/docker /etc/sysctl.d | grep -c '\\.tnp\\.' || true").stdout.strip() == "0"
+
+    rerun = trains_nodeprep(bed, "run", "--host", node.name, "--yes", "-o", "json")
+
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert json_output(rerun)["nodes"][0]["status"] in ("changed", "unchanged")
+    assert trains_nodeprep(bed, "check", "--host", node.name).returncode == 0
+    assert json.loads(node.read("/etc/docker/daemon.json"))["log-level"] == "warn"
+
+
+def test_restore_puts_back_what_the_last_run_replaced(bed, make_node):
+    original = b'{\n  "log-level": "warn"\n}\n'
+    node = make_node(files={"/etc/docker/daemon.json": original})
+    assert trains_nodeprep(bed, "run", "--host", node.name, "--yes").returncode == 0
+    changed_pid = node.docker_pid()
+
+    result = trains_nodeprep(bed, "restore", "--host", node.name, "--yes", "-o", "json")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json_output(result)["nodes"][0]
+    assert report["status"] == "changed"
+    assert {c["path"]: c["action"] for c in report["changes"]} == {
+        "/etc/docker/daemon.json": "modify", "/etc/sysctl.d/99-trains.conf": "remove",
+    }
+    assert node.read("/etc/docker/daemon.json") == original
+    assert node.read("/etc/sysctl.d/99-trains.conf") is None
+    assert node.docker_pid() != changed_pid
+    assert node.run_container() == {}  # docker runs without default ulimits again
+    assert trains_nodeprep(bed, "check", "--host", node.name).returncode == 1
+
+
+def test_backups_are_bounded_by_keep_backups(bed, make_node):
+    node = make_node(docker=False)
+    for value in (300000, 400000, 500000):
+        node.write("/etc/sysctl.d/99-trains.conf", "vm.max_map_count=100\n")
+        node.exec("sysctl", "-w", f"vm.max_map_count={value}")
+        assert trains_nodeprep(bed, "run", "--host", node.name, "--yes", "--keep-backups", "2").returncode == 0
+
+    kept = node.sh("ls /etc/sysctl.d | grep '^99-trains.conf\\..*\\.bak$'").stdout.split()
+    assert len(kept) == 2
+    assert node.read(f"/etc/sysctl.d/{kept[-1]}") == b"vm.max_map_count=100\n"
+
+
+def test_the_sudo_password_never_appears_in_argv_output_or_logs(bed, make_node):
+    node = make_node()
+    password = bed.sudo_password
+    seen: list[str] = []
+    done = threading.Event()
+
+    def watch_process_lists() -> None:
+        while not done.is_set():
+            seen.append(subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout)
+            seen.append(node.exec("ps", "-eo", "args", check=False).stdout)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch_process_lists)
+    watcher.start()
+    try:
+        result = trains_nodeprep(
+            bed, "run", "--host", f"secured@{node.name}", "--yes", "-o", "json", "--debug",
+            env={"TRAINS_NODEPREP_SUDO_PASSWORD": password},
+        )
+    finally:
+        done.set()
+        watcher.join()
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(seen) > 4 and any("sudo" in listing for listing in seen)  # the watcher really saw the run
+    assert not any(password in listing for listing in seen)
+    assert password not in result.stdout + result.stderr
+    logs = node.sh("cat /var/log/*.log /var/log/*/* 2>/dev/null || true").stdout
+    assert password not in logs
