@@ -100,6 +100,7 @@ def print_run(console, outcomes: list[NodeOutcome]) -> None:
             done += ["restarted docker"] if outcome.applied.restarted_docker else []
             backups = outcome.applied.backups
             detail = ", ".join(done) + (f"; backups: {', '.join(backups)}" if backups else "") + "; verified"
+            detail += "".join(f"; note: {s.message}" for s in outcome.applied.steps if s.status == "info")
         elif outcome.status == "unchanged":
             detail = "already ready: nothing written, docker not restarted"
         _status(console, outcome.label, outcome.status, detail)
@@ -133,6 +134,7 @@ def outcome_json(outcome: NodeOutcome) -> dict:
             "backups": list(outcome.applied.backups),
             "restarted_docker": outcome.applied.restarted_docker,
             "rolled_back": outcome.applied.rolled_back,
+            "notes": [s.message for s in outcome.applied.steps if s.status == "info"],
         }
     return data
 

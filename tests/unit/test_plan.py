@@ -188,3 +188,49 @@ def test_a_node_without_docker_is_refused():
     plan = make_plan(facts, DESIRED)
 
     assert plan.blockers and "not installed" in plan.blockers[0]
+
+
+DEBIAN_DEFAULT = '# Docker Upstart and SysVinit configuration file\nDOCKER_OPTS="--dns 8.8.8.8 --default-ulimit nofile=1024:4096"\n'
+
+
+def test_weaker_flags_in_default_docker_are_raised_there_on_a_sysvinit_node():
+    plan = make_plan(node({"/etc/default/docker": DEBIAN_DEFAULT}), DESIRED)
+
+    [docker_change, _] = plan.file_changes
+    assert docker_change.path == "/etc/default/docker"
+    assert docker_change.new.decode() == DEBIAN_DEFAULT.replace(
+        "nofile=1024:4096", "nofile=1024:65536 --default-ulimit memlock=-1:-1")
+
+
+def test_default_docker_is_ignored_on_systemd_unless_the_unit_reads_it():
+    unit = "[Service]\nExecStart=/usr/bin/dockerd -H fd://\n"
+    plan = make_plan(NodeFacts(**{**node({"/etc/default/docker": DEBIAN_DEFAULT}).__dict__, "init_system": "systemd", "docker_unit": unit}), DESIRED)
+
+    assert [c.path for c in plan.file_changes][0] == "/etc/docker/daemon.json"
+
+
+def test_flags_in_default_docker_and_daemon_json_are_refused():
+    plan = make_plan(node({"/etc/default/docker": DEBIAN_DEFAULT, DAEMON_JSON: READY_JSON}), DESIRED)
+
+    assert plan.blockers and "/etc/default/docker and /etc/docker/daemon.json" in plan.blockers[0]
+
+
+def test_high_enough_flags_in_the_systemd_unit_need_nothing_for_docker():
+    unit = ("[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H fd:// --default-ulimit nofile=4096:1048576 "
+            "--default-ulimit memlock=-1:-1\n")
+    facts = NodeFacts(**{**node({SYSCTL_FILE: "vm.max_map_count=262144\n"}, runtime=262144).__dict__, "init_system": "systemd", "docker_unit": unit})
+
+    plan = make_plan(facts, DESIRED)
+
+    assert plan.ready
+    assert next(r for r in plan.requirements if r.id == "docker.default-ulimit.nofile").actual == "4096:1048576"
+
+
+def test_low_flags_in_the_systemd_unit_are_refused_with_the_fix():
+    unit = "[Service]\nExecStart=/usr/bin/dockerd -H fd:// --default-ulimit nofile=1024:4096\n"
+    facts = NodeFacts(**{**node().__dict__, "init_system": "systemd", "docker_unit": unit})
+
+    plan = make_plan(facts, DESIRED)
+
+    assert plan.blockers and "docker.service ExecStart" in plan.blockers[0]
+    assert "--default-ulimit nofile=1024:65536" in plan.blockers[0]
