@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import threading
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -13,17 +14,19 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
-from .errors import EXIT_USAGE, NodePrepError, UsageError
+from .errors import EXIT_CONNECTION, EXIT_DRIFT, EXIT_OK, EXIT_USAGE, NodePrepError, UsageError
 
 app = typer.Typer(
     name="trains-nodeprep",
     help=(
-        "Get Kubernetes nodes ready for trains-server: Docker default ulimits and vm.max_map_count, "
-        "over SSH or locally, safely and idempotently.\n\n"
+        "Get Kubernetes nodes ready for trains-server (Docker default ulimits, vm.max_map_count), "
+        "over SSH or locally, safely and idempotently, then deploy the server with kubectl apply -k.\n\n"
         "Start with `trains-nodeprep check --local` (read-only), then `trains-nodeprep plan --host NODE` "
-        "to see the diffs, then `trains-nodeprep run --host NODE`.\n\n"
-        "Exit codes: 0 ready/ok, 1 a node drifts (check) or failed/was refused (run), "
-        "2 usage or playbook error, 3 a node could not be reached, authenticated or sudo was refused."
+        "to see the diffs, then `trains-nodeprep run --host NODE`. Without --host, the node labeled "
+        "app=trains in your cluster is used.\n\n"
+        "Exit codes: 0 ready/ok, 1 a node drifts (check) or failed/was refused (run), or a cluster "
+        "pre-check failed, 2 usage or playbook error, 3 a node could not be reached, authenticated "
+        "or sudo was refused."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -37,7 +40,7 @@ class Output(str, Enum):
     json = "json"
 
 
-Hosts = Annotated[Optional[list[str]], typer.Option("--host", "-H", help="Node as [user@]host[:port] or an ~/.ssh/config alias. Repeat for more nodes.", show_default=False)]
+Hosts = Annotated[Optional[list[str]], typer.Option("--host", "-H", help="Node as [user@]host[:port] or an ~/.ssh/config alias. Repeat for more nodes. Default: the cluster's node labeled app=trains.", show_default=False)]
 Local = Annotated[bool, typer.Option("--local", help="Act on this machine without SSH (uses sudo when not root).")]
 PlaybookOpt = Annotated[Optional[Path], typer.Option("--playbook", "-p", help="Desired state as YAML. Default: the bundled playbooks/trains-node.yaml.", show_default=False)]
 User = Annotated[Optional[str], typer.Option("--user", "-u", help="SSH login user for nodes given without user@ (default: ~/.ssh/config, else your local user).", show_default=False)]
@@ -52,6 +55,13 @@ Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Confirm docker restarts without asking (needed when not in a terminal).")]
 RestartTimeout = Annotated[int, typer.Option("--restart-timeout", min=5, max=600, help="Seconds docker may take to answer after a restart before the change is rolled back.")]
 KeepBackups = Annotated[int, typer.Option("--keep-backups", min=1, max=1000, help="Backups kept beside each file (FILE.<UTC time>.bak); older ones are deleted.")]
+Kubeconfig = Annotated[Optional[Path], typer.Option("--kubeconfig", help="kubeconfig for the cluster (default: $KUBECONFIG, else ~/.kube/config).", show_default=False)]
+Context = Annotated[Optional[str], typer.Option("--context", help="kubeconfig context (default: the current one).", show_default=False)]
+Selector = Annotated[str, typer.Option("--selector", help="Label of the trains-server node.")]
+AllowMany = Annotated[bool, typer.Option("--allow-many-labeled", help="Accept more than one labeled node (the data of a redeploy may then be on another node).")]
+Kustomize = Annotated[Optional[Path], typer.Option("--kustomize", help="Your own kustomize tree to apply instead of the bundled one (e.g. a trains-server-k8s overlay).", show_default=False)]
+ImageVersion = Annotated[Optional[str], typer.Option("--image-version", help="Tag of allegroai/trains-server to deploy (default: the overlay's pin).", show_default=False)]
+ClusterOpt = Annotated[Optional[bool], typer.Option("--cluster/--no-cluster", help="Include the cluster pre-checks (default: when a kubeconfig is found).", show_default=False)]
 
 
 def _version(value: bool) -> None:
@@ -67,43 +77,99 @@ def _main(
     pass
 
 
-class _Session:
-    """What every node command needs: the playbook, the nodes, the consoles."""
+@dataclass
+class NodeArgs:
+    hosts: list[str] | None
+    local: bool
+    playbook: Path | None
+    user: str | None
+    port: int | None
+    identity: list[Path] | None
+    connect_timeout: float
+    accept_new: bool
+    ask_sudo: bool
+    parallel: int
+    output: Output
+    debug: bool
 
-    def __init__(self, hosts, local, playbook, user, port, identity, connect_timeout, accept_new, ask_sudo, output, debug) -> None:
+
+@dataclass
+class ClusterArgs:
+    enabled: bool | None  # None: when a kubeconfig is found
+    kubeconfig: Path | None = None
+    context: str | None = None
+    selector: str = "app=trains"
+    kustomize: Path | None = None
+    image_version: str | None = None
+    allow_many: bool = False
+
+
+class _Session:
+    """What every node command needs: the playbook, the nodes, the cluster, the consoles."""
+
+    def __init__(self, args: NodeArgs, cluster: ClusterArgs) -> None:
         from rich.console import Console
 
         from .playbook import load_playbook
 
-        self.debug = debug
-        self.output = output
+        self.args = args
+        self.output = args.output
         # Human text goes to stdout unless stdout carries JSON; then everything human goes to stderr.
         self.out = Console(highlight=False)
         self.err = Console(stderr=True, highlight=False)
-        self.human = self.err if output == Output.json else self.out
-        if local and hosts:
+        self.human = self.err if args.output == Output.json else self.out
+        if args.local and args.hosts:
             raise UsageError("--local and --host exclude each other: use --local on the node itself, --host from elsewhere")
-        if not local and not hosts:
-            raise UsageError("no nodes given: pass --host [user@]NODE (repeatable) or --local")
-        self.desired = load_playbook(playbook)
-        sudo_password = self._sudo_password(ask_sudo)
-        if local:
+        self.desired = load_playbook(args.playbook)
+        self.sudo_password = self._sudo_password(args.ask_sudo)
+        self.kubectl = None
+        self.cluster_args = cluster
+        self.cluster = None
+        self.workdir = None
+        enabled = cluster.enabled
+        if enabled is None:
+            from .kube import kubeconfig_available
+
+            enabled = kubeconfig_available(str(cluster.kubeconfig) if cluster.kubeconfig else None)
+        if enabled:
+            import tempfile
+
+            from .kube import Kubectl, bundled_kustomization, with_image_version
+
+            self.kubectl = Kubectl(str(cluster.kubeconfig) if cluster.kubeconfig else None, cluster.context)
+            self.workdir = tempfile.TemporaryDirectory(prefix="trains-nodeprep-")
+            source = cluster.kustomize or bundled_kustomization()
+            if not source.is_dir():
+                raise UsageError(f"--kustomize {source}: not a directory with a kustomization.yaml")
+            self.kustomize_dir = with_image_version(source, cluster.image_version, self.workdir.name)
+        elif not args.local and not args.hosts:
+            raise UsageError("no nodes given: pass --host [user@]NODE (repeatable), --local, or a --kubeconfig to find the node labeled app=trains")
+        self.nodes = self._nodes_from_options()
+
+    def _nodes_from_options(self) -> list:
+        if self.args.local:
             from .node import LocalNode
 
-            self.nodes = [LocalNode(sudo_password)]
-        else:
-            from .node import SSHOptions, SSHNode, parse_target
+            return [LocalNode(self.sudo_password)]
+        if not self.args.hosts:
+            return []  # found in the cluster by precheck()
+        from .node import parse_target
 
-            options = SSHOptions(
-                user=user, port=port, identity_files=tuple(str(p) for p in identity or ()),
-                connect_timeout=connect_timeout, accept_new_host_keys=accept_new, sudo_password=sudo_password,
-            )
-            targets = [parse_target(h) for h in hosts]
-            labels = [t.label for t in targets]
-            duplicates = sorted({label for label in labels if labels.count(label) > 1})
-            if duplicates:
-                raise UsageError(f"--host {duplicates[0]} is given twice: one run per node at a time")
-            self.nodes = [SSHNode(t, options) for t in targets]
+        targets = [parse_target(h) for h in self.args.hosts]
+        labels = [t.label for t in targets]
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise UsageError(f"--host {duplicates[0]} is given twice: one run per node at a time")
+        return self._ssh_nodes(targets)
+
+    def _ssh_nodes(self, targets) -> list:
+        from .node import SSHNode, SSHOptions
+
+        options = SSHOptions(
+            user=self.args.user, port=self.args.port, identity_files=tuple(str(p) for p in self.args.identity or ()),
+            connect_timeout=self.args.connect_timeout, accept_new_host_keys=self.args.accept_new, sudo_password=self.sudo_password,
+        )
+        return [SSHNode(t, options) for t in targets]
 
     @staticmethod
     def _sudo_password(ask: bool) -> str | None:
@@ -115,15 +181,42 @@ class _Session:
             return getpass.getpass("sudo password: ")
         return os.environ.get(SUDO_PASSWORD_ENV) or None
 
+    def precheck(self) -> None:
+        """Cluster pre-checks; without --host/--local, the labeled nodes become the targets."""
+        if self.kubectl is None:
+            return
+        from .deploy import precheck
+        from .node import Target
+
+        targets = [node.names() for node in self.nodes] if self.nodes else None
+        self.cluster = precheck(
+            self.kubectl, selector=self.cluster_args.selector, kustomize_dir=self.kustomize_dir,
+            targets=targets, allow_many=self.cluster_args.allow_many,
+        )
+        if not self.nodes and self.cluster.facts and self.cluster.facts.labeled_nodes:
+            self.nodes = self._ssh_nodes([Target(host=node.address) for node in self.cluster.facts.labeled_nodes])
+
+    def exit_code(self, outcomes) -> int:
+        from .runner import overall_exit_code
+
+        code = overall_exit_code(outcomes) if outcomes else EXIT_OK
+        if self.cluster is not None and not self.cluster.ok and code != EXIT_CONNECTION:
+            code = EXIT_DRIFT
+        if not outcomes and self.cluster is None:
+            code = EXIT_USAGE
+        return code
+
     def finish(self, command: str, outcomes, code: int) -> None:
         if self.output == Output.json:
             from .report import outcomes_json
 
-            self.out.file.write(json.dumps(outcomes_json(command, outcomes, code == 0), indent=2) + "\n")
-        if self.debug:
+            self.out.file.write(json.dumps(outcomes_json(command, outcomes, code == 0, self.cluster), indent=2) + "\n")
+        if self.args.debug:
             for outcome in outcomes:
                 if outcome.traceback:
                     self.err.print(f"--- {outcome.label}\n{outcome.traceback}", markup=False)
+        if self.kubectl is not None:
+            self.kubectl.close()
         raise typer.Exit(code)
 
 
@@ -156,24 +249,30 @@ def check(
     identity: Identity = None, connect_timeout: ConnectTimeout = 10.0, accept_new_host_keys: AcceptNew = False,
     ask_sudo_password: AskSudo = False, parallel: Parallel = 16, output: OutputOpt = Output.text,
     junit_xml: Annotated[Optional[Path], typer.Option("--junit-xml", help="Also write JUnit XML: one test case per requirement per node.", show_default=False)] = None,
-    debug: Debug = False,
+    cluster: ClusterOpt = None, kubeconfig: Kubeconfig = None, context: Context = None, selector: Selector = "app=trains",
+    allow_many_labeled: AllowMany = False, kustomize: Kustomize = None, debug: Debug = False,
 ) -> None:
-    """Report, read-only, whether each node is ready. Exit 0 when all are, 1 when any drifts.
+    """Report, read-only, whether each node (and the cluster) is ready. Exit 0 when all are, 1 when not.
 
     One line per requirement per node: expected, actual, ok/drift. Made for a pre-deploy CI step.
     """
     with _guard(debug):
-        session = _Session(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, output, debug)
-        from .report import print_check, render_junit
-        from .runner import check_node, for_each_node, overall_exit_code
+        session = _Session(
+            NodeArgs(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug),
+            ClusterArgs(cluster, kubeconfig, context, selector, kustomize, None, allow_many_labeled),
+        )
+        from .report import print_check, print_cluster, render_junit
+        from .runner import check_node, for_each_node
 
+        session.precheck()
         outcomes = for_each_node(session.nodes, lambda node: check_node(node, session.desired), parallel)
-        code = overall_exit_code(outcomes)
+        code = session.exit_code(outcomes)
         if output == Output.text:
+            print_cluster(session.out, session.cluster)
             print_check(session.out, outcomes)
         if junit_xml:
             try:
-                junit_xml.write_text(render_junit(outcomes), encoding="utf-8")
+                junit_xml.write_text(render_junit(outcomes, session.cluster), encoding="utf-8")
             except OSError as err:
                 raise UsageError(f"cannot write --junit-xml {junit_xml}: {err.strerror}") from err
         session.finish("check", outcomes, code)
@@ -183,12 +282,17 @@ def check(
 def plan(
     host: Hosts = None, local: Local = False, playbook: PlaybookOpt = None, user: User = None, port: Port = None,
     identity: Identity = None, connect_timeout: ConnectTimeout = 10.0, accept_new_host_keys: AcceptNew = False,
-    ask_sudo_password: AskSudo = False, parallel: Parallel = 16, output: OutputOpt = Output.text, debug: Debug = False,
+    ask_sudo_password: AskSudo = False, parallel: Parallel = 16, output: OutputOpt = Output.text,
+    cluster: ClusterOpt = None, kubeconfig: Kubeconfig = None, context: Context = None, selector: Selector = "app=trains",
+    allow_many_labeled: AllowMany = False, kustomize: Kustomize = None, image_version: ImageVersion = None, debug: Debug = False,
 ) -> None:
     """Show what `run` would change, as unified diffs and commands. Changes nothing."""
     with _guard(debug):
-        _run(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug,
-             yes=False, dry_run=True, restart_timeout=60, keep_backups=5)
+        _run(
+            NodeArgs(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug),
+            ClusterArgs(cluster, kubeconfig, context, selector, kustomize, image_version, allow_many_labeled),
+            yes=False, dry_run=True, restart_timeout=60, keep_backups=5, wait=None,
+        )
 
 
 @app.command()
@@ -198,17 +302,25 @@ def run(
     ask_sudo_password: AskSudo = False, parallel: Parallel = 16, output: OutputOpt = Output.text,
     yes: Yes = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Same as the plan command: show diffs, change nothing.")] = False,
-    restart_timeout: RestartTimeout = 60, keep_backups: KeepBackups = 5, debug: Debug = False,
+    restart_timeout: RestartTimeout = 60, keep_backups: KeepBackups = 5,
+    deploy: Annotated[Optional[bool], typer.Option("--deploy/--no-deploy", help="After the nodes converge, kubectl apply -k the server (default: when a kubeconfig is found). --no-deploy also skips the cluster pre-checks.", show_default=False)] = None,
+    wait: Annotated[Optional[int], typer.Option("--wait", min=1, help="After deploying, wait up to SECONDS for every Deployment to become available.", show_default=False)] = None,
+    kubeconfig: Kubeconfig = None, context: Context = None, selector: Selector = "app=trains",
+    allow_many_labeled: AllowMany = False, kustomize: Kustomize = None, image_version: ImageVersion = None, debug: Debug = False,
 ) -> None:
-    """Bring each node to the playbook's state, verify it, and say what changed.
+    """Bring each node to the playbook's state, verify it, then deploy trains-server.
 
-    Files are replaced atomically with a timestamped backup beside them; docker restarts only
-    when its config changed, after a warning (in a terminal it asks; --yes confirms). A
-    second run changes nothing.
+    Cluster pre-checks run before any node is touched. Files are replaced atomically with a
+    timestamped backup beside them; docker restarts only when its config changed, after a
+    warning (in a terminal it asks; --yes confirms). kubectl apply -k runs only after every
+    node converged. A second run changes nothing.
     """
     with _guard(debug):
-        _run(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug,
-             yes=yes, dry_run=dry_run, restart_timeout=restart_timeout, keep_backups=keep_backups)
+        _run(
+            NodeArgs(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug),
+            ClusterArgs(deploy, kubeconfig, context, selector, kustomize, image_version, allow_many_labeled),
+            yes=yes, dry_run=dry_run, restart_timeout=restart_timeout, keep_backups=keep_backups, wait=wait,
+        )
 
 
 @app.command()
@@ -226,9 +338,14 @@ def restore(
     backup too: restoring again undoes it. Kernel values already set are not lowered.
     """
     with _guard(debug):
-        session = _Session(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, output, debug)
+        if not host and not local:
+            raise UsageError("restore needs --host [user@]NODE or --local")
+        session = _Session(
+            NodeArgs(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug),
+            ClusterArgs(False),
+        )
         from .report import print_run
-        from .runner import for_each_node, overall_exit_code, restore_node
+        from .runner import for_each_node, restore_node
 
         confirm = _confirmer(session, yes)
         outcomes = for_each_node(
@@ -236,10 +353,33 @@ def restore(
             lambda node: restore_node(node, session.desired, confirm=confirm, only_path=file, restart_timeout=restart_timeout, keep_backups=keep_backups),
             parallel,
         )
-        code = overall_exit_code(outcomes)
+        code = session.exit_code(outcomes)
         if output == Output.text:
             print_run(session.out, outcomes)
         session.finish("restore", outcomes, code)
+
+
+@app.command()
+def label(
+    node: Annotated[str, typer.Argument(help="Kubernetes node name to label.")],
+    kubeconfig: Kubeconfig = None, context: Context = None, selector: Selector = "app=trains", debug: Debug = False,
+) -> None:
+    """Label NODE app=trains (the node trains-server runs on), refusing when another node has the label."""
+    with _guard(debug):
+        from .kube import Kubectl, parse_nodes
+
+        kubectl = Kubectl(str(kubeconfig) if kubeconfig else None, context)
+        try:
+            done = kubectl.run("get", "nodes", "-l", selector, "-o", "json")
+            if done.returncode != 0:
+                raise NodePrepError(f"cannot list nodes: {done.stderr.strip().splitlines()[-1:] or ['no answer']}; check --kubeconfig/--context")
+            others = [n.name for n in parse_nodes(done.stdout) if n.name != node]
+            if others:
+                raise NodePrepError(f"{', '.join(others)} already carries {selector}; trains-server keeps its data on one node: remove it there first (kubectl label node {others[0]} {selector.split('=')[0]}-)")
+            kubectl.label(node, selector)
+            typer.echo(f"labeled {node} {selector}")
+        finally:
+            kubectl.close()
 
 
 def _confirmer(session: _Session, yes: bool):
@@ -259,21 +399,40 @@ def _confirmer(session: _Session, yes: bool):
     return confirm
 
 
-def _run(host, local, playbook, user, port, identity, connect_timeout, accept_new, ask_sudo, parallel, output, debug, *, yes, dry_run, restart_timeout, keep_backups) -> None:
-    session = _Session(host, local, playbook, user, port, identity, connect_timeout, accept_new, ask_sudo, output, debug)
-    from .report import print_plan, print_run
-    from .runner import for_each_node, overall_exit_code, run_node
+def _run(args: NodeArgs, cluster: ClusterArgs, *, yes, dry_run, restart_timeout, keep_backups, wait) -> None:
+    session = _Session(args, cluster)
+    from .report import print_cluster, print_deploy, print_plan, print_run
+    from .runner import for_each_node, run_node
 
+    session.precheck()
+    if session.cluster is not None and not session.cluster.ready:
+        # Refuse before any node is touched.
+        if args.output == Output.text:
+            print_cluster(session.out, session.cluster)
+            session.out.print("refused: the cluster pre-checks failed; no node was touched", highlight=False)
+        session.finish("plan" if dry_run else "run", [], EXIT_DRIFT)
     confirm = _confirmer(session, yes)
     outcomes = for_each_node(
         session.nodes,
         lambda node: run_node(node, session.desired, confirm=confirm, dry_run=dry_run, restart_timeout=restart_timeout, keep_backups=keep_backups),
-        parallel,
+        args.parallel,
     )
-    code = overall_exit_code(outcomes)
-    if output == Output.text:
+    if args.output == Output.text:
+        print_cluster(session.out, session.cluster)
         (print_plan if dry_run else print_run)(session.out, outcomes)
-    session.finish("plan" if dry_run else "run", outcomes, code)
+    converged = outcomes and all(o.status in ("changed", "unchanged") for o in outcomes)
+    if session.cluster is not None and not dry_run:
+        if converged:
+            from .deploy import deploy
+
+            session.human.print(f"deploying trains-server: kubectl apply -k {session.kustomize_dir}", highlight=False)
+            deploy(session.kubectl, session.cluster, kustomize_dir=session.kustomize_dir, wait=wait,
+                   on_line=lambda line: session.human.print(f"  {line}", highlight=False, markup=False))
+            print_deploy(session.human, session.cluster)
+        else:
+            session.cluster.error = "not deployed: not every node converged"
+            session.human.print("not deploying: not every node converged", highlight=False)
+    session.finish("plan" if dry_run else "run", outcomes, session.exit_code(outcomes))
 
 
 def main() -> None:

@@ -107,6 +107,11 @@ class LocalNode:
         self.sudo_password = sudo_password
         self.exec_count = 0
 
+    def names(self) -> set[str]:
+        """Names and addresses this machine goes by, to match it with a Kubernetes node."""
+        names = {socket.gethostname(), socket.getfqdn()}
+        return names | _addresses_of(names)
+
     def run_as_root(self, script: str, timeout: float) -> Result:
         self.exec_count += 1
         argv = root_argv(script, self.user, self.sudo_password)
@@ -138,6 +143,13 @@ class SSHNode:
     @property
     def user(self) -> str:
         return self._connect().user
+
+    def names(self) -> set[str]:
+        """The target as given, its ~/.ssh/config HostName, and their addresses."""
+        from fabric import Connection
+
+        names = {self.target.host, Connection(self.target.host).host}
+        return names | _addresses_of(names)
 
     def _connect(self):
         if self._connection is not None:
@@ -191,6 +203,16 @@ class SSHNode:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+def _addresses_of(names: set[str]) -> set[str]:
+    addresses = set()
+    for name in names:
+        try:
+            addresses.add(socket.gethostbyname(name))
+        except OSError:
+            pass
+    return addresses
 
 
 def _read_all(receive) -> bytes:

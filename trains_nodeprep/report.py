@@ -27,6 +27,36 @@ def _status(console, label: str, status: str, detail: str = "") -> None:
     console.print(line, highlight=False, soft_wrap=True)
 
 
+def _requirement_lines(console, requirements) -> None:
+    from rich.text import Text
+
+    for req in requirements:
+        line = Text("  ")
+        line.append("ok   " if req.ok else "drift", style="green" if req.ok else "red")
+        line.append(f"  {req.id:<38} expected {req.expected:<22} actual {req.actual}")
+        if req.where:
+            line.append(f"  ({req.where})", style="dim")
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+def print_cluster(console, cluster) -> None:
+    if cluster is None:
+        return
+    _status(console, "cluster", "ready" if cluster.ready else "drift", f"context {cluster.context or '(current)'}")
+    _requirement_lines(console, cluster.requirements)
+
+
+def print_deploy(console, cluster) -> None:
+    if cluster.error:
+        _status(console, "cluster", "failed", cluster.error)
+        return
+    _status(console, "cluster", "changed", "deployed trains-server (kubectl apply -k)")
+    for failure in cluster.rollout_failures:
+        _status(console, "cluster", "failed", f"rollout: {failure}")
+    for name, url in cluster.urls.items():
+        console.print(f"  {name:<6} {url}", highlight=False)
+
+
 def print_check(console, outcomes: list[NodeOutcome]) -> None:
     from rich.text import Text
 
@@ -34,13 +64,7 @@ def print_check(console, outcomes: list[NodeOutcome]) -> None:
         _status(console, outcome.label, outcome.status, outcome.error or "")
         if outcome.plan is None:
             continue
-        for req in outcome.plan.requirements:
-            line = Text("  ")
-            line.append("ok   " if req.ok else "drift", style="green" if req.ok else "red")
-            line.append(f"  {req.id:<38} expected {req.expected:<22} actual {req.actual}")
-            if req.where:
-                line.append(f"  ({req.where})", style="dim")
-            console.print(line, highlight=False, soft_wrap=True)
+        _requirement_lines(console, outcome.plan.requirements)
         for blocker in outcome.plan.blockers:
             console.print(Text("  refused  ", style="red") + Text(blocker), highlight=False, soft_wrap=True)
     ready = sum(o.status == "ready" for o in outcomes)
@@ -116,10 +140,7 @@ def outcome_json(outcome: NodeOutcome) -> dict:
         "host": outcome.label,
         "status": outcome.status,
         "error": outcome.error,
-        "requirements": [
-            {"id": r.id, "expected": r.expected, "actual": r.actual, "ok": r.ok, "where": r.where}
-            for r in (plan.requirements if plan else ())
-        ],
+        "requirements": [_requirement_json(r) for r in (plan.requirements if plan else ())],
         "blockers": list(plan.blockers) if plan else [],
         "changes": [
             {"path": c.path, "action": "remove" if c.new is None else "modify" if c.old.exists else "create", "restarts_docker": c.restarts_docker}
@@ -139,14 +160,42 @@ def outcome_json(outcome: NodeOutcome) -> dict:
     return data
 
 
-def outcomes_json(command: str, outcomes: list[NodeOutcome], ok: bool) -> dict:
-    return {"schema": JSON_SCHEMA, "command": command, "ok": ok, "nodes": [outcome_json(o) for o in outcomes]}
+def _requirement_json(req) -> dict:
+    return {"id": req.id, "expected": req.expected, "actual": req.actual, "ok": req.ok, "where": req.where}
 
 
-def render_junit(outcomes: list[NodeOutcome]) -> str:
-    """One test case per requirement per node; an unreachable node is one errored case."""
+def cluster_json(cluster) -> dict | None:
+    if cluster is None:
+        return None
+    return {
+        "context": cluster.context,
+        "ready": cluster.ready,
+        "requirements": [_requirement_json(r) for r in cluster.requirements],
+        "kustomization": cluster.kustomize_dir,
+        "deployed": cluster.deployed,
+        "error": cluster.error,
+        "rollout_failures": cluster.rollout_failures,
+        "urls": cluster.urls,
+    }
+
+
+def outcomes_json(command: str, outcomes: list[NodeOutcome], ok: bool, cluster=None) -> dict:
+    return {
+        "schema": JSON_SCHEMA, "command": command, "ok": ok,
+        "cluster": cluster_json(cluster), "nodes": [outcome_json(o) for o in outcomes],
+    }
+
+
+def render_junit(outcomes: list[NodeOutcome], cluster=None) -> str:
+    """One test case per requirement per node (and of the cluster); an unreachable node is one errored case."""
     suite = ET.Element("testsuite", name="trains-nodeprep check")
     tests = failures = errors = 0
+    for req in cluster.requirements if cluster else ():
+        case = ET.SubElement(suite, "testcase", classname="trains-nodeprep.cluster", name=req.id)
+        tests += 1
+        if not req.ok:
+            failures += 1
+            ET.SubElement(case, "failure", message=f"expected {req.expected}, actual {req.actual}").text = f"{req.id}: expected {req.expected}, actual {req.actual} ({req.where})"
     for outcome in outcomes:
         classname = f"trains-nodeprep.{outcome.label}"
         if outcome.plan is None:

@@ -1,0 +1,180 @@
+"""kubectl: node discovery by label, cluster pre-checks, `apply -k`, rollout, label.
+
+The only module that runs kubectl. Every call is an argv list; the kubeconfig and context the
+user chose are passed on each call. kubectl's discovery cache goes to a private temp dir, so a
+run never trusts a stale cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .cluster import TRAINS_NAMESPACE, ClusterFacts, KubeNode
+from .errors import NodePrepError, UsageError
+
+BUNDLED_KUSTOMIZATION = "manifests/overlays/current_version"
+TRAINS_IMAGE = "allegroai/trains-server"
+DEPLOYMENTS = ("elasticsearch", "mongo", "redis", "apiserver", "fileserver", "webserver")
+
+
+def bundled_kustomization() -> Path:
+    return Path(__file__).resolve().parent / BUNDLED_KUSTOMIZATION
+
+
+def kubeconfig_available(kubeconfig: str | None) -> bool:
+    """Whether kubectl would find a config: --kubeconfig, $KUBECONFIG or ~/.kube/config."""
+    if kubeconfig:
+        return True
+    if os.environ.get("KUBECONFIG"):
+        return True
+    return Path(os.path.expanduser("~/.kube/config")).is_file()
+
+
+@dataclass
+class Kubectl:
+    kubeconfig: str | None = None
+    context: str | None = None
+    timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        self.binary = shutil.which("kubectl")
+        self.cache_dir = tempfile.mkdtemp(prefix="trains-nodeprep-kube-")
+
+    def close(self) -> None:
+        shutil.rmtree(self.cache_dir, ignore_errors=True)
+
+    def argv(self, *args: str) -> list[str]:
+        base = [self.binary or "kubectl", "--cache-dir", self.cache_dir]
+        if self.kubeconfig:
+            base += ["--kubeconfig", self.kubeconfig]
+        if self.context:
+            base += ["--context", self.context]
+        return base + list(args)
+
+    def run(self, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
+        if not self.binary:
+            raise NodePrepError("kubectl is not installed or not on PATH; install kubectl 1.14+ or pass --no-deploy")
+        try:
+            return subprocess.run(self.argv(*args), capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout or self.timeout)
+        except subprocess.TimeoutExpired as err:
+            raise NodePrepError(f"kubectl {' '.join(args[:2])} did not finish within {timeout or self.timeout:.0f} s; check the cluster") from err
+
+    def client_version(self) -> str | None:
+        if not self.binary:
+            return None
+        done = self.run("version", "--client", "-o", "json")
+        try:
+            return json.loads(done.stdout)["clientVersion"]["gitVersion"]
+        except (ValueError, KeyError):
+            return None
+
+    def gather(self, selector: str, kustomize_dir: Path) -> ClusterFacts:
+        """Everything the pre-checks need; the calls run side by side."""
+        client = self.client_version()
+        if client is None:
+            return ClusterFacts(context=self.context, kubectl_version=None, server_error="kubectl not found")
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            version = pool.submit(self.run, "version", "-o", "json")
+            nodes = pool.submit(self.run, "get", "nodes", "-l", selector, "-o", "json")
+            services = pool.submit(self.run, "get", "services", "--all-namespaces", "-o", "json")
+            built = pool.submit(self.run, "kustomize", str(kustomize_dir))
+        version, nodes, services, built = version.result(), nodes.result(), services.result(), built.result()
+        server = None
+        try:
+            server = json.loads(version.stdout).get("serverVersion", {}).get("gitVersion")
+        except ValueError:
+            pass
+        if server is None or nodes.returncode != 0:
+            error = _last_line(version.stderr or nodes.stderr) or "no answer"
+            return ClusterFacts(self.context, client, server_error=error, kustomize_error=_error_of(built))
+        return ClusterFacts(
+            context=self.context,
+            kubectl_version=client,
+            server_version=server,
+            labeled_nodes=parse_nodes(nodes.stdout),
+            node_ports=parse_node_ports(services.stdout) if services.returncode == 0 else {},
+            kustomize_error=_error_of(built),
+        )
+
+    def apply(self, kustomize_dir: Path, on_line: Callable[[str], None]) -> tuple[bool, str]:
+        """`kubectl apply -k DIR`, streaming its lines; (ok, the output)."""
+        if not self.binary:
+            raise NodePrepError("kubectl is not installed or not on PATH; install kubectl 1.14+ or pass --no-deploy")
+        lines = []
+        with subprocess.Popen(self.argv("apply", "-k", str(kustomize_dir)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, text=True) as process:
+            for line in process.stdout:
+                lines.append(line.rstrip("\n"))
+                on_line(line.rstrip("\n"))
+            status = process.wait()
+        return status == 0, "\n".join(lines)
+
+    def wait_rollout(self, timeout: int) -> list[str]:
+        """The Deployments that did not become available in time (empty: all did)."""
+        failed = []
+        for name in DEPLOYMENTS:
+            done = self.run("rollout", "status", f"deployment/{name}", "-n", TRAINS_NAMESPACE, f"--timeout={timeout}s", timeout=timeout + 10)
+            if done.returncode != 0:
+                failed.append(f"{name}: {_last_line(done.stderr) or 'not available'}")
+        return failed
+
+    def label(self, node: str, selector: str) -> None:
+        key, _, value = selector.partition("=")
+        if not key or not value:
+            raise UsageError(f"--selector {selector!r}: expected KEY=VALUE, e.g. app=trains")
+        done = self.run("label", "node", node, f"{key}={value}")
+        if done.returncode != 0:
+            raise NodePrepError(f"kubectl label node {node} failed: {_last_line(done.stderr)}")
+
+
+def with_image_version(kustomize_dir: Path, version: str | None, workdir: str) -> Path:
+    """A kustomization that pins the trains-server image tag over `kustomize_dir` (left untouched)."""
+    if not version:
+        return kustomize_dir
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", version):
+        raise UsageError(f"--image-version {version!r} is not a valid image tag")
+    wrapper = Path(workdir) / "image-version"
+    wrapper.mkdir(parents=True, exist_ok=True)
+    relative = os.path.relpath(kustomize_dir.resolve(), wrapper)  # kustomize refuses absolute paths
+    (wrapper / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"resources:\n- {json.dumps(relative)}\nimages:\n- name: {TRAINS_IMAGE}\n  newTag: {json.dumps(version)}\n"
+    )
+    return wrapper
+
+
+def parse_nodes(text: str) -> tuple[KubeNode, ...]:
+    nodes = []
+    for item in json.loads(text).get("items", []):
+        addresses = {a.get("type"): a.get("address") for a in item.get("status", {}).get("addresses", [])}
+        nodes.append(KubeNode(item["metadata"]["name"], addresses.get("InternalIP"), addresses.get("Hostname")))
+    return tuple(sorted(nodes, key=lambda n: n.name))
+
+
+def parse_node_ports(text: str) -> dict[int, str]:
+    ports = {}
+    for item in json.loads(text).get("items", []):
+        owner = f"{item['metadata'].get('namespace', 'default')}/{item['metadata']['name']}"
+        for port in item.get("spec", {}).get("ports", []) or []:
+            if port.get("nodePort"):
+                ports[int(port["nodePort"])] = owner
+    return ports
+
+
+def _error_of(done: subprocess.CompletedProcess) -> str | None:
+    return None if done.returncode == 0 else (_last_line(done.stderr) or f"exit status {done.returncode}")
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1][:400] if lines else ""
