@@ -1,0 +1,361 @@
+"""The real kubectl 1.32 against FakeKubeAPI, a TEST DOUBLE of the Kubernetes API
+server (no real one can run here): every call goes through the kubectl binary
+with --kubeconfig and a --cache-dir of the test's own (the `kubectl` fixture)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import statistics
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+import trains_nodeprep
+from tests.kubefake import (  # noqa: F401 - fixtures
+    FakeKubeAPI,
+    json_merge_patch,
+    kube_api,
+    kubeconfig,
+    kubectl,
+    label_selector_matches,
+    strategic_merge,
+)
+
+OVERLAY = Path(trains_nodeprep.__file__).parent / "manifests" / "overlays" / "current_version"
+DEPLOYMENTS = ["apiserver", "elasticsearch", "fileserver", "mongo", "redis", "webserver"]
+SERVICES = ["apiserver-service", "elasticsearch-service", "fileserver-service", "mongo-service", "redis", "webserver-service"]
+APPLY_LINES = (
+    ["namespace/trains"] + [f"service/{s}" for s in SERVICES] + [f"deployment.apps/{d}" for d in DEPLOYMENTS]
+)
+# kubectl starts, reads its kubeconfig and does discovery: well under a second here.
+FAST = 2.0
+
+pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None and not Path("/usr/bin/kubectl").exists(),
+                                reason="the real kubectl is needed")
+
+
+def writes(api: FakeKubeAPI) -> list[tuple[str, str]]:
+    return [(m, p.split("?")[0]) for m, p in api.requests if m in ("POST", "PATCH", "PUT", "DELETE")]
+
+
+def internal_ip(node: dict) -> str | None:
+    return next((a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"), None)
+
+
+def test_get_nodes_by_label_returns_only_the_labeled_ones_with_their_internal_ip(kube_api: FakeKubeAPI, kubectl) -> None:
+    kube_api.add_node("node-a", labels={"app": "trains"}, internal_ip="10.200.0.2")
+    kube_api.add_node("node-b", internal_ip="10.200.0.3")
+    kube_api.add_node("node-c", labels={"app": "other"}, internal_ip="10.200.0.4", hostname="c.example")
+
+    r = kubectl("get", "nodes", "-l", "app=trains", "-o", "json")
+    nodes = r.json()["items"]
+    assert [n["metadata"]["name"] for n in nodes] == ["node-a"]
+    assert internal_ip(nodes[0]) == "10.200.0.2"
+    assert nodes[0]["kind"] == "Node"
+    assert ("GET", "/api/v1/nodes?labelSelector=app%3Dtrains&limit=500") in kube_api.requests
+    assert r.seconds < FAST
+
+    every = kubectl("get", "nodes", "-o", "json").json()["items"]
+    assert {n["metadata"]["name"]: internal_ip(n) for n in every} == {
+        "node-a": "10.200.0.2", "node-b": "10.200.0.3", "node-c": "10.200.0.4"}
+    assert len(kubectl("get", "nodes", "-l", "app", "-o", "json").json()["items"]) == 2
+    assert kubectl("get", "nodes", "-l", "app=nothing", "-o", "json").json()["items"] == []
+
+    one = kubectl("get", "node", "node-c", "-o", "json").json()
+    assert one["metadata"]["labels"]["kubernetes.io/hostname"] == "c.example"
+    assert internal_ip(one) == "10.200.0.4"
+
+    missing = kubectl("get", "node", "nope", "-o", "json", check=False)
+    assert missing.returncode == 1
+    assert 'nodes "nope" not found' in missing.stderr
+
+
+def test_label_a_node(kube_api: FakeKubeAPI, kubectl) -> None:
+    kube_api.add_node("node-a", internal_ip="10.200.0.2")
+    kube_api.add_node("node-b", internal_ip="10.200.0.3")
+    kube_api.clear_requests()
+
+    r = kubectl("label", "node", "node-b", "app=trains")
+    assert r.stdout.strip() == "node/node-b labeled"
+    assert writes(kube_api) == [("PATCH", "/api/v1/nodes/node-b")]
+    assert kube_api.get_object("Node", "node-b")["metadata"]["labels"]["app"] == "trains"
+    assert "app" not in kube_api.get_object("Node", "node-a")["metadata"]["labels"]
+    labeled = kubectl("get", "nodes", "-l", "app=trains", "-o", "json").json()["items"]
+    assert [n["metadata"]["name"] for n in labeled] == ["node-b"]
+
+    # kubectl itself refuses to change a label without --overwrite; with it, the fake patches.
+    refused = kubectl("label", "node", "node-b", "app=other", check=False)
+    assert refused.returncode != 0 and "--overwrite is false" in refused.stderr
+    kubectl("label", "node", "node-b", "app=other", "--overwrite")
+    assert kube_api.get_object("Node", "node-b")["metadata"]["labels"]["app"] == "other"
+    kubectl("label", "node", "node-b", "app-")
+    assert "app" not in kube_api.get_object("Node", "node-b")["metadata"]["labels"]
+
+
+def test_version(kube_api: FakeKubeAPI, kubectl) -> None:
+    r = kubectl("version", "-o", "json").json()
+    assert r["serverVersion"]["major"] == "1" and r["serverVersion"]["minor"] == "32"
+    assert r["clientVersion"]["major"] == "1"
+    assert ("GET", "/version?timeout=32s") in kube_api.requests
+
+
+def test_apply_k_creates_every_object_and_a_second_apply_changes_nothing(kube_api: FakeKubeAPI, kubectl) -> None:
+    first = kubectl("apply", "-k", str(OVERLAY))
+    assert first.stdout.splitlines() == [f"{line} created" for line in APPLY_LINES]
+    assert first.stderr == ""  # no warnings: validation deferred to the server, patches from built-in types
+    assert first.seconds < FAST
+    posts = [p for m, p in writes(kube_api) if m == "POST"]
+    assert posts == (["/api/v1/namespaces"] + ["/api/v1/namespaces/trains/services"] * 6
+                     + ["/apis/apps/v1/namespaces/trains/deployments"] * 6)
+    assert [o["metadata"]["name"] for o in kube_api.objects("Deployment", "trains")] == DEPLOYMENTS
+    assert [o["metadata"]["name"] for o in kube_api.objects("Service", "trains")] == SERVICES
+    assert kube_api.get_object("Namespace", "trains")["status"]["phase"] == "Active"
+    stored_kinds = {o["kind"] for o in kube_api.objects(namespace="trains")}
+    assert stored_kinds == {"Service", "Deployment"}
+    for dep in kube_api.objects("Deployment"):
+        assert "kubectl.kubernetes.io/last-applied-configuration" in dep["metadata"]["annotations"]
+        assert dep["spec"]["template"]["spec"]["nodeSelector"] == {"app": "trains"}
+    api_dep = kube_api.get_object("Deployment", "apiserver", "trains")
+    assert api_dep["spec"]["template"]["spec"]["containers"][0]["image"] == "allegroai/trains-server:0.16.1"
+
+    kube_api.clear_requests()
+    second = kubectl("apply", "-k", str(OVERLAY))
+    assert second.stdout.splitlines() == [f"{line} unchanged" for line in APPLY_LINES]
+    assert writes(kube_api) == []
+    assert second.stderr == ""
+    assert second.seconds < FAST
+    assert len(kube_api.objects(namespace="trains")) == 12
+
+
+def test_apply_k_of_a_changed_tree_patches_and_keeps_the_objects_whole(kube_api: FakeKubeAPI, kubectl, tmp_path: Path) -> None:
+    kubectl("apply", "-k", str(OVERLAY))
+    # Another version, one env var fewer, another node port: a copy of the tree.
+    tree = tmp_path / "manifests"
+    shutil.copytree(OVERLAY.parent.parent, tree)
+    overlay = tree / "overlays" / "current_version" / "kustomization.yaml"
+    overlay.write_text(overlay.read_text().replace('newTag: "0.16.1"', 'newTag: "0.16.0"'))
+    api_yaml = tree / "base" / "apiserver.yaml"
+    text = api_yaml.read_text()
+    text = re.sub(r"\n *- name: TRAINS_REDIS_SERVICE_PORT\n *value: \"6379\"", "", text)
+    api_yaml.write_text(text.replace("nodePort: 30008", "nodePort: 30018"))
+
+    kube_api.clear_requests()
+    r = kubectl("apply", "-k", str(tree / "overlays" / "current_version"))
+    status = dict(line.rsplit(" ", 1) for line in r.stdout.splitlines())
+    assert {k for k, v in status.items() if v == "configured"} == {
+        "service/apiserver-service", "deployment.apps/apiserver", "deployment.apps/fileserver", "deployment.apps/webserver"}
+    assert {m for m, _ in writes(kube_api)} == {"PATCH"}
+
+    dep = kube_api.get_object("Deployment", "apiserver", "trains")
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "allegroai/trains-server:0.16.0"
+    assert container["args"] == ["apiserver"]
+    assert [e["name"] for e in container["env"]] == [
+        "TRAINS_ELASTIC_SERVICE_HOST", "TRAINS_ELASTIC_SERVICE_PORT", "TRAINS_MONGODB_SERVICE_HOST",
+        "TRAINS_MONGODB_SERVICE_PORT", "TRAINS_REDIS_SERVICE_HOST"]
+    assert [v["name"] for v in dep["spec"]["template"]["spec"]["volumes"]] == ["logs", "config"]
+    assert dep["metadata"]["generation"] == 2 and dep["status"]["observedGeneration"] == 2
+    svc = kube_api.get_object("Service", "apiserver-service", "trains")
+    assert [(p["port"], p["nodePort"]) for p in svc["spec"]["ports"]] == [(8008, 30018)]
+
+    again = kubectl("apply", "-k", str(tree / "overlays" / "current_version"))
+    assert all(line.endswith(" unchanged") for line in again.stdout.splitlines())
+
+
+def test_rollout_status_succeeds_for_every_deployment(kube_api: FakeKubeAPI, kubectl) -> None:
+    kubectl("apply", "-k", str(OVERLAY))
+    for name in DEPLOYMENTS:
+        r = kubectl("rollout", "status", f"deployment/{name}", "-n", "trains", "--timeout=10s")
+        assert r.stdout.strip() == f'deployment "{name}" successfully rolled out'
+        assert r.seconds < FAST
+    missing = kubectl("rollout", "status", "deployment/nope", "-n", "trains", "--timeout=2s", check=False)
+    assert missing.returncode != 0 and "not found" in missing.stderr
+
+
+def test_delete_k_removes_the_objects(kube_api: FakeKubeAPI, kubectl) -> None:
+    kubectl("apply", "-k", str(OVERLAY))
+    r = kubectl("delete", "-k", str(OVERLAY))  # DELETE requests carry a body: it must not poison the connection
+    assert r.stderr == ""
+    assert len(r.stdout.splitlines()) == 13
+    assert kube_api.objects(namespace="trains") == [] and kube_api.get_object("Namespace", "trains") is None
+    assert [o["metadata"]["name"] for o in kube_api.objects("Service")] == ["kubernetes"]
+
+
+def test_deleting_the_namespace_takes_its_content(kube_api: FakeKubeAPI, kubectl) -> None:
+    kubectl("apply", "-k", str(OVERLAY))
+    r = kubectl("delete", "namespace", "trains")  # Terminating, then gone: kubectl waits on a watch for that
+    assert r.stdout.strip() == 'namespace "trains" deleted'
+    assert r.seconds < FAST
+    assert kube_api.objects(namespace="trains") == [] and kube_api.get_object("Namespace", "trains") is None
+
+
+def test_a_terminating_namespace_refuses_new_content(kube_api: FakeKubeAPI, kubectl) -> None:
+    kube_api.NAMESPACE_FINALIZE_SECONDS = 30
+    kubectl("apply", "-k", str(OVERLAY))
+    kubectl("delete", "namespace", "trains", "--wait=false")
+    assert kube_api.get_object("Namespace", "trains")["status"]["phase"] == "Terminating"
+    kubectl("delete", "deployment", "redis", "-n", "trains")
+    r = kubectl("apply", "-k", str(OVERLAY), check=False)
+    assert r.returncode == 1
+    assert "because it is being terminated" in r.stderr
+
+
+def test_a_watch_streams_changes(kube_api: FakeKubeAPI) -> None:
+    rv = kube_api.objects("Namespace")[-1]["metadata"]["resourceVersion"]
+    url = f"{kube_api.url}/api/v1/nodes?watch=true&resourceVersion={rv}&labelSelector=app%3Dtrains&timeoutSeconds=5"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        kube_api.add_node("other")
+        kube_api.add_node("trains-node", labels={"app": "trains"})
+        event = json.loads(resp.readline())
+    assert event["type"] == "ADDED" and event["object"]["metadata"]["name"] == "trains-node"
+
+
+def test_get_services_shows_the_node_ports_in_use(kube_api: FakeKubeAPI, kubectl) -> None:
+    kube_api.add_service("monitoring", "grafana", [30080])
+    kube_api.add_service("ingress", "nginx", [30443, 31080])
+    r = kubectl("get", "services", "-A", "-o", "json").json()
+    used = {p["nodePort"]: f'{s["metadata"]["namespace"]}/{s["metadata"]["name"]}'
+            for s in r["items"] for p in s["spec"].get("ports", []) if p.get("nodePort")}
+    assert used == {30080: "monitoring/grafana", 30443: "ingress/nginx", 31080: "ingress/nginx"}
+    # Like a fresh cluster: the default/kubernetes Service, no node port.
+    assert "default/kubernetes" in {f'{s["metadata"]["namespace"]}/{s["metadata"]["name"]}' for s in r["items"]}
+
+
+def test_apply_k_with_a_node_port_already_taken_fails_like_a_real_server(kube_api: FakeKubeAPI, kubectl) -> None:
+    kube_api.add_service("other", "taken", [30080])
+    r = kubectl("apply", "-k", str(OVERLAY), check=False)
+    assert r.returncode == 1
+    assert ('The Service "webserver-service" is invalid: spec.ports[0].nodePort: Invalid value: 30080: '
+            "provided port is already allocated") in r.stderr
+    assert "service/webserver-service" not in r.stdout
+    assert "deployment.apps/webserver created" in r.stdout  # kubectl goes on with the other objects
+    assert kube_api.get_object("Service", "webserver-service", "trains") is None
+
+
+def test_creating_in_a_missing_namespace_is_refused(kube_api: FakeKubeAPI, kubectl, tmp_path: Path) -> None:
+    manifest = tmp_path / "svc.yaml"
+    manifest.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Service",
+                                        "metadata": {"name": "x", "namespace": "nope"},
+                                        "spec": {"ports": [{"port": 80}]}}))
+    r = kubectl("apply", "-f", str(manifest), check=False)
+    assert r.returncode == 1 and 'namespaces "nope" not found' in r.stderr
+
+
+def test_every_call_is_fast(kube_api: FakeKubeAPI, kubectl, capsys) -> None:
+    kube_api.add_node("node-a", internal_ip="10.200.0.2")
+    calls = [
+        ("version", "-o", "json"),
+        ("get", "nodes", "-l", "app=trains", "-o", "json"),
+        ("label", "node", "node-a", "app=trains"),
+        ("get", "node", "node-a", "-o", "json"),
+        ("get", "services", "-A", "-o", "json"),
+        ("apply", "-k", str(OVERLAY)),
+        ("apply", "-k", str(OVERLAY)),
+        *[("rollout", "status", f"deployment/{d}", "-n", "trains", "--timeout=10s") for d in DEPLOYMENTS],
+    ]
+    timings = []
+    for args in calls:
+        r = kubectl(*args)
+        timings.append((" ".join(a if "/" not in a or a.startswith("deployment") else Path(a).name for a in args),
+                        r.seconds))
+    with capsys.disabled():
+        print("\nkubectl against FakeKubeAPI (seconds):")
+        for name, seconds in timings:
+            print(f"  {seconds:5.2f}  kubectl {name}")
+        print(f"  median {statistics.median(s for _, s in timings):.2f}, max {max(s for _, s in timings):.2f}")
+    assert max(s for _, s in timings) < FAST
+
+
+@pytest.mark.parametrize(("server_version", "extra"), [
+    ("v1.29.1", []), ("v1.33.1", []),
+    ("v1.28.3", ["--validate=false"]),  # kubectl 1.28 validates with OpenAPI v2 (protobuf): not served
+])
+def test_the_kubectl_of_other_server_versions(server_version: str, extra: list[str], tmp_path: Path) -> None:
+    """The dispatcher kubectl runs its kubectl.1.MINOR nearest to the server's version."""
+    from tests.kubefake import run_kubectl
+
+    with FakeKubeAPI(server_version=server_version) as api:
+        api.add_node("n1", internal_ip="10.0.0.1")
+        config = api.write_kubeconfig(tmp_path / "kubeconfig")
+
+        def k(*args: str):
+            return run_kubectl(config, *args, cache_dir=tmp_path / "cache")
+
+        minor = server_version.split(".")[1]
+        assert k("version", "-o", "json").json()["clientVersion"]["minor"].rstrip("+") == minor
+        assert k("apply", "-k", str(OVERLAY), *extra).stdout.count(" created") == 13
+        assert k("apply", "-k", str(OVERLAY), *extra).stdout.count(" unchanged") == 13
+        k("rollout", "status", "deployment/elasticsearch", "-n", "trains", "--timeout=10s")
+        k("label", "node", "n1", "app=trains")
+        assert len(k("get", "nodes", "-l", "app=trains", "-o", "json").json()["items"]) == 1
+
+
+def test_requests_objects_and_clear_requests(kube_api: FakeKubeAPI) -> None:
+    kube_api.add_node("n1", labels={"app": "trains"})
+    with urllib.request.urlopen(kube_api.url + "/api/v1/nodes?labelSelector=app%3Dtrains") as resp:
+        assert resp.status == 200
+    assert kube_api.requests == [("GET", "/api/v1/nodes?labelSelector=app%3Dtrains")]
+    kube_api.clear_requests()
+    assert kube_api.requests == []
+    assert [o["metadata"]["name"] for o in kube_api.objects("Namespace")] == [
+        "default", "kube-node-lease", "kube-public", "kube-system"]
+    assert [o["metadata"]["name"] for o in kube_api.objects("Node")] == ["n1"]
+
+
+def test_stop_returns_promptly_with_a_watch_open() -> None:
+    api = FakeKubeAPI()
+    api.start()
+    port = int(api.url.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(b"GET /apis/apps/v1/deployments?watch=true&timeoutSeconds=300 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert sock.recv(100).startswith(b"HTTP/1.1 200")
+    started = time.monotonic()
+    api.stop()
+    assert time.monotonic() - started < 2
+    sock.close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_kubeconfig_points_at_the_server(kube_api: FakeKubeAPI, kubeconfig: Path) -> None:
+    config = yaml.safe_load(kubeconfig.read_text())
+    assert config["clusters"][0]["cluster"]["server"] == kube_api.url
+    assert kube_api.url.startswith("http://127.0.0.1:")
+    assert config["current-context"] == "fake"
+
+
+@pytest.mark.parametrize(
+    ("selector", "labels", "expected"),
+    [
+        ("app=trains", {"app": "trains"}, True),
+        ("app==trains", {"app": "trains"}, True),
+        ("app=trains", {"app": "other"}, False),
+        ("app!=trains", {}, True),
+        ("app", {"app": ""}, True),
+        ("!app", {"app": "x"}, False),
+        ("app in (a, trains),tier notin (db)", {"app": "trains", "tier": "web"}, True),
+        ("app in (a,b)", {"app": "trains"}, False),
+        ("", {}, True),
+    ],
+)
+def test_label_selectors(selector: str, labels: dict, expected: bool) -> None:
+    assert label_selector_matches(selector, labels) is expected
+
+
+def test_strategic_merge_and_merge_patch() -> None:
+    current = {"spec": {"containers": [{"name": "a", "image": "x:1", "env": [{"name": "E", "value": "1"}, {"name": "F", "value": "2"}]},
+                                       {"name": "b", "image": "y:1"}],
+                        "keep": 1}}
+    patch = {"spec": {"$setElementOrder/containers": [{"name": "b"}, {"name": "a"}],
+                      "containers": [{"name": "a", "image": "x:2", "env": [{"$patch": "delete", "name": "E"}]}],
+                      "keep": None}}
+    assert strategic_merge(current, patch) == {"spec": {"containers": [
+        {"name": "b", "image": "y:1"}, {"name": "a", "image": "x:2", "env": [{"name": "F", "value": "2"}]}]}}
+    assert json_merge_patch({"metadata": {"labels": {"a": "1", "b": "2"}}}, {"metadata": {"labels": {"a": None, "c": "3"}}}) == {
+        "metadata": {"labels": {"b": "2", "c": "3"}}}
