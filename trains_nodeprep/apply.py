@@ -23,7 +23,7 @@ LOCK_WAIT_SECONDS = 60
 EXIT_STALE = 75  # a file changed since the facts were read: nothing was written, plan again
 
 _PRELUDE = r"""
-exec </dev/null
+exec 7<&0 </dev/null  # fd 7: secrets sent on stdin (after the sudo password line, if any)
 trap '' HUP PIPE
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH
 LC_ALL=C; export LC_ALL
@@ -56,7 +56,7 @@ backup_of() {  # path: a copy beside it, or an empty marker that says it did not
   ls -1d -- "$1".*.bak 2>/dev/null | sort -r | tail -n +$((KEEP + 1)) | while IFS= read -r old; do rm -f -- "$old"; done
   printf %s "$b"
 }
-put() {  # path expected-sha256 base64-content
+put() {  # path expected-sha256 base64-content mode-if-new
   path=$(resolve "$1"); checked "$path" "$2"
   dir=$(dirname "$path")
   mkdir -p "$dir" || fail "$1" "cannot create directory $dir"
@@ -66,7 +66,7 @@ put() {  # path expected-sha256 base64-content
     chmod --reference="$path" "$tmp" && chown --reference="$path" "$tmp" || { rm -f "$tmp"; fail "$1" "cannot copy mode and owner of $path"; }
     if [ -e /sys/fs/selinux/enforce ] && command -v chcon >/dev/null 2>&1; then chcon --reference="$path" "$tmp" 2>/dev/null; fi
   else
-    chmod 0644 "$tmp"
+    chmod "$4" "$tmp"
   fi
   backup=$(backup_of "$path") || { rm -f "$tmp"; fail "$1" "cannot write a backup beside $path"; }
   sync "$tmp" 2>/dev/null
@@ -83,6 +83,17 @@ remove() {  # path expected-sha256
   WRITTEN="$WRITTEN $path|$backup"
   say remove "$1" ok "$backup"
 }
+ensure_dir() {  # path owner group mode ("-": leave as it is)
+  mkdir -p "$1" || fail "$1" "cannot create directory $1"
+  [ "$2" = - ] || chown "$2:$3" "$1" || fail "$1" "cannot chown $1 to $2:$3"
+  [ "$4" = - ] || chmod "$4" "$1" || fail "$1" "cannot chmod $1 to $4"
+  say dir "$1" ok ""
+}
+open_secrets() {  # skip to the marker (a sudo password line may come first; it is never echoed)
+  while IFS= read -r line <&7; do [ "$line" = __TNP_SECRETS__ ] && return 0; done
+  fail secrets "the secret file contents did not arrive on stdin"
+}
+next_secret() { IFS= read -r line <&7; printf %s "$line"; }  # one base64 line: never in argv
 dockerd_pid() { pidof dockerd 2>/dev/null | cut -d' ' -f1; }
 wait_docker() {
   # A restart can "succeed" while dockerd dies a moment later: wait for a new dockerd that answers.
@@ -163,14 +174,22 @@ def render_apply_script(plan: Plan, *, init_system: str, docker_version: str | N
         f"flock -w {LOCK_WAIT_SECONDS} 9 || {{ say lock {q(LOCK_FILE)} fail "
         f"{q(f'another trains-nodeprep run has held {LOCK_FILE} on this node for {LOCK_WAIT_SECONDS} s; let it finish, then run again')}; exit 1; }}"
     )
+    if any(c.secret for c in plan.file_changes):
+        lines.append("open_secrets")
     # Compare every file first, so a stale plan writes nothing at all.
     for change in plan.file_changes:
         lines.append(f"checked \"$(resolve {q(change.path)})\" {q(change.old.sha256)}")
+    for directory in plan.dir_changes:
+        owner = "-" if directory.owner is None else str(directory.owner)
+        group = "-" if directory.group is None else str(directory.group)
+        mode = "-" if directory.mode is None else f"{directory.mode:04o}"
+        lines.append(f"ensure_dir {q(directory.path)} {owner} {group} {mode}")
     for change in plan.file_changes:
         if change.new is None:
             lines.append(f"remove {q(change.path)} {q(change.old.sha256)}")
         else:
-            lines.append(f"put {q(change.path)} {q(change.old.sha256)} {q(base64.b64encode(change.new).decode())}")
+            content = '"$(next_secret)"' if change.secret else q(base64.b64encode(change.new).decode())
+            lines.append(f"put {q(change.path)} {q(change.old.sha256)} {content} {change.mode:04o}")
     for write in plan.sysctl_writes:
         assignment = f"{write.key}={write.new}"
         lines.append(
@@ -211,6 +230,14 @@ def _restart_lines(plan: Plan, init_system: str, docker_version: str | None, res
     return lines
 
 
+def secrets_payload(plan: Plan) -> bytes:
+    """Secret file contents, in plan order, for the script's stdin: a marker line, then one base64 line each."""
+    secrets = [c.new for c in plan.file_changes if c.secret and c.new is not None]
+    if not secrets:
+        return b""
+    return b"__TNP_SECRETS__\n" + b"".join(base64.b64encode(content) + b"\n" for content in secrets)
+
+
 def parse_apply_output(exit_status: int, output: str) -> ApplyResult:
     steps = []
     for line in output.splitlines():
@@ -229,7 +256,7 @@ def apply_plan(node, plan: Plan, *, init_system: str, docker_version: str | None
     script = render_apply_script(
         plan, init_system=init_system, docker_version=docker_version, stamp=stamp, restart_timeout=restart_timeout, keep_backups=keep_backups,
     )
-    result = node.run_as_root(script, timeout=LOCK_WAIT_SECONDS + 2 * restart_timeout + 60)
+    result = node.run_as_root(script, timeout=LOCK_WAIT_SECONDS + 2 * restart_timeout + 60, payload=secrets_payload(plan))
     applied = parse_apply_output(result.exit_status, result.stdout)
     if not any(s.kind == "done" for s in applied.steps) and applied.ok:
         raise ApplyError(f"{node.label}: the apply script stopped early (exit {result.exit_status}): {result.stderr.strip()[-300:]}")

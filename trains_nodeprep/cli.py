@@ -61,6 +61,7 @@ Selector = Annotated[str, typer.Option("--selector", help="Label of the trains-s
 AllowMany = Annotated[bool, typer.Option("--allow-many-labeled", help="Accept more than one labeled node (the data of a redeploy may then be on another node).")]
 Kustomize = Annotated[Optional[Path], typer.Option("--kustomize", help="Your own kustomize tree to apply instead of the bundled one (e.g. a trains-server-k8s overlay).", show_default=False)]
 ImageVersion = Annotated[Optional[str], typer.Option("--image-version", help="Tag of allegroai/trains-server to deploy (default: the overlay's pin).", show_default=False)]
+FixedUsers = Annotated[Optional[Path], typer.Option("--fixed-users", help="Write /opt/trains/config/apiserver.conf (0600) with trains-server's fixed users from FILE: one username:password:Full Name per line. Passwords are never shown.", show_default=False)]
 ClusterOpt = Annotated[Optional[bool], typer.Option("--cluster/--no-cluster", help="Include the cluster pre-checks (default: when a kubeconfig is found).", show_default=False)]
 
 
@@ -91,6 +92,7 @@ class NodeArgs:
     parallel: int
     output: Output
     debug: bool
+    fixed_users: Path | None = None
 
 
 @dataclass
@@ -121,6 +123,12 @@ class _Session:
         if args.local and args.hosts:
             raise UsageError("--local and --host exclude each other: use --local on the node itself, --host from elsewhere")
         self.desired = load_playbook(args.playbook)
+        if args.fixed_users:
+            import dataclasses
+
+            from .server_config import load_fixed_users
+
+            self.desired = dataclasses.replace(self.desired, server_files=self.desired.server_files + (load_fixed_users(args.fixed_users),))
         self.sudo_password = self._sudo_password(args.ask_sudo)
         self.kubectl = None
         self.cluster_args = cluster
@@ -250,7 +258,7 @@ def check(
     ask_sudo_password: AskSudo = False, parallel: Parallel = 16, output: OutputOpt = Output.text,
     junit_xml: Annotated[Optional[Path], typer.Option("--junit-xml", help="Also write JUnit XML: one test case per requirement per node.", show_default=False)] = None,
     cluster: ClusterOpt = None, kubeconfig: Kubeconfig = None, context: Context = None, selector: Selector = "app=trains",
-    allow_many_labeled: AllowMany = False, kustomize: Kustomize = None, debug: Debug = False,
+    allow_many_labeled: AllowMany = False, kustomize: Kustomize = None, fixed_users: FixedUsers = None, debug: Debug = False,
 ) -> None:
     """Report, read-only, whether each node (and the cluster) is ready. Exit 0 when all are, 1 when not.
 
@@ -258,7 +266,7 @@ def check(
     """
     with _guard(debug):
         session = _Session(
-            NodeArgs(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug),
+            NodeArgs(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug, fixed_users),
             ClusterArgs(cluster, kubeconfig, context, selector, kustomize, None, allow_many_labeled),
         )
         from .report import print_check, print_cluster, render_junit
@@ -284,12 +292,13 @@ def plan(
     identity: Identity = None, connect_timeout: ConnectTimeout = 10.0, accept_new_host_keys: AcceptNew = False,
     ask_sudo_password: AskSudo = False, parallel: Parallel = 16, output: OutputOpt = Output.text,
     cluster: ClusterOpt = None, kubeconfig: Kubeconfig = None, context: Context = None, selector: Selector = "app=trains",
-    allow_many_labeled: AllowMany = False, kustomize: Kustomize = None, image_version: ImageVersion = None, debug: Debug = False,
+    allow_many_labeled: AllowMany = False, kustomize: Kustomize = None, image_version: ImageVersion = None,
+    fixed_users: FixedUsers = None, debug: Debug = False,
 ) -> None:
     """Show what `run` would change, as unified diffs and commands. Changes nothing."""
     with _guard(debug):
         _run(
-            NodeArgs(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug),
+            NodeArgs(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug, fixed_users),
             ClusterArgs(cluster, kubeconfig, context, selector, kustomize, image_version, allow_many_labeled),
             yes=False, dry_run=True, restart_timeout=60, keep_backups=5, wait=None,
         )
@@ -306,7 +315,8 @@ def run(
     deploy: Annotated[Optional[bool], typer.Option("--deploy/--no-deploy", help="After the nodes converge, kubectl apply -k the server (default: when a kubeconfig is found). --no-deploy also skips the cluster pre-checks.", show_default=False)] = None,
     wait: Annotated[Optional[int], typer.Option("--wait", min=1, help="After deploying, wait up to SECONDS for every Deployment to become available.", show_default=False)] = None,
     kubeconfig: Kubeconfig = None, context: Context = None, selector: Selector = "app=trains",
-    allow_many_labeled: AllowMany = False, kustomize: Kustomize = None, image_version: ImageVersion = None, debug: Debug = False,
+    allow_many_labeled: AllowMany = False, kustomize: Kustomize = None, image_version: ImageVersion = None,
+    fixed_users: FixedUsers = None, debug: Debug = False,
 ) -> None:
     """Bring each node to the playbook's state, verify it, then deploy trains-server.
 
@@ -317,7 +327,7 @@ def run(
     """
     with _guard(debug):
         _run(
-            NodeArgs(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug),
+            NodeArgs(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug, fixed_users),
             ClusterArgs(deploy, kubeconfig, context, selector, kustomize, image_version, allow_many_labeled),
             yes=yes, dry_run=dry_run, restart_timeout=restart_timeout, keep_backups=keep_backups, wait=wait,
         )

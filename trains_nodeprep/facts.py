@@ -40,6 +40,15 @@ class FileFact:
 
 
 @dataclass(frozen=True)
+class DirFact:
+    path: str
+    state: str  # ok | absent | notdir
+    owner: int | None = None
+    group: int | None = None
+    mode: int | None = None
+
+
+@dataclass(frozen=True)
 class NodeFacts:
     user: str
     init_system: str  # systemd | sysvinit | unknown
@@ -52,6 +61,7 @@ class NodeFacts:
     sysctl_files: tuple[str, ...] = field(default=())  # paths of the sysctl config files found
     docker_unit: str | None = None  # `systemctl cat docker.service` on systemd nodes
     backups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # file -> its backups, oldest first
+    directories: dict[str, DirFact] = field(default_factory=dict)
 
     @property
     def docker_running(self) -> bool:
@@ -115,6 +125,13 @@ def render_facts_script(desired: DesiredState) -> str:
     )
     lines.append(f"[ -e {q(SYSCTL_CONF)} ] && readfile {q(SYSCTL_CONF)}")
     lines.append(f"readfile {q(desired.sysctl_file)}")
+    for directory in desired.directories:
+        lines.append(
+            f"if [ -d {q(directory.path)} ]; then emit dir {q(directory.path)} ok \"$(stat -c '%u %g %a' {q(directory.path)} | base64 -w0)\"; "
+            f"elif [ -e {q(directory.path)} ]; then emit dir {q(directory.path)} notdir ''; else emit dir {q(directory.path)} absent ''; fi"
+        )
+    for server_file in desired.server_files:
+        lines.append(f"readfile {q(server_file.path)}")
     # Backups beside every file the tool may write, and the newest one's content (for `restore`).
     managed = " ".join(q(p) for p in managed_paths(desired))
     lines.append(
@@ -128,7 +145,7 @@ def render_facts_script(desired: DesiredState) -> str:
 
 def managed_paths(desired: DesiredState) -> tuple[str, ...]:
     """Every file `run` may write (and `restore` may put back)."""
-    return (DAEMON_JSON, SYSCONFIG_DOCKER, DEFAULT_DOCKER, desired.sysctl_file, SYSCTL_CONF)
+    return (DAEMON_JSON, SYSCONFIG_DOCKER, DEFAULT_DOCKER, desired.sysctl_file, SYSCTL_CONF) + tuple(f.path for f in desired.server_files)
 
 
 class FactsParseError(ValueError):
@@ -143,6 +160,7 @@ def parse_facts(output: str) -> NodeFacts:
     dockerd_pid = None
     dockerd_argv: tuple[str, ...] = ()
     backups: dict[str, tuple[str, ...]] = {}
+    directories: dict[str, DirFact] = {}
     complete = False
     for line in output.splitlines():
         parts = line.split("\t")
@@ -162,6 +180,8 @@ def parse_facts(output: str) -> NodeFacts:
         elif kind == "proc" and name == "dockerd" and dockerd_pid is None:
             dockerd_pid = int(state)
             dockerd_argv = tuple(arg for arg in data.decode(errors="replace").split("\n") if arg)
+        elif kind == "dir":
+            directories[name] = _dir_fact(name, state, data.decode(errors="replace"))
         elif kind == "backups":
             backups[name] = tuple(line for line in data.decode(errors="replace").splitlines() if line)
         elif kind == "end":
@@ -185,7 +205,15 @@ def parse_facts(output: str) -> NodeFacts:
         sysctl_files=sysctl_files,
         docker_unit=values[("unit", "docker.service")][1].decode(errors="replace") if ("unit", "docker.service") in values else None,
         backups=backups,
+        directories=directories,
     )
+
+
+def _dir_fact(path: str, state: str, stat: str) -> DirFact:
+    parts = stat.split()
+    if state != "ok" or len(parts) != 3:
+        return DirFact(path, state if state != "ok" else "absent")
+    return DirFact(path, "ok", int(parts[0]), int(parts[1]), int(parts[2], 8))
 
 
 def _docker_version(record: tuple[str, bytes]) -> str | None:

@@ -63,13 +63,37 @@ class SysctlSetting:
 
 
 @dataclass(frozen=True)
+class Directory:
+    """A directory trains-server keeps data in (hostPath). Owner and mode are enforced only when given:
+    a container may chown its own data directory (mongo does) and must not be fought."""
+
+    path: str
+    owner: int | None = None
+    group: int | None = None
+    mode: int | None = None
+
+
+@dataclass(frozen=True)
+class ServerFile:
+    """A trains-server config file on the node (e.g. /opt/trains/config/services.conf)."""
+
+    path: str
+    content: bytes
+    mode: int
+    secret: bool = False  # holds passwords: never shown in diffs or output
+
+
+@dataclass(frozen=True)
 class DesiredState:
     ulimits: tuple[Ulimit, ...]
     sysctls: tuple[SysctlSetting, ...]
     sysctl_file: str
     source: str  # where it was loaded from, for messages
+    directories: tuple[Directory, ...] = ()
+    server_files: tuple[ServerFile, ...] = ()
 
 
 DAEMON_JSON = "/etc/docker/daemon.json"
 SYSCONFIG_DOCKER = "/etc/sysconfig/docker"  # RHEL-family: OPTIONS="..." passed to dockerd by its unit
+APISERVER_CONF = "/opt/trains/config/apiserver.conf"  # holds fixed users' passwords
 DEFAULT_DOCKER = "/etc/default/docker"  # Debian sysvinit: DOCKER_OPTS="..." passed by /etc/init.d/docker

@@ -112,15 +112,16 @@ class LocalNode:
         names = {socket.gethostname(), socket.getfqdn()}
         return names | _addresses_of(names)
 
-    def run_as_root(self, script: str, timeout: float) -> Result:
+    def run_as_root(self, script: str, timeout: float, payload: bytes = b"") -> Result:
+        """`payload` reaches the script on stdin, after the sudo password line if there is one."""
         self.exec_count += 1
         argv = root_argv(script, self.user, self.sudo_password)
-        stdin = (self.sudo_password + "\n") if self.sudo_password is not None and self.user != "root" else ""
+        stdin = (self.sudo_password + "\n").encode() if self.sudo_password is not None and self.user != "root" else b""
         try:
-            done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)
+            done = subprocess.run(argv, input=stdin + payload, capture_output=True, timeout=timeout)
         except subprocess.TimeoutExpired as err:
             raise ConnectionFailed(f"localhost: a command did not finish within {timeout:.0f} s") from err
-        result = Result(done.returncode, done.stdout, done.stderr)
+        result = Result(done.returncode, done.stdout.decode("utf-8", errors="replace"), done.stderr.decode("utf-8", errors="replace"))
         failure = sudo_failure(result, self.label, self.user)
         if failure:
             raise failure
@@ -174,7 +175,8 @@ class SSHNode:
         self._connection = connection
         return connection
 
-    def run_as_root(self, script: str, timeout: float) -> Result:
+    def run_as_root(self, script: str, timeout: float, payload: bytes = b"") -> Result:
+        """`payload` reaches the script on stdin, after the sudo password line if there is one."""
         connection = self._connect()
         command = shlex.join(root_argv(script, connection.user, self.options.sudo_password))
         self.exec_count += 1
@@ -184,6 +186,8 @@ class SSHNode:
             channel.exec_command(command)
             if self.options.sudo_password is not None and connection.user != "root":
                 channel.sendall((self.options.sudo_password + "\n").encode())
+            if payload:
+                channel.sendall(payload)
             channel.shutdown_write()
             stdout = _read_all(channel.recv)
             stderr = _read_all(channel.recv_stderr)

@@ -34,6 +34,17 @@ class FileChange:
     old: FileFact
     new: bytes | None  # None: remove the file (restore of a file that did not exist)
     restarts_docker: bool
+    secret: bool = False  # holds passwords: the content is never shown
+    mode: int = 0o644  # for a new file; an existing file keeps its own
+
+
+@dataclass(frozen=True)
+class DirChange:
+    path: str
+    create: bool
+    owner: int | None
+    group: int | None
+    mode: int | None
 
 
 @dataclass(frozen=True)
@@ -48,13 +59,14 @@ class Plan:
     requirements: tuple[Requirement, ...]
     file_changes: tuple[FileChange, ...] = ()
     sysctl_writes: tuple[SysctlWrite, ...] = ()
+    dir_changes: tuple[DirChange, ...] = ()
     restart_docker: bool = False
     restart_reason: str = ""
     blockers: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.file_changes or self.sysctl_writes or self.restart_docker or self.blockers)
+        return not (self.file_changes or self.sysctl_writes or self.dir_changes or self.restart_docker or self.blockers)
 
     @property
     def ready(self) -> bool:
@@ -66,12 +78,13 @@ class _Builder:
     requirements: list[Requirement] = field(default_factory=list)
     file_changes: list[FileChange] = field(default_factory=list)
     sysctl_writes: list[SysctlWrite] = field(default_factory=list)
+    dir_changes: list[DirChange] = field(default_factory=list)
     restart_reasons: list[str] = field(default_factory=list)
     blockers: list[str] = field(default_factory=list)
 
-    def change_file(self, old: FileFact, new: bytes | None, restarts_docker: bool) -> None:
+    def change_file(self, old: FileFact, new: bytes | None, restarts_docker: bool, secret: bool = False, mode: int = 0o644) -> None:
         if old.content != new:
-            self.file_changes.append(FileChange(old.path, old, new, restarts_docker))
+            self.file_changes.append(FileChange(old.path, old, new, restarts_docker, secret, mode))
             if restarts_docker:
                 self.restart_reasons.append(f"{old.path} changed")
 
@@ -80,6 +93,7 @@ class _Builder:
             requirements=tuple(self.requirements),
             file_changes=tuple(self.file_changes),
             sysctl_writes=tuple(self.sysctl_writes),
+            dir_changes=tuple(self.dir_changes),
             restart_docker=bool(self.restart_reasons),
             restart_reason="; ".join(self.restart_reasons),
             blockers=tuple(self.blockers),
@@ -91,6 +105,7 @@ def make_plan(facts: NodeFacts, desired: DesiredState) -> Plan:
     if desired.ulimits:
         _plan_docker(facts, desired.ulimits, builder)
     _plan_sysctl(facts, desired, builder)
+    _plan_server(facts, desired, builder)
     if builder.blockers:
         # Refuse the node as a whole: nothing is written next to a config we cannot trust.
         return Plan(requirements=tuple(builder.requirements), blockers=tuple(builder.blockers))
@@ -275,6 +290,37 @@ def _plan_sysctl(facts: NodeFacts, desired: DesiredState, builder: _Builder) -> 
         new_text = sysctl.render_sysctl_file(target.text, new_settings, SYSCTL_HEADER)
         builder.change_file(target, new_text.encode("utf-8"), restarts_docker=False)
     _check_boot_precedence(facts, desired, file_texts, new_text or "", builder)
+
+
+def _plan_server(facts: NodeFacts, desired: DesiredState, builder: _Builder) -> None:
+    """trains-server's hostPath directories and config files."""
+    for want in desired.directories:
+        have = facts.directories.get(want.path)
+        expected = "directory" + (f" owned {want.owner}:{want.group}" if want.owner is not None else "") + (f" mode {want.mode:o}" if want.mode is not None else "")
+        if have is None or have.state == "absent":
+            actual, ok = "missing", False
+        elif have.state == "notdir":
+            builder.blockers.append(f"{want.path}: exists but is not a directory; move it away so trains-server can keep its data there")
+            actual, ok = "not a directory", False
+        else:
+            wrong_owner = want.owner is not None and (have.owner, have.group) != (want.owner, want.group)
+            wrong_mode = want.mode is not None and have.mode != want.mode
+            actual = f"directory owned {have.owner}:{have.group} mode {have.mode:o}"
+            ok = not (wrong_owner or wrong_mode)
+        builder.requirements.append(Requirement(f"server.directory:{want.path}", expected, actual, ok, want.path))
+        if not ok and (have is None or have.state != "notdir"):
+            builder.dir_changes.append(DirChange(want.path, have is None or have.state == "absent", want.owner, want.group, want.mode))
+    for want in desired.server_files:
+        have = facts.file(want.path)
+        try:
+            _readable(have)
+        except ConfigError as err:
+            builder.blockers.append(str(err))
+            continue
+        ok = have.content == want.content
+        actual = "as configured" if ok else ("missing" if not have.exists else "differs")
+        builder.requirements.append(Requirement(f"server.file:{want.path}", "as configured", actual, ok, want.path))
+        builder.change_file(have, want.content, restarts_docker=False, secret=want.secret, mode=want.mode)
 
 
 def _check_boot_precedence(facts: NodeFacts, desired: DesiredState, file_texts: dict[str, str], new_text: str, builder: _Builder) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import PlaybookError
-from .model import UNLIMITED, DesiredState, SysctlSetting, Ulimit, limit_at_least
+from .model import UNLIMITED, DesiredState, Directory, ServerFile, SysctlSetting, Ulimit, limit_at_least
 
 BUNDLED_PLAYBOOK = "trains-node.yaml"
 
@@ -21,6 +21,9 @@ DOCKER_ULIMIT_NAMES = frozenset(
 SYSCTL_KEY = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_-]+)+$")
 SYSCTL_DIR = PurePosixPath("/etc/sysctl.d")
 SYSCTL_FILE_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.conf$")
+SERVER_ROOT = PurePosixPath("/opt/trains")
+SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./-]+$")
+SERVICES_CONF = "/opt/trains/config/services.conf"
 
 
 def bundled_playbook_path() -> Path:
@@ -58,6 +61,21 @@ def parse_playbook(text: str, source: str) -> DesiredState:
     return _State(source).build(data)
 
 
+def render_services_conf(threshold_sec: int, watch_interval_sec: int) -> bytes:
+    """trains-server's services.conf (HOCON): the non-responsive task watchdog."""
+    return (
+        "# Managed by trains-nodeprep (playbook server.watchdog).\n"
+        "tasks {\n"
+        "    non_responsive_tasks_watchdog {\n"
+        "        # In-progress tasks not updated for this many seconds are stopped\n"
+        f"        threshold_sec: {threshold_sec}\n"
+        "        # Seconds the watchdog sleeps after each cycle\n"
+        f"        watch_interval_sec: {watch_interval_sec}\n"
+        "    }\n"
+        "}\n"
+    ).encode()
+
+
 class _State:
     def __init__(self, source: str) -> None:
         self.source = source
@@ -83,17 +101,44 @@ class _State:
     def build(self, data: Any) -> DesiredState:
         if data is None:
             raise self.fail("(top)", "the playbook is empty; start from the bundled playbooks/trains-node.yaml")
-        top = self.mapping(data, "(top)", {"version", "docker", "sysctl"})
+        top = self.mapping(data, "(top)", {"version", "docker", "sysctl", "server"})
         if type(top.get("version")) is not int or top["version"] != 1:  # not True, not 1.0
             raise self.fail("version", f"must be 1, got {top.get('version')!r}")
         docker = self.mapping(top.get("docker", {}), "docker", {"default-ulimits"})
         sysctl = self.mapping(top.get("sysctl", {}), "sysctl", {"file", "settings"})
+        server = self.mapping(top.get("server", {}), "server", {"directories", "watchdog"})
         return DesiredState(
             ulimits=self.ulimits(docker.get("default-ulimits", {})),
             sysctls=self.sysctls(sysctl.get("settings", {})),
             sysctl_file=self.sysctl_file(sysctl.get("file", "/etc/sysctl.d/99-trains.conf")),
             source=self.source,
+            directories=self.directories(server.get("directories", {})),
+            server_files=self.watchdog(server["watchdog"]) if "watchdog" in server else (),
         )
+
+    def directories(self, value: Any) -> tuple[Directory, ...]:
+        entries = self.mapping(value, "server.directories", set(value) if isinstance(value, dict) else set())
+        result = []
+        for path, spec in entries.items():
+            key = f"server.directories.{path}"
+            if not isinstance(path, str) or not SAFE_PATH.match(path) or ".." in path.split("/") or not PurePosixPath(path).is_relative_to(SERVER_ROOT):
+                raise self.fail(key, f"must be an absolute path under {SERVER_ROOT} (letters, digits, _ . - /)")
+            spec = self.mapping(spec or {}, key, {"owner", "group", "mode"})
+            mode = spec.get("mode")
+            if mode is not None:
+                if not isinstance(mode, str) or not re.fullmatch(r"0?[0-7]{3}", mode):
+                    raise self.fail(f"{key}.mode", f"must be an octal string like \"0755\", got {mode!r}")
+                mode = int(mode, 8)
+            owner = self.integer(spec["owner"], f"{key}.owner", 0) if "owner" in spec else None
+            group = self.integer(spec["group"], f"{key}.group", 0) if "group" in spec else owner
+            result.append(Directory(path, owner, group, mode))
+        return tuple(result)
+
+    def watchdog(self, value: Any) -> tuple[ServerFile, ...]:
+        spec = self.mapping(value, "server.watchdog", {"threshold_sec", "watch_interval_sec"})
+        threshold = self.integer(spec.get("threshold_sec", 7200), "server.watchdog.threshold_sec", 1)
+        interval = self.integer(spec.get("watch_interval_sec", 900), "server.watchdog.watch_interval_sec", 1)
+        return (ServerFile(SERVICES_CONF, render_services_conf(threshold, interval), 0o644),)
 
     def ulimits(self, value: Any) -> tuple[Ulimit, ...]:
         base = "docker.default-ulimits"

@@ -105,6 +105,9 @@ def print_plan(console, outcomes: list[NodeOutcome]) -> None:
             action = "remove" if change.new is None else "modify" if change.old.exists else "create"
             backup = f" (backup {change.path}.<UTC time>.bak)" if change.old.exists else " (new file)"
             console.print(f"  {action} {change.path}{backup}", highlight=False)
+            if change.secret:
+                console.print("    (content not shown: it holds passwords)", highlight=False)
+                continue
             for line in _diff(change).splitlines():
                 style = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else ""
                 console.print(Text("    " + line, style=style), highlight=False, soft_wrap=True)

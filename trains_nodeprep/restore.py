@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from .facts import NodeFacts
-from .model import DAEMON_JSON, DEFAULT_DOCKER, SYSCONFIG_DOCKER
+from .model import APISERVER_CONF, DAEMON_JSON, DEFAULT_DOCKER, SYSCONFIG_DOCKER
 from .plan import FileChange, Plan
 
 DOCKER_FILES = (DAEMON_JSON, SYSCONFIG_DOCKER, DEFAULT_DOCKER)
@@ -56,7 +56,7 @@ def make_restore_plan(facts: NodeFacts, only_path: str | None = None) -> Plan:
                 return Plan(requirements=(), blockers=(f"{backup.name}: backup cannot be read ({saved.state}); restore it by hand",))
             new = saved.content
         if current.content != new:
-            changes.append(FileChange(path, current, new, restarts_docker=path in DOCKER_FILES))
+            changes.append(FileChange(path, current, new, restarts_docker=path in DOCKER_FILES, secret=path == APISERVER_CONF))
     return Plan(
         requirements=(),
         file_changes=tuple(changes),

@@ -579,7 +579,7 @@ class Node:
         t0 = time.monotonic()
         if self.dir.exists():
             shutil.rmtree(self.dir)
-        for sub in ("upper", "work", "var-lib-upper", "var-lib-work", "var-lib-docker",
+        for sub in ("upper", "work", "var-lib-upper", "var-lib-work", "opt-upper", "opt-work", "var-lib-docker",
                     "var-lib-containerd", "var-log", "files"):
             (self.dir / sub).mkdir(parents=True)
         os.chmod(self.dir / "var-log", 0o755)

@@ -38,6 +38,8 @@ mount -t overlay overlay -o "lowerdir=$B/layer/etc:/etc,upperdir=$N/upper,workdi
 # per-node state: /var/lib is an overlay too (sudo, dpkg, ... state stays in the node;
 # the mount points need no directories on the host), docker's dirs are plain binds
 mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$N/var-lib-upper,workdir=$N/var-lib-work" /var/lib
+# /opt too: trains-server's data directories (/opt/trains) belong to the node, never the host
+mount -t overlay overlay -o "lowerdir=/opt,upperdir=$N/opt-upper,workdir=$N/opt-work" /opt
 mkdir -p /var/lib/docker /var/lib/containerd
 mount --bind "$N/var-lib-docker" /var/lib/docker
 mount --bind "$N/var-lib-containerd" /var/lib/containerd

@@ -57,7 +57,7 @@ def test_sections_are_optional():
 
 def test_unknown_top_level_key_is_named():
     message = error_of("version: 1\ndockr: {}\n")
-    assert "key '(top)'" in message and "dockr" in message and "allowed: docker, sysctl, version" in message
+    assert "key '(top)'" in message and "dockr" in message and "allowed: docker, server, sysctl, version" in message
 
 
 def test_unknown_ulimit_name_is_named():
@@ -163,3 +163,25 @@ def test_top_level_list_is_refused():
 
 def test_null_section_is_refused_as_not_a_mapping():
     assert "key 'docker'" in error_of("version: 1\ndocker:\n")
+
+
+def test_server_directories_must_stay_under_opt_trains():
+    message = error_of("version: 1\nserver:\n  directories:\n    /opt/trains/../../etc: {}\n")
+
+    assert "server.directories./opt/trains/../../etc" in message and "under /opt/trains" in message
+
+
+def test_server_directory_mode_is_an_octal_string():
+    message = error_of("version: 1\nserver:\n  directories:\n    /opt/trains/data: {mode: 755}\n")
+
+    assert "server.directories./opt/trains/data.mode" in message and "octal string" in message
+
+
+def test_watchdog_renders_services_conf():
+    from trains_nodeprep.playbook import parse_playbook
+
+    state = parse_playbook("version: 1\nserver:\n  watchdog: {threshold_sec: 3600, watch_interval_sec: 60}\n", "site.yaml")
+
+    [conf] = state.server_files
+    assert conf.path == "/opt/trains/config/services.conf" and not conf.secret
+    assert b"threshold_sec: 3600" in conf.content and b"watch_interval_sec: 60" in conf.content
