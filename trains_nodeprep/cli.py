@@ -41,6 +41,7 @@ class Output(str, Enum):
 
 
 Hosts = Annotated[Optional[list[str]], typer.Option("--host", "-H", help="Node as [user@]host[:port] or an ~/.ssh/config alias. Repeat for more nodes. Default: the cluster's node labeled app=trains.", show_default=False)]
+HostsFile = Annotated[Optional[Path], typer.Option("--hosts-file", help="Nodes from FILE: one [user@]host[:port] per line, # comments. Adds to --host.", show_default=False)]
 Local = Annotated[bool, typer.Option("--local", help="Act on this machine without SSH (uses sudo when not root).")]
 PlaybookOpt = Annotated[Optional[Path], typer.Option("--playbook", "-p", help="Desired state as YAML. Default: the bundled playbooks/trains-node.yaml.", show_default=False)]
 User = Annotated[Optional[str], typer.Option("--user", "-u", help="SSH login user for nodes given without user@ (default: ~/.ssh/config, else your local user).", show_default=False)]
@@ -93,6 +94,7 @@ class NodeArgs:
     output: Output
     debug: bool
     fixed_users: Path | None = None
+    hosts_file: Path | None = None
 
 
 @dataclass
@@ -115,6 +117,8 @@ class _Session:
         from .playbook import load_playbook
 
         self.args = args
+        if args.hosts_file:
+            args.hosts = (args.hosts or []) + _read_hosts_file(args.hosts_file)
         self.output = args.output
         # Human text goes to stdout unless stdout carries JSON; then everything human goes to stderr.
         self.out = Console(highlight=False)
@@ -204,6 +208,13 @@ class _Session:
         if not self.nodes and self.cluster.facts and self.cluster.facts.labeled_nodes:
             self.nodes = self._ssh_nodes([Target(host=node.address) for node in self.cluster.facts.labeled_nodes])
 
+    def progress(self, prompts: bool = False):
+        """Live per-node states in a terminal (unless a prompt may come), plain lines otherwise."""
+        from .report import Progress
+
+        live = self.output == Output.text and self.out.is_terminal and not prompts
+        return Progress(self.out if live else self.err, live)
+
     def exit_code(self, outcomes) -> int:
         from .runner import overall_exit_code
 
@@ -226,6 +237,18 @@ class _Session:
         if self.kubectl is not None:
             self.kubectl.close()
         raise typer.Exit(code)
+
+
+def _read_hosts_file(path: Path) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise UsageError(f"cannot read --hosts-file {path}: {err.strerror}") from err
+    hosts = [line.split("#", 1)[0].strip() for line in lines]
+    hosts = [h for h in hosts if h]
+    if not hosts:
+        raise UsageError(f"--hosts-file {path} lists no hosts; write one [user@]host[:port] per line")
+    return hosts
 
 
 def _guard(debug: bool):
@@ -253,7 +276,7 @@ def _guard(debug: bool):
 
 @app.command()
 def check(
-    host: Hosts = None, local: Local = False, playbook: PlaybookOpt = None, user: User = None, port: Port = None,
+    host: Hosts = None, hosts_file: HostsFile = None, local: Local = False, playbook: PlaybookOpt = None, user: User = None, port: Port = None,
     identity: Identity = None, connect_timeout: ConnectTimeout = 10.0, accept_new_host_keys: AcceptNew = False,
     ask_sudo_password: AskSudo = False, parallel: Parallel = 16, output: OutputOpt = Output.text,
     junit_xml: Annotated[Optional[Path], typer.Option("--junit-xml", help="Also write JUnit XML: one test case per requirement per node.", show_default=False)] = None,
@@ -266,14 +289,15 @@ def check(
     """
     with _guard(debug):
         session = _Session(
-            NodeArgs(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug, fixed_users),
+            NodeArgs(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug, fixed_users, hosts_file),
             ClusterArgs(cluster, kubeconfig, context, selector, kustomize, None, allow_many_labeled),
         )
         from .report import print_check, print_cluster, render_junit
         from .runner import check_node, for_each_node
 
         session.precheck()
-        outcomes = for_each_node(session.nodes, lambda node: check_node(node, session.desired), parallel)
+        with session.progress() as progress:
+            outcomes = for_each_node(session.nodes, lambda node: check_node(node, session.desired), parallel, progress)
         code = session.exit_code(outcomes)
         if output == Output.text:
             print_cluster(session.out, session.cluster)
@@ -288,7 +312,7 @@ def check(
 
 @app.command()
 def plan(
-    host: Hosts = None, local: Local = False, playbook: PlaybookOpt = None, user: User = None, port: Port = None,
+    host: Hosts = None, hosts_file: HostsFile = None, local: Local = False, playbook: PlaybookOpt = None, user: User = None, port: Port = None,
     identity: Identity = None, connect_timeout: ConnectTimeout = 10.0, accept_new_host_keys: AcceptNew = False,
     ask_sudo_password: AskSudo = False, parallel: Parallel = 16, output: OutputOpt = Output.text,
     cluster: ClusterOpt = None, kubeconfig: Kubeconfig = None, context: Context = None, selector: Selector = "app=trains",
@@ -298,7 +322,7 @@ def plan(
     """Show what `run` would change, as unified diffs and commands. Changes nothing."""
     with _guard(debug):
         _run(
-            NodeArgs(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug, fixed_users),
+            NodeArgs(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug, fixed_users, hosts_file),
             ClusterArgs(cluster, kubeconfig, context, selector, kustomize, image_version, allow_many_labeled),
             yes=False, dry_run=True, restart_timeout=60, keep_backups=5, wait=None,
         )
@@ -306,7 +330,7 @@ def plan(
 
 @app.command()
 def run(
-    host: Hosts = None, local: Local = False, playbook: PlaybookOpt = None, user: User = None, port: Port = None,
+    host: Hosts = None, hosts_file: HostsFile = None, local: Local = False, playbook: PlaybookOpt = None, user: User = None, port: Port = None,
     identity: Identity = None, connect_timeout: ConnectTimeout = 10.0, accept_new_host_keys: AcceptNew = False,
     ask_sudo_password: AskSudo = False, parallel: Parallel = 16, output: OutputOpt = Output.text,
     yes: Yes = False,
@@ -327,7 +351,7 @@ def run(
     """
     with _guard(debug):
         _run(
-            NodeArgs(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug, fixed_users),
+            NodeArgs(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug, fixed_users, hosts_file),
             ClusterArgs(deploy, kubeconfig, context, selector, kustomize, image_version, allow_many_labeled),
             yes=yes, dry_run=dry_run, restart_timeout=restart_timeout, keep_backups=keep_backups, wait=wait,
         )
@@ -335,7 +359,7 @@ def run(
 
 @app.command()
 def restore(
-    host: Hosts = None, local: Local = False, playbook: PlaybookOpt = None, user: User = None, port: Port = None,
+    host: Hosts = None, hosts_file: HostsFile = None, local: Local = False, playbook: PlaybookOpt = None, user: User = None, port: Port = None,
     identity: Identity = None, connect_timeout: ConnectTimeout = 10.0, accept_new_host_keys: AcceptNew = False,
     ask_sudo_password: AskSudo = False, parallel: Parallel = 16, output: OutputOpt = Output.text,
     file: Annotated[Optional[str], typer.Option("--file", help="Restore only this file's newest backup.", show_default=False)] = None,
@@ -348,21 +372,22 @@ def restore(
     backup too: restoring again undoes it. Kernel values already set are not lowered.
     """
     with _guard(debug):
-        if not host and not local:
-            raise UsageError("restore needs --host [user@]NODE or --local")
+        if not host and not hosts_file and not local:
+            raise UsageError("restore needs --host [user@]NODE, --hosts-file or --local")
         session = _Session(
-            NodeArgs(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug),
+            NodeArgs(host, local, playbook, user, port, identity, connect_timeout, accept_new_host_keys, ask_sudo_password, parallel, output, debug, None, hosts_file),
             ClusterArgs(False),
         )
         from .report import print_run
         from .runner import for_each_node, restore_node
 
         confirm = _confirmer(session, yes)
-        outcomes = for_each_node(
-            session.nodes,
-            lambda node: restore_node(node, session.desired, confirm=confirm, only_path=file, restart_timeout=restart_timeout, keep_backups=keep_backups),
-            parallel,
-        )
+        with session.progress(prompts=not yes) as progress:
+            outcomes = for_each_node(
+                session.nodes,
+                lambda node: restore_node(node, session.desired, confirm=confirm, only_path=file, restart_timeout=restart_timeout, keep_backups=keep_backups),
+                parallel, progress,
+            )
         code = session.exit_code(outcomes)
         if output == Output.text:
             print_run(session.out, outcomes)
@@ -422,11 +447,12 @@ def _run(args: NodeArgs, cluster: ClusterArgs, *, yes, dry_run, restart_timeout,
             session.out.print("refused: the cluster pre-checks failed; no node was touched", highlight=False)
         session.finish("plan" if dry_run else "run", [], EXIT_DRIFT)
     confirm = _confirmer(session, yes)
-    outcomes = for_each_node(
-        session.nodes,
-        lambda node: run_node(node, session.desired, confirm=confirm, dry_run=dry_run, restart_timeout=restart_timeout, keep_backups=keep_backups),
-        args.parallel,
-    )
+    with session.progress(prompts=not yes and not dry_run) as progress:
+        outcomes = for_each_node(
+            session.nodes,
+            lambda node: run_node(node, session.desired, confirm=confirm, dry_run=dry_run, restart_timeout=restart_timeout, keep_backups=keep_backups),
+            args.parallel, progress,
+        )
     if args.output == Output.text:
         print_cluster(session.out, session.cluster)
         (print_plan if dry_run else print_run)(session.out, outcomes)

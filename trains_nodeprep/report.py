@@ -16,6 +16,47 @@ _STYLE = {
 }
 
 
+class Progress:
+    """One line per node with its state: live in a terminal, plain lines otherwise."""
+
+    def __init__(self, console, live: bool) -> None:
+        import threading
+
+        self.console = console
+        self.live_enabled = live
+        self.states: dict[str, str] = {}
+        self.lock = threading.Lock()
+        self.live = None
+
+    def __enter__(self) -> "Progress":
+        if self.live_enabled:
+            from rich.live import Live
+
+            self.live = Live(self._render(), console=self.console, transient=True, refresh_per_second=8)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live is not None:
+            self.live.__exit__(*exc)
+
+    def __call__(self, label: str, state: str) -> None:
+        with self.lock:
+            self.states[label] = state
+            if self.live is not None:
+                self.live.update(self._render())
+            elif state != "waiting":
+                self.console.print(f"{label}: {state}", highlight=False, markup=False)
+
+    def _render(self):
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 2))
+        for label, state in self.states.items():
+            table.add_row(label, f"[{_STYLE.get(state, 'cyan')}]{state}[/]")
+        return table
+
+
 def _status(console, label: str, status: str, detail: str = "") -> None:
     from rich.text import Text
 

@@ -7,6 +7,7 @@ a run that changes things three (facts, apply, verify).
 from __future__ import annotations
 
 import datetime
+import functools
 import traceback as traceback_module
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,7 +52,15 @@ def overall_exit_code(outcomes: list[NodeOutcome]) -> int:
     return EXIT_OK
 
 
+def _say(node, state: str) -> None:
+    """Tell the progress display what this node is doing (set by for_each_node)."""
+    progress = getattr(node, "progress", None)
+    if progress is not None:
+        progress(state)
+
+
 def gather_facts(node, desired: DesiredState) -> NodeFacts:
+    _say(node, "reading facts")
     result = node.run_as_root(render_facts_script(desired), timeout=FACTS_TIMEOUT)
     try:
         return parse_facts(result.stdout)
@@ -96,6 +105,7 @@ def run_node(node, desired: DesiredState, *, confirm: Confirm, dry_run: bool, re
                 outcome.status = "refused"
                 outcome.error = "docker must restart (every container on the node restarts) and that was not confirmed; rerun with --yes"
                 return outcome
+            _say(node, "applying" + (" (docker restarts)" if plan.restart_docker else ""))
             outcome.applied = applied = apply_plan(
                 node, plan, init_system=facts.init_system, docker_version=facts.docker_version,
                 stamp=backup_stamp(), restart_timeout=restart_timeout, keep_backups=keep_backups,
@@ -106,6 +116,7 @@ def run_node(node, desired: DesiredState, *, confirm: Confirm, dry_run: bool, re
             outcome.status = "failed"
             outcome.error = applied.failure + (" (every file this run changed was restored)" if applied.rolled_back else "")
             return outcome
+        _say(node, "verifying")
         after = make_plan(gather_facts(node, desired), desired)
         if not after.empty:
             outcome.status = "failed"
@@ -183,15 +194,26 @@ class _recorded:
         return True
 
 
-def for_each_node(nodes: list, action: Callable, parallel: int) -> list[NodeOutcome]:
-    """Run `action(node)` on every node, at most `parallel` at once; outcomes in the nodes' order."""
+def for_each_node(nodes: list, action: Callable, parallel: int, progress: Callable[[str, str], None] | None = None) -> list[NodeOutcome]:
+    """Run `action(node)` on every node, at most `parallel` at once; outcomes in the nodes' order.
+
+    `progress(label, state)` hears each node's steps and its final status.
+    """
+
     def one(node) -> NodeOutcome:
         try:
-            return action(node)
+            outcome = action(node)
         finally:
             node.close()
+        if progress is not None:
+            progress(node.label, outcome.status)
+        return outcome
 
-    if len(nodes) == 1 or parallel <= 1:
+    if progress is not None:
+        for node in nodes:
+            node.progress = functools.partial(progress, node.label)
+            progress(node.label, "waiting")
+    if len(nodes) <= 1 or parallel <= 1:
         return [one(node) for node in nodes]
     with ThreadPoolExecutor(max_workers=min(parallel, len(nodes))) as pool:
         return list(pool.map(one, nodes))
