@@ -148,3 +148,19 @@ def test_label_refuses_a_second_node_and_labels_the_first(bed, kube_api, kubecon
     assert second.returncode == 1 and "worker-1 already carries app=trains" in second.stderr
     labels = {n["metadata"]["name"]: n["metadata"].get("labels", {}).get("app") for n in kube_api.objects("Node")}
     assert labels == {"worker-1": "trains", "worker-2": None}
+
+
+def test_a_failing_apply_shows_kubectls_error_and_exits_non_zero(bed, kube_api, kubeconfig, labeled_node, tmp_path):
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "kustomization.yaml").write_text("resources:\n- cm.yaml\n")
+    (tree / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: no-such-namespace}\ndata: {a: b}\n")
+
+    result = trains_nodeprep(bed, "run", "--kubeconfig", str(kubeconfig), "--kustomize", str(tree), "--yes", "-o", "json")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json_output(result)
+    assert report["nodes"][0]["status"] == "changed"  # the node was prepared first
+    assert report["cluster"]["deployed"] is False
+    assert report["cluster"]["error"].startswith("kubectl apply -k failed:") and "no-such-namespace" in report["cluster"]["error"]
+    assert "no-such-namespace" in result.stderr  # kubectl's own words, streamed

@@ -18,6 +18,8 @@ def test_twenty_nodes_are_checked_in_parallel_and_reported_in_host_order(bed, ma
     assert [n["host"] for n in reported] == [n.name for n in nodes[:10]] + [f"root@{n.address}" for n in reversed(nodes[10:])]
     assert {n["status"] for n in reported} == {"drift"}
     assert all(n["remote_commands"] == 1 for n in reported)  # one exec per node after authentication
+    # not a terminal: progress comes as plain lines on stderr, one per node and state
+    assert f"{nodes[0].name}: reading facts" in result.stderr and f"{nodes[0].name}: drift" in result.stderr
 
 
 def test_one_unreachable_and_one_broken_node_do_not_stop_the_others(bed, make_node):
