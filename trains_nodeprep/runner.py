@@ -86,14 +86,37 @@ MAX_ATTEMPTS = 3  # a concurrent change between facts and apply makes us plan ag
 
 
 def run_node(node, desired: DesiredState, *, confirm: Confirm, dry_run: bool, restart_timeout: int, keep_backups: int) -> NodeOutcome:
+    def still_off(after: NodeFacts, _plan: Plan) -> list[str]:
+        again = make_plan(after, desired)
+        if again.empty:
+            return []
+        return [f"{r.id} is {r.actual}" for r in again.requirements if not r.ok] or list(again.blockers) or ["the plan is still not empty"]
+
+    return _converge(node, desired, lambda facts: make_plan(facts, desired), still_off, "verification after apply failed",
+                     confirm=confirm, dry_run=dry_run, restart_timeout=restart_timeout, keep_backups=keep_backups)
+
+
+def restore_node(node, desired: DesiredState, *, confirm: Confirm, only_path: str | None, restart_timeout: int, keep_backups: int) -> NodeOutcome:
+    """Put back the newest backup set; verify that each file now has the backed-up content."""
+    from .restore import make_restore_plan
+
+    def differing(after: NodeFacts, plan: Plan) -> list[str]:
+        return [f"{c.path} differs from its backup" for c in plan.file_changes if after.file(c.path).content != c.new]
+
+    return _converge(node, desired, lambda facts: make_restore_plan(facts, only_path), differing, "verification after restore failed",
+                     confirm=confirm, dry_run=False, restart_timeout=restart_timeout, keep_backups=keep_backups)
+
+
+def _converge(node, desired: DesiredState, make: Callable[[NodeFacts], Plan], still_off: Callable[[NodeFacts, Plan], list[str]],
+              verify_failed: str, *, confirm: Confirm, dry_run: bool, restart_timeout: int, keep_backups: int) -> NodeOutcome:
+    """facts -> plan -> (confirm) -> apply -> facts again, which must show nothing still off."""
     outcome = NodeOutcome(node.label)
     with _recorded(outcome, node):
         for _attempt in range(MAX_ATTEMPTS):
             outcome.facts = facts = gather_facts(node, desired)
-            outcome.plan = plan = make_plan(facts, desired)
+            outcome.plan = plan = make(facts)
             if plan.blockers:
-                outcome.status = "refused"
-                outcome.error = " | ".join(plan.blockers)
+                outcome.status, outcome.error = "refused", " | ".join(plan.blockers)
                 return outcome
             if plan.empty:
                 outcome.status = "unchanged"
@@ -117,46 +140,9 @@ def run_node(node, desired: DesiredState, *, confirm: Confirm, dry_run: bool, re
             outcome.error = applied.failure + (" (every file this run changed was restored)" if applied.rolled_back else "")
             return outcome
         _say(node, "verifying")
-        after = make_plan(gather_facts(node, desired), desired)
-        if not after.empty:
-            outcome.status = "failed"
-            still = [f"{r.id} is {r.actual}" for r in after.requirements if not r.ok] or list(after.blockers) or ["the plan is still not empty"]
-            outcome.error = "verification after apply failed: " + "; ".join(still)
-            return outcome
-        outcome.status = "changed"
-    return outcome
-
-
-def restore_node(node, desired: DesiredState, *, confirm: Confirm, only_path: str | None, restart_timeout: int, keep_backups: int) -> NodeOutcome:
-    """Put back the newest backup set; verify that each file now has the backed-up content."""
-    from .restore import make_restore_plan
-
-    outcome = NodeOutcome(node.label)
-    with _recorded(outcome, node):
-        outcome.facts = facts = gather_facts(node, desired)
-        outcome.plan = plan = make_restore_plan(facts, only_path)
-        if plan.blockers:
-            outcome.status, outcome.error = "refused", " | ".join(plan.blockers)
-            return outcome
-        if plan.empty:
-            outcome.status = "unchanged"
-            return outcome
-        if plan.restart_docker and facts.docker_running and not confirm(node.label, plan, facts):
-            outcome.status = "refused"
-            outcome.error = "docker must restart (every container on the node restarts) and that was not confirmed; rerun with --yes"
-            return outcome
-        outcome.applied = applied = apply_plan(
-            node, plan, init_system=facts.init_system, docker_version=facts.docker_version,
-            stamp=backup_stamp(), restart_timeout=restart_timeout, keep_backups=keep_backups,
-        )
-        if not applied.ok:
-            outcome.status = "failed"
-            outcome.error = applied.failure
-            return outcome
-        after = gather_facts(node, desired)
-        wrong = [c.path for c in plan.file_changes if after.file(c.path).content != c.new]
-        if wrong:
-            outcome.status, outcome.error = "failed", f"verification after restore failed: {', '.join(wrong)} differ from the backup"
+        problems = still_off(gather_facts(node, desired), plan)
+        if problems:
+            outcome.status, outcome.error = "failed", f"{verify_failed}: " + "; ".join(problems)
             return outcome
         outcome.status = "changed"
     return outcome
