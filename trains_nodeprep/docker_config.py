@@ -59,6 +59,15 @@ def missing_ulimits(current: dict[str, Ulimit], desired: tuple[Ulimit, ...]) -> 
 # ---------------------------------------------------------------- daemon.json
 
 
+def json_type(value) -> str:
+    """The JSON name of a parsed value's type, for messages (array, not list)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return {dict: "object", list: "array", str: "string", int: "number", float: "number"}.get(type(value), type(value).__name__)
+
+
 def parse_daemon_json(content: bytes, path: str) -> dict:
     """The daemon.json object, or ConfigError naming line and column of what dockerd would reject."""
     try:
@@ -76,7 +85,7 @@ def parse_daemon_json(content: bytes, path: str) -> dict:
     except ValueError as err:  # NaN, Infinity: Python reads them, dockerd does not
         raise ConfigError(path, f"invalid JSON: {err}", "fix the JSON (dockerd will not start with it)") from err
     if not isinstance(data, dict):
-        raise ConfigError(path, f"top level is a JSON {type(data).__name__}, not an object", "make it a JSON object {...}")
+        raise ConfigError(path, f"top level is a JSON {json_type(data)}, not an object", "make it a JSON object {...}")
     return data
 
 
@@ -118,7 +127,7 @@ def daemon_json_ulimits(config: dict, path: str) -> dict[str, Ulimit]:
     if entries is None:
         return {}
     if not isinstance(entries, dict):
-        raise ConfigError(path, f"{DAEMON_JSON_KEY} is a JSON {type(entries).__name__}, not an object", 'use {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 65536}}')
+        raise ConfigError(path, f"{DAEMON_JSON_KEY} is a JSON {json_type(entries)}, not an object", 'use {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 65536}}')
     return {limit.name: limit for key, entry in entries.items() for limit in [_entry_limit(key, entry, path)]}
 
 

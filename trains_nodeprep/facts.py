@@ -62,6 +62,8 @@ class NodeFacts:
     docker_unit: str | None = None  # `systemctl cat docker.service` on systemd nodes
     backups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # file -> its backups, oldest first
     directories: dict[str, DirFact] = field(default_factory=dict)
+    dockerd_age: float | None = None  # seconds since dockerd started
+    file_ages: dict[str, float] = field(default_factory=dict)  # seconds since daemon.json last changed
 
     @property
     def docker_running(self) -> bool:
@@ -107,7 +109,17 @@ def render_facts_script(desired: DesiredState) -> str:
     # The running dockerd and its argv: where its flags really came from.
     lines.append(
         "for p in $(pidof dockerd 2>/dev/null); do "
-        'emit proc dockerd "$p" "$(tr "\\000" "\\n" < /proc/$p/cmdline | base64 -w0)"; break; done'
+        'emit proc dockerd "$p" "$(tr "\\000" "\\n" < /proc/$p/cmdline | base64 -w0)"; '
+        # how long ago it started: uptime minus its start in clock ticks since boot (10 ms steps)
+        "a=$(awk -v u=\"$(cut -d' ' -f1 /proc/uptime)\" -v s=\"$(cut -d' ' -f22 /proc/$p/stat)\" -v h=\"$(getconf CLK_TCK)\" "
+        "'BEGIN {printf \"%.3f\", u - s / h}'); "
+        'emit proc dockerd-age "$p" "$(printf %s "$a" | base64 -w0)"; break; done'
+    )
+    # how long ago daemon.json changed, on the same "now" (docker reads it only at start)
+    lines.append(
+        f"if m=$(stat -L -c %.9Y {q(DAEMON_JSON)} 2>/dev/null); then "
+        "a=$(awk -v n=\"$(date +%s.%N)\" -v m=\"$m\" 'BEGIN {printf \"%.3f\", n - m}'); "
+        f"emit age {q(DAEMON_JSON)} ok \"$(printf %s \"$a\" | base64 -w0)\"; fi"
     )
     for path in (DAEMON_JSON, SYSCONFIG_DOCKER, DEFAULT_DOCKER):
         lines.append(f"readfile {q(path)}")
@@ -161,6 +173,8 @@ def parse_facts(output: str) -> NodeFacts:
     dockerd_argv: tuple[str, ...] = ()
     backups: dict[str, tuple[str, ...]] = {}
     directories: dict[str, DirFact] = {}
+    dockerd_age = None
+    file_ages: dict[str, float | None] = {}
     complete = False
     for line in output.splitlines():
         parts = line.split("\t")
@@ -177,6 +191,10 @@ def parse_facts(output: str) -> NodeFacts:
             files[name] = FileFact(name, state, data if state == "file" else None)
         elif kind == "sysctl":
             sysctl_runtime[name] = _int_or_none(data.decode(errors="replace")) if state == "ok" else None
+        elif kind == "proc" and name == "dockerd-age":
+            dockerd_age = _float_or_none(data.decode(errors="replace"))
+        elif kind == "age":
+            file_ages[name] = _float_or_none(data.decode(errors="replace"))
         elif kind == "proc" and name == "dockerd" and dockerd_pid is None:
             dockerd_pid = int(state)
             dockerd_argv = tuple(arg for arg in data.decode(errors="replace").split("\n") if arg)
@@ -206,6 +224,8 @@ def parse_facts(output: str) -> NodeFacts:
         docker_unit=values[("unit", "docker.service")][1].decode(errors="replace") if ("unit", "docker.service") in values else None,
         backups=backups,
         directories=directories,
+        dockerd_age=dockerd_age,
+        file_ages={path: value for path, value in file_ages.items() if value is not None},
     )
 
 
@@ -224,6 +244,13 @@ def _docker_version(record: tuple[str, bytes]) -> str | None:
 
 def _is_sysctl_config(path: str) -> bool:
     return path == SYSCTL_CONF or any(path.startswith(d + "/") for d in SYSCTL_DIRS)
+
+
+def _float_or_none(text: str) -> float | None:
+    try:
+        return float(text.strip())
+    except ValueError:
+        return None
 
 
 def _int_or_none(text: str) -> int | None:

@@ -241,7 +241,21 @@ def _plan_daemon_json(facts: NodeFacts, daemon_json: FileFact, current: dict[str
         _plan_unmanaged_flags(running_flags, desired, "the running dockerd's command line", builder)
         return
     _ulimit_requirements(builder, current, desired, DAEMON_JSON)
-    builder.change_file(daemon_json, docker_config.merge_daemon_json(daemon_json.content, desired, DAEMON_JSON), restarts_docker=True)
+    new = docker_config.merge_daemon_json(daemon_json.content, desired, DAEMON_JSON)
+    builder.change_file(daemon_json, new, restarts_docker=True)
+    file_age = facts.file_ages.get(DAEMON_JSON)
+    if not facts.docker_running or daemon_json.content != new or file_age is None or facts.dockerd_age is None:
+        return
+    # The file is right; did the running dockerd read it? (docker reads daemon.json only at start)
+    stale = file_age < facts.dockerd_age - 0.05  # changed after dockerd started (ages measured at one instant)
+    builder.requirements.append(
+        Requirement(
+            "docker.running-config", f"dockerd started after {DAEMON_JSON} last changed",
+            f"no: {DAEMON_JSON} changed after dockerd started" if stale else "yes", not stale, f"dockerd pid {facts.dockerd_pid}",
+        )
+    )
+    if stale:
+        builder.restart_reasons.append(f"{DAEMON_JSON} changed after dockerd started, so docker does not use it yet")
 
 
 def _plan_sysctl(facts: NodeFacts, desired: DesiredState, builder: _Builder) -> None:

@@ -112,7 +112,7 @@ def test_nan_and_infinity_are_refused_like_dockerd_does(content):
         parse_daemon_json(content, DJ)
 
 
-@pytest.mark.parametrize("content, kind", [(b"[]", "list"), (b'"x"', "str"), (b"1", "int"), (b"null", "NoneType")])
+@pytest.mark.parametrize("content, kind", [(b"[]", "array"), (b'"x"', "string"), (b"1", "number"), (b"null", "null")])
 def test_top_level_that_is_not_an_object_is_refused(content, kind):
     with pytest.raises(ConfigError, match=f"top level is a JSON {kind}, not an object"):
         parse_daemon_json(content, DJ)
@@ -142,7 +142,7 @@ def test_limit_name_comes_from_the_entry_name_not_the_key():
 
 
 def test_default_ulimits_that_is_a_list_is_refused():
-    with pytest.raises(ConfigError, match="default-ulimits is a JSON list, not an object"):
+    with pytest.raises(ConfigError, match="default-ulimits is a JSON array, not an object"):
         limits_of({"default-ulimits": [entry()]})
 
 
@@ -329,8 +329,8 @@ def test_merged_output_merged_again_is_unchanged():
         (b"  \n", "is empty"),
         (b"\xef\xbb\xbf{}", "byte-order mark"),
         (b'{"a": 1', "invalid JSON at line 1 column"),
-        (b"[]", "top level is a JSON list"),
-        (b'{"default-ulimits": []}', "default-ulimits is a JSON list"),
+        (b"[]", "top level is a JSON array"),
+        (b'{"default-ulimits": []}', "default-ulimits is a JSON array"),
         (b'{"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": "65536"}}}', "not an integer"),
         (b'{"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 65536.0}}}', "not an integer"),
         (b'{"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 2048, "Hard": 1024}}}', "soft 2048 above hard 1024"),

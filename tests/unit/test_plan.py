@@ -234,3 +234,20 @@ def test_low_flags_in_the_systemd_unit_are_refused_with_the_fix():
 
     assert plan.blockers and "docker.service ExecStart" in plan.blockers[0]
     assert "--default-ulimit nofile=1024:65536" in plan.blockers[0]
+
+
+def test_daemon_json_changed_after_dockerd_started_plans_only_a_restart():
+    facts = NodeFacts(**{**node({DAEMON_JSON: READY_JSON, SYSCTL_FILE: "vm.max_map_count=262144\n"}, runtime=262144).__dict__,
+                         "dockerd_age": 100.0, "file_ages": {DAEMON_JSON: 5.0}})
+
+    plan = make_plan(facts, DESIRED)
+
+    assert plan.file_changes == () and plan.restart_docker
+    assert [r.id for r in plan.requirements if not r.ok] == ["docker.running-config"]
+
+
+def test_daemon_json_older_than_dockerd_is_ready():
+    facts = NodeFacts(**{**node({DAEMON_JSON: READY_JSON, SYSCTL_FILE: "vm.max_map_count=262144\n"}, runtime=262144).__dict__,
+                         "dockerd_age": 5.0, "file_ages": {DAEMON_JSON: 100.0}})
+
+    assert make_plan(facts, DESIRED).ready
