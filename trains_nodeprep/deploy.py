@@ -57,6 +57,3 @@ def server_urls(node: KubeNode) -> dict[str, str]:
     names = {"apiserver-service": "api", "webserver-service": "web", "fileserver-service": "files"}
     return {names[service]: f"http://{node.address}:{port}" for port, service in TRAINS_NODE_PORTS.items()}
 
-
-def discovered_targets(outcome: ClusterOutcome) -> list[KubeNode]:
-    return list(outcome.facts.labeled_nodes) if outcome.facts else []

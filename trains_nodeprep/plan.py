@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from . import docker_config, sysctl
 from .errors import ConfigError
 from .facts import FileFact, NodeFacts
-from .model import DAEMON_JSON, DEFAULT_DOCKER, SYSCONFIG_DOCKER, DesiredState, Ulimit, limit_at_least
+from .model import DAEMON_JSON, DEFAULT_DOCKER, SYSCONFIG_DOCKER, DesiredState, Ulimit
 
 SYSCTL_HEADER = "# Managed by trains-nodeprep: minimums for trains-server (Elasticsearch). Higher values are kept."
 
