@@ -15,11 +15,9 @@ import shlex
 from dataclasses import dataclass
 
 from .errors import ApplyError
-from .model import DAEMON_JSON
+from .model import DAEMON_JSON, LOCK_FILE, LOCK_WAIT_SECONDS
 from .plan import Plan
 
-LOCK_FILE = "/run/lock/trains-nodeprep.lock"
-LOCK_WAIT_SECONDS = 60
 EXIT_STALE = 75  # a file changed since the facts were read: nothing was written, plan again
 
 _PRELUDE = r"""

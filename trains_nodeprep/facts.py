@@ -13,7 +13,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from .model import DAEMON_JSON, DEFAULT_DOCKER, SYSCONFIG_DOCKER, DesiredState
+from .model import DAEMON_JSON, DEFAULT_DOCKER, LOCK_FILE, LOCK_WAIT_SECONDS, SYSCONFIG_DOCKER, DesiredState
 from .sysctl import SYSCTL_CONF, SYSCTL_DIRS
 
 FILE_STATES = ("absent", "file", "directory", "unreadable")
@@ -91,6 +91,8 @@ def render_facts_script(desired: DesiredState) -> str:
     """The read-only script; every path and key in it is quoted once here."""
     q = shlex.quote
     lines = [_SHELL_FUNCTIONS.strip()]
+    # A shared hold on the run lock: facts never see a node halfway through another run's apply.
+    lines.append(f"mkdir -p {q(LOCK_FILE.rsplit('/', 1)[0])} 2>/dev/null; exec 9>>{q(LOCK_FILE)} && flock -s -w {LOCK_WAIT_SECONDS} 9")
     lines.append('emit id user ok "$(id -un | base64 -w0)"')
     lines.append(
         "if [ -d /run/systemd/system ]; then emit init system ok c3lzdGVtZA==; "

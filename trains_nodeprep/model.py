@@ -93,6 +93,8 @@ class DesiredState:
     server_files: tuple[ServerFile, ...] = ()
 
 
+LOCK_FILE = "/run/lock/trains-nodeprep.lock"  # on the node: one apply at a time, facts never mid-apply
+LOCK_WAIT_SECONDS = 60
 DAEMON_JSON = "/etc/docker/daemon.json"
 SYSCONFIG_DOCKER = "/etc/sysconfig/docker"  # RHEL-family: OPTIONS="..." passed to dockerd by its unit
 APISERVER_CONF = "/opt/trains/config/apiserver.conf"  # holds fixed users' passwords

@@ -12,6 +12,7 @@ import re
 import shlex
 import socket
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,9 +170,18 @@ class SSHNode:
             },
         )
         _secure_host_keys(connection, self.options.accept_new_host_keys)
-        if connection.gateway is None:
-            connection.connect_kwargs["sock"] = _open_socket(connection.host, connection.port, self.options.connect_timeout, self.label)
-        _open(connection, self.label)
+        for attempt in (1, 2):
+            if connection.gateway is None:
+                connection.connect_kwargs["sock"] = _open_socket(connection.host, connection.port, self.options.connect_timeout, self.label)
+            try:
+                _open(connection, self.label)
+                break
+            except _TransientSSHError:
+                # A busy sshd may drop a login mid-handshake; one more try before calling the node unreachable.
+                connection.close()
+                if attempt == 2:
+                    raise
+                time.sleep(1)
         self._connection = connection
         return connection
 
@@ -260,7 +270,11 @@ def _open(connection, label: str) -> None:
     except paramiko.AuthenticationException as err:
         raise ConnectionFailed(f"{label}: authentication refused for user {connection.user}; check --user and --identity (or your ssh agent)") from err
     except (paramiko.SSHException, OSError, EOFError) as err:
-        raise ConnectionFailed(f"{label}: SSH connection failed ({err}); check the address, port and sshd") from err
+        raise _TransientSSHError(f"{label}: SSH connection failed ({err or type(err).__name__}); check the address, port and sshd") from err
+
+
+class _TransientSSHError(ConnectionFailed):
+    """The SSH handshake broke off (not a refused key or login): worth one more try."""
 
 
 class UnknownHostKey(Exception):

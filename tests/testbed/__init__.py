@@ -607,7 +607,9 @@ class Node:
             f"BED_USERS={shlex.quote(' '.join(BED_USERS))}\n"
             # The Python that runs the tests, so `trains-nodeprep --local` can run inside a node
             # even when that Python lives below /root or /home (pyenv), which nodes hide.
-            f"PYTHON_PREFIX={shlex.quote(os.path.realpath(sys.base_prefix))}\n")
+            f"PYTHON_PREFIX={shlex.quote(os.path.realpath(sys.base_prefix))}\n"
+            # ... and the venv of the tests (CI clones below /tmp, which nodes hide too).
+            f"VENV_PREFIX={shlex.quote(os.path.realpath(sys.prefix))}\n")
 
         self._setup_network()
         log = open(self.init_log, "wb")

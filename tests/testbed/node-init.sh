@@ -17,9 +17,16 @@ mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mkdir -p /run/tnp-node /run/tnp-bed
 mount --bind "$1" /run/tnp-node
 mount --bind "$BED_DIR" /run/tnp-bed
-case "$PYTHON_PREFIX" in
-    /root/*|/home/*) mkdir -p /run/tnp-python; mount --bind "$PYTHON_PREFIX" /run/tnp-python ;;
-esac
+# The test's Python and venv stay visible in the node even below /root, /home or /tmp,
+# which get their own tmpfs below: stash them under /run, bind them back at the end.
+KEEP=""
+for keep in "$PYTHON_PREFIX" "${VENV_PREFIX:-}"; do
+    case "$keep" in
+        /root/*|/home/*|/tmp/*)
+            stash="/run/tnp-keep/$(printf %s "$keep" | tr / _)"
+            mkdir -p "$stash"; mount --bind "$keep" "$stash"; KEEP="$KEEP $keep" ;;
+    esac
+done
 N=/run/tnp-node
 B=/run/tnp-bed
 
@@ -47,10 +54,6 @@ mount --bind "$N/var-log" /var/log
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /var/tmp
 mount -t tmpfs -o mode=0755 tmpfs /home
 mount -t tmpfs -o mode=0700 tmpfs /root
-if [ -d /run/tnp-python ]; then
-    mkdir -p "$PYTHON_PREFIX"
-    mount --bind -o ro /run/tnp-python "$PYTHON_PREFIX"
-fi
 # The host has a docker 28 client in /usr/local/bin, first on PATH; a node has the
 # client matching its dockerd (20.10).
 if [ -e /usr/local/bin/docker ] && [ -x /usr/bin/docker ]; then
@@ -90,6 +93,9 @@ fi
 
 # last: /tmp (may hide the bed's own directory), then drop the helper mounts
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+for keep in $KEEP; do
+    mkdir -p "$keep"; mount --bind "/run/tnp-keep/$(printf %s "$keep" | tr / _)" "$keep"
+done
 umount -l /run/tnp-node /run/tnp-bed
 rmdir /run/tnp-node /run/tnp-bed
 
