@@ -155,15 +155,7 @@ class ApplyResult:
         return "; ".join(f"{s.subject}: {s.message}" for s in failed) or f"the apply script exited with status {self.exit_status}"
 
 
-def has_validate(docker_version: str | None) -> bool:
-    """`dockerd --validate` exists from Docker 23.0."""
-    try:
-        return docker_version is not None and int(docker_version.split(".")[0]) >= 23
-    except ValueError:
-        return False
-
-
-def render_apply_script(plan: Plan, *, init_system: str, docker_version: str | None, stamp: str, restart_timeout: int, keep_backups: int) -> str:
+def render_apply_script(plan: Plan, *, init_system: str, stamp: str, restart_timeout: int, keep_backups: int) -> str:
     """One shell script that applies `plan` and reports each step on stdout."""
     q = shlex.quote
     lines = [_PRELUDE.strip(), f"STAMP={q(stamp)}", f"INIT={q(init_system)}", f"KEEP={int(keep_backups)}"]
@@ -195,24 +187,24 @@ def render_apply_script(plan: Plan, *, init_system: str, docker_version: str | N
             f"else fail {q(write.key)} \"sysctl -w {assignment} failed: $out\"; fi"
         )
     if plan.restart_docker:
-        lines += _restart_lines(plan, init_system, docker_version, restart_timeout)
+        lines += _restart_lines(plan, init_system, restart_timeout)
     lines.append("say done - ok ''")
     return "\n".join(lines) + "\n"
 
 
-def _restart_lines(plan: Plan, init_system: str, docker_version: str | None, restart_timeout: int) -> list[str]:
+def _restart_lines(plan: Plan, init_system: str, restart_timeout: int) -> list[str]:
     lines = []
     if init_system not in ("systemd", "sysvinit"):
         lines.append("fail docker 'no systemctl or service command on this node: restart docker by hand'")
     if any(c.path == DAEMON_JSON and c.new is not None for c in plan.file_changes):
-        if has_validate(docker_version):
-            lines.append(
-                f"if out=$(dockerd --validate --config-file {DAEMON_JSON} 2>&1); then say validate docker ok \"$out\"; "
-                "else fail docker \"dockerd --validate rejected the new daemon.json: $out\"; fi"
-            )
-        else:
-            note = f"dockerd {docker_version or '(unknown version)'} has no --validate (Docker 23+): the restart is the validation"
-            lines.append(f"say validate docker info {shlex.quote(note)}")
+        # `dockerd --validate` exists from Docker 23.0; older engines: the restart is the validation.
+        lines += [
+            "version=$(dockerd --version 2>/dev/null); major=$(printf %s \"$version\" | sed -n 's/^Docker version \\([0-9]*\\)\\..*/\\1/p')",
+            'if [ "${major:-0}" -ge 23 ]; then',
+            f"  if out=$(dockerd --validate --config-file {DAEMON_JSON} 2>&1); then say validate docker ok \"$out\"; "
+            "else fail docker \"dockerd --validate rejected the new daemon.json: $out\"; fi",
+            'else say validate docker info "${version:-dockerd} has no --validate (Docker 23+): the restart is the validation"; fi',
+        ]
     timeout = int(restart_timeout)
     lines += [
         "old_pid=$(dockerd_pid)",
@@ -250,9 +242,9 @@ def parse_apply_output(exit_status: int, output: str) -> ApplyResult:
     return ApplyResult(exit_status, tuple(steps))
 
 
-def apply_plan(node, plan: Plan, *, init_system: str, docker_version: str | None, stamp: str, restart_timeout: int, keep_backups: int) -> ApplyResult:
+def apply_plan(node, plan: Plan, *, init_system: str, stamp: str, restart_timeout: int, keep_backups: int) -> ApplyResult:
     script = render_apply_script(
-        plan, init_system=init_system, docker_version=docker_version, stamp=stamp, restart_timeout=restart_timeout, keep_backups=keep_backups,
+        plan, init_system=init_system, stamp=stamp, restart_timeout=restart_timeout, keep_backups=keep_backups,
     )
     result = node.run_as_root(script, timeout=LOCK_WAIT_SECONDS + 2 * restart_timeout + 60, payload=secrets_payload(plan))
     applied = parse_apply_output(result.exit_status, result.stdout)

@@ -53,7 +53,6 @@ class NodeFacts:
     user: str
     init_system: str  # systemd | sysvinit | unknown
     docker_installed: bool
-    docker_version: str | None  # "20.10.24" from `dockerd --version`, None when not installed
     dockerd_pid: int | None
     dockerd_argv: tuple[str, ...]
     files: dict[str, FileFact]  # every file read, by path
@@ -78,6 +77,7 @@ exec </dev/null
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH
 LC_ALL=C; export LC_ALL
 emit() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4"; }
+raw() { printf '%s\t%s\t%s\t=%s\n' "$1" "$2" "$3" "$4"; }  # a value without tabs or newlines, as it is
 readfile() {
   if [ -d "$1" ]; then emit file "$1" directory ""
   elif [ ! -e "$1" ]; then emit file "$1" absent ""
@@ -85,6 +85,8 @@ readfile() {
   else emit file "$1" unreadable ""; fi
 }
 """
+# Forks are what this script costs the node (50 nodes on 2 cores feel each one): shell
+# builtins (read, printf, globs) where they do, one process per file to encode it.
 
 
 def render_facts_script(desired: DesiredState) -> str:
@@ -92,43 +94,38 @@ def render_facts_script(desired: DesiredState) -> str:
     q = shlex.quote
     lines = [_SHELL_FUNCTIONS.strip()]
     # A shared hold on the run lock: facts never see a node halfway through another run's apply.
-    lines.append(f"mkdir -p {q(LOCK_FILE.rsplit('/', 1)[0])} 2>/dev/null; exec 9>>{q(LOCK_FILE)} && flock -s -w {LOCK_WAIT_SECONDS} 9")
-    lines.append('emit id user ok "$(id -un | base64 -w0)"')
+    lines.append(f"[ -d {q(LOCK_FILE.rsplit('/', 1)[0])} ] || mkdir -p {q(LOCK_FILE.rsplit('/', 1)[0])}; exec 9>>{q(LOCK_FILE)} && flock -s -w {LOCK_WAIT_SECONDS} 9")
+    lines.append('raw id user ok "${USER:-$(id -un)}"')
     lines.append(
-        "if [ -d /run/systemd/system ]; then emit init system ok c3lzdGVtZA==; "
-        "elif command -v service >/dev/null 2>&1 || [ -x /usr/sbin/service ]; then emit init system ok c3lzdmluaXQ=; "
-        "else emit init system ok dW5rbm93bg==; fi"
+        "if [ -d /run/systemd/system ]; then raw init system ok systemd; "
+        "elif command -v service >/dev/null 2>&1 || [ -x /usr/sbin/service ]; then raw init system ok sysvinit; "
+        "else raw init system ok unknown; fi"
     )
-    lines.append(
-        "if v=$(dockerd --version 2>/dev/null); then emit docker version ok \"$(printf %s \"$v\" | base64 -w0)\"; "
-        "else emit docker version absent ''; fi"
-    )
+    lines.append("if command -v dockerd >/dev/null 2>&1; then raw docker installed ok yes; fi")
     # Where a systemd unit (and its drop-ins) could pass flags to dockerd.
     lines.append(
         "[ -d /run/systemd/system ] && u=$(systemctl cat docker.service 2>/dev/null) && "
         "emit unit docker.service ok \"$(printf %s \"$u\" | base64 -w0)\""
     )
-    # The running dockerd and its argv: where its flags really came from.
+    # The running dockerd, its argv (where its flags really came from), and when it started:
+    # its start in clock ticks since boot, against the uptime, read at one instant with the
+    # age of daemon.json (docker reads that file only at start).
     lines.append(
         "for p in $(pidof dockerd 2>/dev/null); do "
         'emit proc dockerd "$p" "$(tr "\\000" "\\n" < /proc/$p/cmdline | base64 -w0)"; '
-        # how long ago it started: uptime minus its start in clock ticks since boot (10 ms steps)
-        "a=$(awk -v u=\"$(cut -d' ' -f1 /proc/uptime)\" -v s=\"$(cut -d' ' -f22 /proc/$p/stat)\" -v h=\"$(getconf CLK_TCK)\" "
-        "'BEGIN {printf \"%.3f\", u - s / h}'); "
-        'emit proc dockerd-age "$p" "$(printf %s "$a" | base64 -w0)"; break; done'
+        "read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ ticks _ < /proc/$p/stat; read -r up _ < /proc/uptime; "
+        'raw clock dockerd-started ok "$ticks $up"; break; done'
     )
-    # how long ago daemon.json changed, on the same "now" (docker reads it only at start)
     lines.append(
-        f"if m=$(stat -L -c %.9Y {q(DAEMON_JSON)} 2>/dev/null); then "
-        "a=$(awk -v n=\"$(date +%s.%N)\" -v m=\"$m\" 'BEGIN {printf \"%.3f\", n - m}'); "
-        f"emit age {q(DAEMON_JSON)} ok \"$(printf %s \"$a\" | base64 -w0)\"; fi"
+        f"if m=$(stat -L -c %.9Y {q(DAEMON_JSON)} 2>/dev/null); then raw clock {q(DAEMON_JSON)} ok \"$m $(date +%s.%N)\"; fi"
     )
     for path in (DAEMON_JSON, SYSCONFIG_DOCKER, DEFAULT_DOCKER):
         lines.append(f"readfile {q(path)}")
     for setting in desired.sysctls:
         lines.append(
-            f"if v=$(cat {q(setting.proc_path)} 2>/dev/null); then emit sysctl {q(setting.key)} ok \"$(printf %s \"$v\" | base64 -w0)\"; "
-            f"else emit sysctl {q(setting.key)} absent ''; fi"
+            # cat, not read: /proc/sys answers only whole reads, and the shell reads byte by byte
+            f"if v=$(cat {q(setting.proc_path)} 2>/dev/null); then raw sysctl {q(setting.key)} ok \"$v\"; "
+            f"else raw sysctl {q(setting.key)} absent ''; fi"
         )
     directories = " ".join(q(d) for d in SYSCTL_DIRS)
     # /lib/sysctl.d is /usr/lib/sysctl.d on merged-/usr systems: read it once.
@@ -139,21 +136,19 @@ def render_facts_script(desired: DesiredState) -> str:
     )
     lines.append(f"[ -e {q(SYSCTL_CONF)} ] && readfile {q(SYSCTL_CONF)}")
     lines.append(f"readfile {q(desired.sysctl_file)}")
-    for directory in desired.directories:
-        lines.append(
-            f"if [ -d {q(directory.path)} ]; then emit dir {q(directory.path)} ok \"$(stat -c '%u %g %a' {q(directory.path)} | base64 -w0)\"; "
-            f"elif [ -e {q(directory.path)} ]; then emit dir {q(directory.path)} notdir ''; else emit dir {q(directory.path)} absent ''; fi"
-        )
+    if desired.directories:
+        paths = " ".join(q(d.path) for d in desired.directories)
+        # one stat for them all; a missing one is simply not listed
+        lines.append(f"emit dirs all ok \"$(stat -c '%u %g %a %F|%n' {paths} 2>/dev/null | base64 -w0)\"")
     for server_file in desired.server_files:
         lines.append(f"readfile {q(server_file.path)}")
-    # Backups beside every file the tool may write, and the newest one's content (for `restore`).
+    # Backups beside every file the tool may write (shell globs come sorted), and the newest one's content (for `restore`).
     managed = " ".join(q(p) for p in managed_paths(desired))
     lines.append(
-        f'for p in {managed} /etc/sysctl.d/*.conf; do '
-        'b=$(ls -1d -- "$p".*.bak 2>/dev/null | sort); [ -n "$b" ] || continue; '
-        'emit backups "$p" ok "$(printf %s "$b" | base64 -w0)"; readfile "$(printf %s "$b" | tail -n 1)"; done'
+        f'for p in {managed} /etc/sysctl.d/*.conf; do set -- "$p".*.bak; [ -e "$1" ] || continue; '
+        'for b in "$@"; do raw backup "$p" ok "$b"; done; eval "readfile \"\\${$#}\""; done'
     )
-    lines.append("emit end end ok ''")
+    lines.append("raw end end ok ''")
     return "\n".join(lines) + "\n"
 
 
@@ -171,77 +166,86 @@ def parse_facts(output: str) -> NodeFacts:
     values: dict[tuple[str, str], tuple[str, bytes]] = {}
     files: dict[str, FileFact] = {}
     sysctl_runtime: dict[str, int | None] = {}
+    backups: dict[str, list[str]] = {}
+    clocks: dict[str, list[float]] = {}
+    directories: dict[str, DirFact] = {}
     dockerd_pid = None
     dockerd_argv: tuple[str, ...] = ()
-    backups: dict[str, tuple[str, ...]] = {}
-    directories: dict[str, DirFact] = {}
-    dockerd_age = None
-    file_ages: dict[str, float | None] = {}
     complete = False
     for line in output.splitlines():
         parts = line.split("\t")
         if len(parts) != 4:
             continue  # noise from a login shell's rc files
         kind, name, state, encoded = parts
-        try:
-            data = base64.b64decode(encoded, validate=True)
-        except ValueError as err:
-            raise FactsParseError(f"bad data for {kind} {name}") from err
+        if encoded.startswith("="):
+            data = encoded[1:].encode()
+        else:
+            try:
+                data = base64.b64decode(encoded, validate=True)
+            except ValueError as err:
+                raise FactsParseError(f"bad data for {kind} {name}") from err
+        text = data.decode(errors="replace")
         if kind == "file":
             if state not in FILE_STATES:
                 raise FactsParseError(f"unknown file state {state!r} for {name}")
             files[name] = FileFact(name, state, data if state == "file" else None)
         elif kind == "sysctl":
-            sysctl_runtime[name] = _int_or_none(data.decode(errors="replace")) if state == "ok" else None
-        elif kind == "proc" and name == "dockerd-age":
-            dockerd_age = _float_or_none(data.decode(errors="replace"))
-        elif kind == "age":
-            file_ages[name] = _float_or_none(data.decode(errors="replace"))
+            sysctl_runtime[name] = _int_or_none(text) if state == "ok" else None
         elif kind == "proc" and name == "dockerd" and dockerd_pid is None:
             dockerd_pid = int(state)
-            dockerd_argv = tuple(arg for arg in data.decode(errors="replace").split("\n") if arg)
-        elif kind == "dir":
-            directories[name] = _dir_fact(name, state, data.decode(errors="replace"))
-        elif kind == "backups":
-            backups[name] = tuple(line for line in data.decode(errors="replace").splitlines() if line)
+            dockerd_argv = tuple(arg for arg in text.split("\n") if arg)
+        elif kind == "clock":
+            clocks[name] = [float(x) for x in text.split() if _float_or_none(x) is not None]
+        elif kind == "backup":
+            backups.setdefault(name, []).append(text)
+        elif kind == "dirs":
+            directories.update(_dir_facts(text))
         elif kind == "end":
             complete = True
         else:
             values[(kind, name)] = (state, data)
     if not complete:
         raise FactsParseError("the facts output ended early")
-    user = values.get(("id", "user"), ("", b""))[1].decode(errors="replace").strip()
-    init_system = values.get(("init", "system"), ("", b"unknown"))[1].decode(errors="replace")
     sysctl_files = tuple(path for path, fact in files.items() if fact.exists and _is_sysctl_config(path) and path.endswith(".conf"))
+    dockerd_age = None
+    if len(clocks.get("dockerd-started", [])) == 2:
+        ticks, uptime = clocks["dockerd-started"]
+        dockerd_age = uptime - ticks / CLOCK_TICKS_PER_SECOND
+    file_ages = {path: pair[1] - pair[0] for path, pair in clocks.items() if path.startswith("/") and len(pair) == 2}
     return NodeFacts(
-        user=user,
-        init_system=init_system,
-        docker_installed=("docker", "version") in values and values[("docker", "version")][0] == "ok",
-        docker_version=_docker_version(values.get(("docker", "version"), ("absent", b""))),
+        user=values.get(("id", "user"), ("", b""))[1].decode(errors="replace").strip(),
+        init_system=values.get(("init", "system"), ("", b"unknown"))[1].decode(errors="replace"),
+        docker_installed=("docker", "installed") in values or dockerd_pid is not None,
         dockerd_pid=dockerd_pid,
         dockerd_argv=dockerd_argv,
         files=files,
         sysctl_runtime=sysctl_runtime,
         sysctl_files=sysctl_files,
         docker_unit=values[("unit", "docker.service")][1].decode(errors="replace") if ("unit", "docker.service") in values else None,
-        backups=backups,
+        backups={path: tuple(names) for path, names in backups.items()},
         directories=directories,
         dockerd_age=dockerd_age,
-        file_ages={path: value for path, value in file_ages.items() if value is not None},
+        file_ages=file_ages,
     )
 
 
-def _dir_fact(path: str, state: str, stat: str) -> DirFact:
-    parts = stat.split()
-    if state != "ok" or len(parts) != 3:
-        return DirFact(path, state if state != "ok" else "absent")
-    return DirFact(path, "ok", int(parts[0]), int(parts[1]), int(parts[2], 8))
+# Linux reports process start times in USER_HZ ticks, fixed at 100 by the kernel ABI.
+CLOCK_TICKS_PER_SECOND = 100
 
 
-def _docker_version(record: tuple[str, bytes]) -> str | None:
-    state, data = record
-    match = re.search(r"version (\d+\.\d+(?:\.\d+)?)", data.decode(errors="replace"))
-    return match.group(1) if state == "ok" and match else None
+def _dir_facts(listing: str) -> dict[str, "DirFact"]:
+    """From `stat -c '%u %g %a %F|%n'` lines; paths not listed do not exist."""
+    found = {}
+    for line in listing.splitlines():
+        stat, _, path = line.partition("|")
+        fields = stat.split(" ", 3)
+        if len(fields) != 4:
+            continue
+        if fields[3] != "directory":
+            found[path] = DirFact(path, "notdir")
+        else:
+            found[path] = DirFact(path, "ok", int(fields[0]), int(fields[1]), int(fields[2], 8))
+    return found
 
 
 def _is_sysctl_config(path: str) -> bool:

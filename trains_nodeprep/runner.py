@@ -130,7 +130,7 @@ def _converge(node, desired: DesiredState, make: Callable[[NodeFacts], Plan], st
                 return outcome
             _say(node, "applying" + (" (docker restarts)" if plan.restart_docker else ""))
             outcome.applied = applied = apply_plan(
-                node, plan, init_system=facts.init_system, docker_version=facts.docker_version,
+                node, plan, init_system=facts.init_system,
                 stamp=backup_stamp(), restart_timeout=restart_timeout, keep_backups=keep_backups,
             )
             if not applied.stale:

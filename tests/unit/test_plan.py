@@ -31,7 +31,7 @@ def node(files: dict[str, bytes | str] | None = None, runtime: int | None = 6553
             facts_files[path] = FileFact(path, "file", content.encode() if isinstance(content, str) else content)
     sysctl_paths = tuple(p for p in facts_files if p.startswith(("/etc/sysctl", "/usr/lib/sysctl.d", "/run/sysctl.d")))
     return NodeFacts(
-        user="root", init_system=init, docker_installed=True, docker_version="20.10.24", dockerd_pid=42 if docker_running else None,
+        user="root", init_system=init, docker_installed=True, dockerd_pid=42 if docker_running else None,
         dockerd_argv=argv if docker_running else (), files=facts_files,
         sysctl_runtime={"vm.max_map_count": runtime}, sysctl_files=sysctl_paths,
     )

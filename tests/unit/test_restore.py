@@ -11,7 +11,7 @@ SYSCTL = "/etc/sysctl.d/99-trains.conf"
 
 def facts(files: dict[str, bytes], backups: dict[str, tuple[str, ...]]) -> NodeFacts:
     return NodeFacts(
-        user="root", init_system="sysvinit", docker_installed=True, docker_version="20.10.24", dockerd_pid=7,
+        user="root", init_system="sysvinit", docker_installed=True, dockerd_pid=7,
         dockerd_argv=(), files={p: FileFact(p, "file", c) for p, c in files.items()}, sysctl_runtime={}, backups=backups,
     )
 
