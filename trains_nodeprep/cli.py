@@ -50,7 +50,7 @@ Identity = Annotated[Optional[list[Path]], typer.Option("--identity", "-i", help
 ConnectTimeout = Annotated[float, typer.Option("--connect-timeout", help="Seconds to wait for each node's SSH connection.")]
 AcceptNew = Annotated[bool, typer.Option("--accept-new-host-keys", help="Trust and record host keys not yet in known_hosts. A CHANGED key is always refused.")]
 AskSudo = Annotated[bool, typer.Option("--ask-sudo-password", help="Prompt once for the sudo password of a non-root login. For CI, set TRAINS_NODEPREP_SUDO_PASSWORD instead.")]
-Parallel = Annotated[int, typer.Option("--parallel", min=1, max=256, help="Nodes handled at once.")]
+Parallel = Annotated[int, typer.Option("--parallel", min=1, max=256, help="Nodes handled at once (each is one SSH connection and a thread).")]
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="text for people, json for machines (a stable, documented shape).")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Confirm docker restarts without asking (needed when not in a terminal).")]
@@ -278,7 +278,7 @@ def _guard(debug: bool):
 def check(
     host: Hosts = None, hosts_file: HostsFile = None, local: Local = False, playbook: PlaybookOpt = None, user: User = None, port: Port = None,
     identity: Identity = None, connect_timeout: ConnectTimeout = 10.0, accept_new_host_keys: AcceptNew = False,
-    ask_sudo_password: AskSudo = False, parallel: Parallel = 16, output: OutputOpt = Output.text,
+    ask_sudo_password: AskSudo = False, parallel: Parallel = 64, output: OutputOpt = Output.text,
     junit_xml: Annotated[Optional[Path], typer.Option("--junit-xml", help="Also write JUnit XML: one test case per requirement per node.", show_default=False)] = None,
     cluster: ClusterOpt = None, kubeconfig: Kubeconfig = None, context: Context = None, selector: Selector = "app=trains",
     allow_many_labeled: AllowMany = False, kustomize: Kustomize = None, fixed_users: FixedUsers = None, debug: Debug = False,
@@ -314,7 +314,7 @@ def check(
 def plan(
     host: Hosts = None, hosts_file: HostsFile = None, local: Local = False, playbook: PlaybookOpt = None, user: User = None, port: Port = None,
     identity: Identity = None, connect_timeout: ConnectTimeout = 10.0, accept_new_host_keys: AcceptNew = False,
-    ask_sudo_password: AskSudo = False, parallel: Parallel = 16, output: OutputOpt = Output.text,
+    ask_sudo_password: AskSudo = False, parallel: Parallel = 64, output: OutputOpt = Output.text,
     cluster: ClusterOpt = None, kubeconfig: Kubeconfig = None, context: Context = None, selector: Selector = "app=trains",
     allow_many_labeled: AllowMany = False, kustomize: Kustomize = None, image_version: ImageVersion = None,
     fixed_users: FixedUsers = None, debug: Debug = False,
@@ -332,7 +332,7 @@ def plan(
 def run(
     host: Hosts = None, hosts_file: HostsFile = None, local: Local = False, playbook: PlaybookOpt = None, user: User = None, port: Port = None,
     identity: Identity = None, connect_timeout: ConnectTimeout = 10.0, accept_new_host_keys: AcceptNew = False,
-    ask_sudo_password: AskSudo = False, parallel: Parallel = 16, output: OutputOpt = Output.text,
+    ask_sudo_password: AskSudo = False, parallel: Parallel = 64, output: OutputOpt = Output.text,
     yes: Yes = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Same as the plan command: show diffs, change nothing.")] = False,
     restart_timeout: RestartTimeout = 60, keep_backups: KeepBackups = 5,
@@ -361,7 +361,7 @@ def run(
 def restore(
     host: Hosts = None, hosts_file: HostsFile = None, local: Local = False, playbook: PlaybookOpt = None, user: User = None, port: Port = None,
     identity: Identity = None, connect_timeout: ConnectTimeout = 10.0, accept_new_host_keys: AcceptNew = False,
-    ask_sudo_password: AskSudo = False, parallel: Parallel = 16, output: OutputOpt = Output.text,
+    ask_sudo_password: AskSudo = False, parallel: Parallel = 64, output: OutputOpt = Output.text,
     file: Annotated[Optional[str], typer.Option("--file", help="Restore only this file's newest backup.", show_default=False)] = None,
     yes: Yes = False, restart_timeout: RestartTimeout = 60, keep_backups: KeepBackups = 5, debug: Debug = False,
 ) -> None:

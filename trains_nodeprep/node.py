@@ -12,6 +12,7 @@ import re
 import shlex
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,8 @@ class SSHNode:
     """A node reached over SSH with fabric/paramiko; one connection for every command."""
 
     def __init__(self, target: Target, options: SSHOptions) -> None:
+        import fabric  # noqa: F401  (imported here, in the main thread, not by many threads at once)
+
         self.target = target
         self.options = options
         self.label = target.label
@@ -311,13 +314,33 @@ def _secure_host_keys(connection, accept_new: bool) -> None:
                 os.chmod(add_to, 0o600)
                 handle.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
 
+    trusted = _trusted_host_keys(tuple(files))
     hop = connection
     while hop is not None and not isinstance(hop, str):
-        for path in files:
-            if path.is_file():
-                try:
-                    hop.client.load_system_host_keys(str(path))
-                except (OSError, paramiko.SSHException):
-                    pass  # an unreadable known_hosts trusts nothing; the connection is then refused
+        # paramiko has no public setter for the read-only "system" keys: share the parsed set.
+        hop.client._system_host_keys = trusted
         hop.client.set_missing_host_key_policy(Policy())
         hop = hop.gateway
+
+
+_host_keys_cache: dict[tuple, object] = {}
+_host_keys_lock = threading.Lock()
+
+
+def _trusted_host_keys(files: tuple[Path, ...]):
+    """known_hosts parsed once per process (and again only when a file changes), shared by every node."""
+    import paramiko
+
+    stamp = tuple((str(p), p.stat().st_mtime_ns if p.is_file() else None) for p in files)
+    with _host_keys_lock:
+        if stamp not in _host_keys_cache:
+            keys = paramiko.HostKeys()
+            for path in files:
+                if path.is_file():
+                    try:
+                        keys.load(str(path))
+                    except (OSError, paramiko.SSHException):
+                        pass  # an unreadable known_hosts trusts nothing; the connection is then refused
+            _host_keys_cache.clear()
+            _host_keys_cache[stamp] = keys
+        return _host_keys_cache[stamp]
