@@ -462,7 +462,7 @@ def _run(args: NodeArgs, cluster: ClusterArgs, *, yes, dry_run, restart_timeout,
             from .deploy import deploy
 
             session.human.print(f"deploying trains-server: kubectl apply -k {session.kustomize_dir}", highlight=False)
-            deploy(session.kubectl, session.cluster, kustomize_dir=session.kustomize_dir, wait=wait,
+            deploy(session.kubectl, session.cluster, wait=wait,
                    on_line=lambda line: session.human.print(f"  {line}", highlight=False, markup=False))
             print_deploy(session.human, session.cluster)
         else:

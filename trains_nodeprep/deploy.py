@@ -39,8 +39,8 @@ def precheck(kubectl: Kubectl, *, selector: str, kustomize_dir: Path, targets: l
     return outcome
 
 
-def deploy(kubectl: Kubectl, outcome: ClusterOutcome, *, kustomize_dir: Path, wait: int | None, on_line: Callable[[str], None]) -> None:
-    ok, output = kubectl.apply(kustomize_dir, on_line)
+def deploy(kubectl: Kubectl, outcome: ClusterOutcome, *, wait: int | None, on_line: Callable[[str], None]) -> None:
+    ok, output = kubectl.apply(Path(outcome.kustomize_dir), on_line)
     outcome.apply_output = output
     if not ok:
         outcome.error = "kubectl apply -k failed: " + (output.strip().splitlines() or ["no output"])[-1]

@@ -59,9 +59,12 @@ class Kubectl:
             base += ["--context", self.context]
         return base + list(args)
 
-    def run(self, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
+    def _require_binary(self) -> None:
         if not self.binary:
             raise NodePrepError("kubectl is not installed or not on PATH; install kubectl 1.14+ or pass --no-deploy")
+
+    def run(self, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
+        self._require_binary()
         try:
             return subprocess.run(self.argv(*args), capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout or self.timeout)
         except subprocess.TimeoutExpired as err:
@@ -106,8 +109,7 @@ class Kubectl:
 
     def apply(self, kustomize_dir: Path, on_line: Callable[[str], None]) -> tuple[bool, str]:
         """`kubectl apply -k DIR`, streaming its lines; (ok, the output)."""
-        if not self.binary:
-            raise NodePrepError("kubectl is not installed or not on PATH; install kubectl 1.14+ or pass --no-deploy")
+        self._require_binary()
         lines = []
         with subprocess.Popen(self.argv("apply", "-k", str(kustomize_dir)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL, text=True) as process:

@@ -209,18 +209,21 @@ def _plan_flag_file(facts: NodeFacts, flag_file: _FlagFile, desired: tuple[Ulimi
     if not facts.docker_running or flag_file.fact.content != new:
         return
     # The file is right; is the running dockerd? (a restart may have been skipped)
-    stale = docker_config.missing_ulimits(docker_config.cmdline_ulimits(facts.dockerd_argv, "the running dockerd's command line"), desired)
-    builder.requirements.append(
-        Requirement(
-            "docker.running-config",
-            f"dockerd started with the flags in {path}",
-            "without " + ", ".join(limit.display() for limit in stale) if stale else "yes",
-            not stale,
-            f"dockerd pid {facts.dockerd_pid}",
-        )
+    missing = docker_config.missing_ulimits(docker_config.cmdline_ulimits(facts.dockerd_argv, "the running dockerd's command line"), desired)
+    _running_config(
+        builder, facts, f"dockerd started with the flags in {path}",
+        "without " + ", ".join(limit.display() for limit in missing) if missing else None,
+        f"dockerd runs without the --default-ulimit flags that {path} sets",
     )
-    if stale:
-        builder.restart_reasons.append(f"dockerd runs without the --default-ulimit flags that {path} sets")
+
+
+def _running_config(builder: _Builder, facts: NodeFacts, expected: str, stale: str | None, restart_reason: str) -> None:
+    """The config file is right; `stale` says why the running dockerd still does not use it (None: it does)."""
+    builder.requirements.append(
+        Requirement("docker.running-config", expected, stale or "yes", stale is None, f"dockerd pid {facts.dockerd_pid}")
+    )
+    if stale is not None:
+        builder.restart_reasons.append(restart_reason)
 
 
 def _plan_unmanaged_flags(limits: dict[str, Ulimit], desired: tuple[Ulimit, ...], where: str, builder: _Builder) -> None:
@@ -248,14 +251,11 @@ def _plan_daemon_json(facts: NodeFacts, daemon_json: FileFact, current: dict[str
         return
     # The file is right; did the running dockerd read it? (docker reads daemon.json only at start)
     stale = file_age < facts.dockerd_age - 0.05  # changed after dockerd started (ages measured at one instant)
-    builder.requirements.append(
-        Requirement(
-            "docker.running-config", f"dockerd started after {DAEMON_JSON} last changed",
-            f"no: {DAEMON_JSON} changed after dockerd started" if stale else "yes", not stale, f"dockerd pid {facts.dockerd_pid}",
-        )
+    _running_config(
+        builder, facts, f"dockerd started after {DAEMON_JSON} last changed",
+        f"no: {DAEMON_JSON} changed after dockerd started" if stale else None,
+        f"{DAEMON_JSON} changed after dockerd started, so docker does not use it yet",
     )
-    if stale:
-        builder.restart_reasons.append(f"{DAEMON_JSON} changed after dockerd started, so docker does not use it yet")
 
 
 def _plan_sysctl(facts: NodeFacts, desired: DesiredState, builder: _Builder) -> None:
