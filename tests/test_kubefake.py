@@ -359,3 +359,138 @@ def test_strategic_merge_and_merge_patch() -> None:
         {"name": "b", "image": "y:1"}, {"name": "a", "image": "x:2", "env": [{"name": "F", "value": "2"}]}]}}
     assert json_merge_patch({"metadata": {"labels": {"a": "1", "b": "2"}}}, {"metadata": {"labels": {"a": None, "c": "3"}}}) == {
         "metadata": {"labels": {"b": "2", "c": "3"}}}
+
+
+# ---------------------------------------------------------------- pods and kubectl exec
+ES = {"app": "elasticsearch"}
+MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
+ES_FILES = {"/proc/1/limits": "Limit                     Soft Limit           Hard Limit           Units     \n"
+                              "Max open files            1024                 65536                files     \n",
+            MAX_MAP_COUNT: "262144\n"}
+
+
+def test_get_pods_lists_the_added_pods_by_label(kube_api: FakeKubeAPI, kubectl) -> None:
+    kube_api.add_pod("trains", "elasticsearch-5d8f-abcde", labels=ES, node_name="worker-1", files=ES_FILES)
+    kube_api.add_pod("trains", "mongo-1", labels={"app": "mongo"}, containers=("mongo",))
+    kube_api.add_pod("trains", "elasticsearch-old", labels=ES, phase="Pending")
+
+    pods = kubectl("get", "pods", "-n", "trains", "-l", "app=elasticsearch", "-o", "json").json()["items"]
+    assert [p["metadata"]["name"] for p in pods] == ["elasticsearch-5d8f-abcde", "elasticsearch-old"]
+    running = pods[0]
+    assert running["spec"]["nodeName"] == "worker-1"
+    assert running["status"]["phase"] == "Running"
+    assert [(c["name"], c["ready"]) for c in running["status"]["containerStatuses"]] == [("elasticsearch", True)]
+    assert pods[1]["status"]["phase"] == "Pending" and "nodeName" not in pods[1]["spec"]
+    table = kubectl("get", "pods", "-n", "trains").stdout.splitlines()
+    assert table[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert table[1].split()[:4] == ["elasticsearch-5d8f-abcde", "1/1", "Running", "0"]
+
+
+def test_exec_cat_prints_the_pods_files(kube_api: FakeKubeAPI, kubectl) -> None:
+    kube_api.add_pod("trains", "es-1", labels=ES, files=ES_FILES)
+
+    r = kubectl("exec", "-n", "trains", "es-1", "-c", "elasticsearch", "--", "cat", "/proc/1/limits", MAX_MAP_COUNT)
+    assert r.stdout == ES_FILES["/proc/1/limits"] + "262144\n"
+    assert r.stderr == ""
+    assert r.seconds < FAST
+    # kubectl 1.32: GET the pod, then a WebSocket upgrade offering v5.channel.k8s.io (no SPDY fallback needed).
+    assert kube_api.execs == [("trains", "es-1", "elasticsearch", ("cat", "/proc/1/limits", MAX_MAP_COUNT), "v5.channel.k8s.io")]
+    exec_requests = [(m, p) for m, p in kube_api.requests if "/exec" in p]
+    assert exec_requests == [("GET", "/api/v1/namespaces/trains/pods/es-1/exec?command=cat&command=%2Fproc%2F1%2Flimits"
+                                     "&command=%2Fproc%2Fsys%2Fvm%2Fmax_map_count&container=elasticsearch&stderr=true&stdout=true")]
+
+
+def test_exec_of_a_big_file_arrives_whole(kube_api: FakeKubeAPI, kubectl) -> None:
+    big = "".join(f"line {n}\n" for n in range(30000))  # ~270 kB: several frames
+    kube_api.add_pod("trains", "es-1", labels=ES, files={"/big": big})
+    assert kubectl("exec", "-n", "trains", "es-1", "--", "cat", "/big").stdout == big
+
+
+def test_exec_cat_of_a_missing_file_exits_1_like_cat(kube_api: FakeKubeAPI, kubectl) -> None:
+    kube_api.add_pod("trains", "es-1", labels=ES, files=ES_FILES)
+
+    r = kubectl("exec", "-n", "trains", "es-1", "--", "cat", "/nope", MAX_MAP_COUNT, check=False)
+    assert r.returncode == 1
+    assert r.stdout == "262144\n"
+    assert r.stderr.splitlines() == ["cat: /nope: No such file or directory", "command terminated with exit code 1"]
+
+
+def test_exec_of_anything_but_cat_exits_126(kube_api: FakeKubeAPI, kubectl) -> None:
+    kube_api.add_pod("trains", "es-1", labels=ES, files=ES_FILES)
+
+    for command in (["ls", "/"], ["sh", "-c", "cat /proc/1/limits"], ["cat", "-A", MAX_MAP_COUNT]):
+        r = kubectl("exec", "-n", "trains", "es-1", "--", *command, check=False)
+        assert r.returncode == 126, command
+        assert r.stdout == ""
+        assert "FakeKubeAPI: exec runs nothing" in r.stderr and "command terminated with exit code 126" in r.stderr
+
+
+def test_exec_into_a_wrong_pod_or_container(kube_api: FakeKubeAPI, kubectl) -> None:
+    kube_api.add_pod("trains", "es-1", labels=ES, files=ES_FILES)
+    kube_api.add_pod("trains", "es-pending", labels=ES, phase="Pending", files=ES_FILES)
+
+    missing = kubectl("exec", "-n", "trains", "nope", "--", "cat", MAX_MAP_COUNT, check=False)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == 'Error from server (NotFound): pods "nope" not found'
+    other_ns = kubectl("exec", "-n", "default", "es-1", "--", "cat", MAX_MAP_COUNT, check=False)
+    assert other_ns.returncode == 1 and 'pods "es-1" not found' in other_ns.stderr
+    container = kubectl("exec", "-n", "trains", "es-1", "-c", "mongo", "--", "cat", MAX_MAP_COUNT, check=False)
+    assert container.returncode == 1
+    assert container.stderr.strip() == "Error from server (BadRequest): container mongo is not valid for pod es-1"
+    pending = kubectl("exec", "-n", "trains", "es-pending", "--", "cat", MAX_MAP_COUNT, check=False)
+    assert pending.returncode == 1 and "is not running (phase Pending)" in pending.stderr
+    assert kube_api.execs == []
+
+
+def test_exec_over_spdy_is_refused_clearly(kube_api: FakeKubeAPI, kubectl, monkeypatch) -> None:
+    kube_api.add_pod("trains", "es-1", labels=ES, files=ES_FILES)
+    monkeypatch.setenv("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+
+    r = kubectl("exec", "-n", "trains", "es-1", "--", "cat", MAX_MAP_COUNT, check=False)
+    assert r.returncode == 1
+    assert "exec is served over WebSocket only" in r.stderr and "SPDY/3.1" in r.stderr
+    assert kube_api.execs == []
+
+
+def _ws_exec(api: FakeKubeAPI, query: str, protocol: str) -> bytes:
+    """A raw WebSocket exec handshake; everything the server sends until it closes."""
+    sock = socket.create_connection(("127.0.0.1", int(api.url.rsplit(":", 1)[1])), timeout=5)
+    sock.sendall((f"GET /api/v1/namespaces/trains/pods/es-1/exec?{query} HTTP/1.1\r\nHost: x\r\n"
+                  "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                  f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: {protocol}\r\n\r\n").encode())
+    data = b""
+
+    def complete() -> bool:
+        if b"\x88\x02\x03\xe8" in data:  # our close frame
+            return True
+        head, sep, body = data.partition(b"\r\n\r\n")
+        length = re.search(rb"Content-Length: (\d+)", head)
+        return bool(sep and length and len(body) >= int(length[1]))
+
+    while not complete():
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    sock.sendall(b"\x88\x82abcd" + bytes(b ^ m for b, m in zip(b"\x03\xe8", b"ab")))  # masked close
+    sock.close()
+    return data
+
+
+def test_websocket_exec_frames_v4_and_the_rfc_6455_accept_key(kube_api: FakeKubeAPI) -> None:
+    kube_api.add_pod("trains", "es-1", labels=ES, files={"/a": "hello\n"})
+
+    data = _ws_exec(kube_api, "command=cat&command=%2Fa&command=%2Fb&stdout=true&stderr=true",
+                    "v4.channel.k8s.io, channel.k8s.io")
+    head, _, frames = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101")
+    assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head  # the RFC 6455 example
+    assert b"Sec-WebSocket-Protocol: v4.channel.k8s.io" in head
+    assert frames.startswith(b"\x82\x07\x01hello\n")  # final binary frame, unmasked, channel 1 (stdout)
+    assert b"\x02cat: /b: No such file or directory\n" in frames
+    status = json.loads(frames[frames.index(b"\x03{") + 1:frames.index(b"\x88\x02")])
+    assert status["status"] == "Failure" and status["reason"] == "NonZeroExitCode"
+    assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "1"}]
+
+    refused = _ws_exec(kube_api, "command=cat&command=%2Fa&stdout=true", "channel.k8s.io")
+    assert refused.startswith(b"HTTP/1.1 400") and b"v5.channel.k8s.io" in refused

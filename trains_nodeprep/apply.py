@@ -107,6 +107,24 @@ docker_log() {
   if [ "$INIT" = systemd ]; then journalctl -u docker --no-pager -n 8 -o cat 2>/dev/null
   else tail -n 8 /var/log/docker.log 2>/dev/null; fi
 }
+containerd_pid() { systemctl show -p MainPID --value containerd.service 2>/dev/null | grep -v '^0$'; }
+wait_containerd() {
+  # Type=notify: a restart returns once containerd says it is ready; still, it must answer.
+  tries=$(($2 * 5))
+  while [ "$tries" -gt 0 ]; do
+    pid=$(containerd_pid)
+    if [ -n "$pid" ] && [ "$pid" != "$1" ] && systemctl is-active --quiet containerd.service \
+       && { ! command -v ctr >/dev/null 2>&1 || timeout 5 ctr version >/dev/null 2>&1; }; then return 0; fi
+    sleep 0.2; tries=$((tries - 1))
+  done
+  return 1
+}
+restart_containerd() {
+  exec 8>&- 9>&-  # in this subshell only: containerd must not inherit (and hold) the run lock
+  systemctl daemon-reload && systemctl reset-failed containerd.service >/dev/null 2>&1; systemctl restart containerd.service
+}
+containerd_log() { journalctl -u containerd --no-pager -n 8 -o cat 2>/dev/null; }
+CONTAINERD_RESTARTED=""
 restart_docker() {
   exec 8>&- 9>&-  # in this subshell only: dockerd must not inherit (and hold) the run lock
   if [ "$INIT" = systemd ]; then systemctl reset-failed docker docker.socket >/dev/null 2>&1; systemctl restart docker
@@ -143,7 +161,11 @@ class ApplyResult:
 
     @property
     def restarted_docker(self) -> bool:
-        return any(s.kind == "restart" and s.status == "ok" for s in self.steps)
+        return any(s.kind == "restart" and s.subject == "docker" and s.status == "ok" for s in self.steps)
+
+    @property
+    def restarted(self) -> tuple[str, ...]:
+        return tuple(s.subject for s in self.steps if s.kind == "restart" and s.status == "ok")
 
     @property
     def rolled_back(self) -> bool:
@@ -186,6 +208,8 @@ def render_apply_script(plan: Plan, *, init_system: str, stamp: str, restart_tim
             f"if out=$(sysctl -w {q(assignment)} 2>&1); then say sysctl {q(write.key)} ok \"$out\"; "
             f"else fail {q(write.key)} \"sysctl -w {assignment} failed: $out\"; fi"
         )
+    if plan.restart_containerd:
+        lines += _restart_containerd_lines(init_system, restart_timeout)
     if plan.restart_docker:
         lines += _restart_lines(plan, init_system, restart_timeout)
     lines.append("say done - ok ''")
@@ -212,12 +236,33 @@ def _restart_lines(plan: Plan, init_system: str, restart_timeout: int) -> list[s
         f'if wait_docker "${{old_pid:-none}}" {timeout}; then say restart docker ok "$(dockerd_pid)"; else',
         f'  log=$(docker_log); say restart docker fail "docker did not answer within {timeout} s after the restart: $log"',
         '  failed_pid=$(dockerd_pid); restore_files; (restart_docker "$failed_pid") >/dev/null 2>&1',
+        # the restored drop-in must reach containerd too, if this run restarted it
+        '  if [ -n "$CONTAINERD_RESTARTED" ]; then c_pid=$(containerd_pid); (restart_containerd) >/dev/null 2>&1; '
+        f'wait_containerd "${{c_pid:-none}}" {timeout} || say rollback containerd fail "containerd does not answer after its drop-in was restored: $(containerd_log)"; fi',
         f'  if wait_docker "${{failed_pid:-none}}" {timeout}; then say rollback docker ok "files restored, docker restarted with the previous config"; '
         "else say rollback docker fail 'files restored, but docker is still not answering: check it on the node now'; fi",
         "  exit 1",
         "fi",
     ]
     return lines
+
+
+def _restart_containerd_lines(init_system: str, restart_timeout: int) -> list[str]:
+    timeout = int(restart_timeout)
+    lines = []
+    if init_system != "systemd":
+        lines.append("fail containerd 'no systemd on this node: restart containerd by hand'")
+    return lines + [
+        "old_cpid=$(containerd_pid)",
+        "(restart_containerd) >/dev/null 2>&1",
+        f'if wait_containerd "${{old_cpid:-none}}" {timeout}; then CONTAINERD_RESTARTED=1; say restart containerd ok "$(containerd_pid)"; else',
+        f'  log=$(containerd_log); say restart containerd fail "containerd did not answer within {timeout} s after the restart: $log"',
+        '  failed_cpid=$(containerd_pid); restore_files; (restart_containerd) >/dev/null 2>&1',
+        f'  if wait_containerd "${{failed_cpid:-none}}" {timeout}; then say rollback containerd ok "files restored, containerd restarted with the previous limits"; '
+        "else say rollback containerd fail 'files restored, but containerd is still not answering: check it on the node now'; fi",
+        "  exit 1",
+        "fi",
+    ]
 
 
 def secrets_payload(plan: Plan) -> bytes:

@@ -281,11 +281,18 @@ def check(
     ask_sudo_password: AskSudo = False, parallel: Parallel = 64, output: OutputOpt = Output.text,
     junit_xml: Annotated[Optional[Path], typer.Option("--junit-xml", help="Also write JUnit XML: one test case per requirement per node.", show_default=False)] = None,
     cluster: ClusterOpt = None, kubeconfig: Kubeconfig = None, context: Context = None, selector: Selector = "app=trains",
-    allow_many_labeled: AllowMany = False, kustomize: Kustomize = None, fixed_users: FixedUsers = None, debug: Debug = False,
+    allow_many_labeled: AllowMany = False, kustomize: Kustomize = None, fixed_users: FixedUsers = None,
+    pods: Annotated[Optional[bool], typer.Option(
+        "--pods/--no-pods",
+        help="Read the limits and vm.max_map_count that each running Elasticsearch pod really sees (kubectl exec ... cat "
+             "/proc/1/limits). Default: when the cluster is checked and such a pod runs; --pods also fails when none runs.",
+        show_default=False)] = None,
+    debug: Debug = False,
 ) -> None:
     """Report, read-only, whether each node (and the cluster) is ready. Exit 0 when all are, 1 when not.
 
-    One line per requirement per node: expected, actual, ok/drift. Made for a pre-deploy CI step.
+    One line per requirement per node: expected, actual, ok/drift. With a cluster, also what the
+    running Elasticsearch pod really got. Made for a pre-deploy CI step.
     """
     with _guard(debug):
         session = _Session(
@@ -295,9 +302,16 @@ def check(
         from .report import print_check, print_cluster, render_junit
         from .runner import check_node, for_each_node
 
+        if pods and session.kubectl is None:
+            raise UsageError("--pods reads the pods through kubectl: give a --kubeconfig (or drop --no-cluster)")
         session.precheck()
         with session.progress() as progress:
             outcomes = for_each_node(session.nodes, lambda node: check_node(node, session.desired), parallel, progress)
+        reachable = session.cluster is not None and session.cluster.facts is not None and session.cluster.facts.server_version is not None
+        if reachable and pods is not False:
+            from .deploy import pod_check
+
+            pod_check(session.kubectl, session.cluster, session.desired, required=bool(pods))
         code = session.exit_code(outcomes)
         if output == Output.text:
             print_cluster(session.out, session.cluster)
@@ -418,18 +432,21 @@ def label(
 
 
 def _confirmer(session: _Session, yes: bool):
-    """Ask before a docker restart: say why, then --yes, a terminal prompt, or no."""
+    """Ask before a docker or containerd restart: say why, then --yes, a terminal prompt, or no."""
     prompt_lock = threading.Lock()
     interactive = sys.stdin.isatty()
 
     def confirm(label, node_plan, facts) -> bool:
+        from .report import restart_warnings
+
         with prompt_lock:
-            session.human.print(f"{label}: docker will restart ({node_plan.restart_reason}): every container on this node restarts", highlight=False)
+            for warning in restart_warnings(label, node_plan):
+                session.human.print(warning, highlight=False)
             if yes:
                 return True
             if not interactive:
                 return False
-            return typer.confirm(f"Restart docker on {label}?", default=False, err=session.output == Output.json)
+            return typer.confirm(f"Restart {' and '.join(node_plan.restarts)} on {label}?", default=False, err=session.output == Output.json)
 
     return confirm
 

@@ -13,6 +13,9 @@ import shlex
 from dataclasses import dataclass, field
 
 from .model import DAEMON_JSON, DEFAULT_DOCKER, LOCK_FILE, LOCK_WAIT_SECONDS, SYSCONFIG_DOCKER, DesiredState
+from .containerd_config import UNIT as CONTAINERD_UNIT
+from .containerd_config import parse_show, show_properties
+from .runtime import CRI_SOCKETS, KUBELET_CONFIG, KUBELET_FLAG_FILES
 from .sysctl import SYSCTL_CONF, SYSCTL_DIRS
 
 FILE_STATES = ("absent", "file", "directory", "unreadable")
@@ -61,7 +64,14 @@ class NodeFacts:
     backups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # file -> its backups, oldest first
     directories: dict[str, DirFact] = field(default_factory=dict)
     dockerd_age: float | None = None  # seconds since dockerd started
-    file_ages: dict[str, float] = field(default_factory=dict)  # seconds since daemon.json last changed
+    file_ages: dict[str, float] = field(default_factory=dict)  # seconds since daemon.json (the drop-in) last changed
+    containerd_installed: bool = False
+    kubelet_argv: tuple[str, ...] = ()
+    containerd_processes: tuple[tuple[int, tuple[str, ...]], ...] = ()  # (pid, argv) of every containerd (docker may run its own)
+    process_limits: dict[int, str] = field(default_factory=dict)  # pid -> /proc/PID/limits (containerd, nodes without systemd)
+    sockets: tuple[str, ...] = ()  # the CRI sockets present
+    containerd_unit: dict[str, str] | None = None  # `systemctl show containerd.service` (systemd nodes)
+    containerd_age: float | None = None  # seconds since containerd.service's main process started
 
     @property
     def docker_running(self) -> bool:
@@ -106,18 +116,43 @@ def render_facts_script(desired: DesiredState) -> str:
         "[ -d /run/systemd/system ] && u=$(systemctl cat docker.service 2>/dev/null) && "
         "emit unit docker.service ok \"$(printf %s \"$u\" | base64 -w0)\""
     )
-    # The running dockerd, its argv (where its flags really came from), and when it started:
-    # its start in clock ticks since boot, against the uptime, read at one instant with the
-    # age of daemon.json (docker reads that file only at start).
+    lines.append("if command -v containerd >/dev/null 2>&1; then raw containerd installed ok yes; fi")
+    # The running dockerd, kubelet and containerd: argv (where flags really came from) and,
+    # for the first of each, when it started: its start in clock ticks since boot against the
+    # uptime, read at one instant with the ages of the files that daemon reads only at start.
     lines.append(
-        "for p in $(pidof dockerd 2>/dev/null); do "
-        'emit proc dockerd "$p" "$(tr "\\000" "\\n" < /proc/$p/cmdline | base64 -w0)"; '
+        "seen=' '; for p in $(pidof dockerd kubelet containerd 2>/dev/null); do "
+        'read -r comm < /proc/$p/comm 2>/dev/null || continue; '
+        'emit proc "$comm" "$p" "$(tr "\\000" "\\n" < /proc/$p/cmdline | base64 -w0)"; '
+        # without systemd, nothing but the process itself tells containerd's limits
+        '[ "$comm" = containerd ] && [ ! -d /run/systemd/system ] && emit limits "$p" ok "$(base64 -w0 < /proc/$p/limits)"; '
+        'case "$seen" in *" $comm "*) continue ;; esac; seen="$seen$comm "; '
         "read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ ticks _ < /proc/$p/stat; read -r up _ < /proc/uptime; "
-        'raw clock dockerd-started ok "$ticks $up"; break; done'
+        'raw clock "$comm-started" ok "$ticks $up"; '
+        '[ "$comm" = kubelet ] && kubelet_config=$(tr "\\000" "\\n" < /proc/$p/cmdline | sed -n "s/^--config=//p;/^--config$/{n;p;}"); '
+        "done"
     )
+    ages = " ".join(q(p) for p in (DAEMON_JSON, desired.containerd_dropin))
+    # one stat for both (it prints the files that exist); paths hold no spaces (the playbook checks)
     lines.append(
-        f"if m=$(stat -L -c %.9Y {q(DAEMON_JSON)} 2>/dev/null); then raw clock {q(DAEMON_JSON)} ok \"$m $(date +%s.%N)\"; fi"
+        f"m=$(stat -L -c '%.9Y %n' {ages} 2>/dev/null); if [ -n \"$m\" ]; then now=$(date +%s.%N); set -- $m; "
+        'while [ $# -ge 2 ]; do raw clock "$2" ok "$1 $now"; shift 2; done; fi'
     )
+    # Which runtime the kubelet hands pods to: its flag files, its config, the CRI sockets.
+    for path in KUBELET_FLAG_FILES + (KUBELET_CONFIG,):
+        lines.append(f"[ -e {q(path)} ] && readfile {q(path)}")
+    lines.append(f'[ -n "${{kubelet_config:-}}" ] && [ "$kubelet_config" != {q(KUBELET_CONFIG)} ] && readfile "$kubelet_config"')
+    lines.append(f"for s in {' '.join(q(s) for s in CRI_SOCKETS)}; do [ -S \"$s\" ] && raw socket \"$s\" ok ''; done")
+    # containerd's limits as systemd loaded them (unit + drop-ins), and when its main process started
+    properties = " ".join(f"-p {name}" for name in show_properties(desired.ulimits))
+    lines.append(
+        f"if [ -d /run/systemd/system ] && s=$(systemctl show {CONTAINERD_UNIT} {properties} 2>/dev/null); then "
+        f'emit unit-show {CONTAINERD_UNIT} ok "$(printf %s "$s" | base64 -w0)"; '
+        'p=$(printf %s "$s" | sed -n "s/^MainPID=//p"); '
+        'if [ "${p:-0}" != 0 ] && read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ ticks _ < /proc/$p/stat; then '
+        'read -r up _ < /proc/uptime; raw clock containerd.service-started ok "$ticks $up"; fi; fi'
+    )
+    lines.append(f"readfile {q(desired.containerd_dropin)}")
     for path in (DAEMON_JSON, SYSCONFIG_DOCKER, DEFAULT_DOCKER):
         lines.append(f"readfile {q(path)}")
     for setting in desired.sysctls:
@@ -153,7 +188,9 @@ def render_facts_script(desired: DesiredState) -> str:
 
 def managed_paths(desired: DesiredState) -> tuple[str, ...]:
     """Every file `run` may write (and `restore` may put back)."""
-    return (DAEMON_JSON, SYSCONFIG_DOCKER, DEFAULT_DOCKER, desired.sysctl_file, SYSCTL_CONF) + tuple(f.path for f in desired.server_files)
+    return (DAEMON_JSON, SYSCONFIG_DOCKER, DEFAULT_DOCKER, desired.containerd_dropin, desired.sysctl_file, SYSCTL_CONF) + tuple(
+        f.path for f in desired.server_files
+    )
 
 
 class FactsParseError(ValueError):
@@ -170,6 +207,10 @@ def parse_facts(output: str) -> NodeFacts:
     directories: dict[str, DirFact] = {}
     dockerd_pid = None
     dockerd_argv: tuple[str, ...] = ()
+    kubelet_argv: tuple[str, ...] = ()
+    containerd_processes: list[tuple[int, tuple[str, ...]]] = []
+    process_limits: dict[int, str] = {}
+    sockets: list[str] = []
     complete = False
     for line in output.splitlines():
         parts = line.split("\t")
@@ -190,9 +231,18 @@ def parse_facts(output: str) -> NodeFacts:
             files[name] = FileFact(name, state, data if state == "file" else None)
         elif kind == "sysctl":
             sysctl_runtime[name] = _int_or_none(text) if state == "ok" else None
-        elif kind == "proc" and name == "dockerd" and dockerd_pid is None:
-            dockerd_pid = int(state)
-            dockerd_argv = tuple(arg for arg in text.split("\n") if arg)
+        elif kind == "proc":
+            argv = tuple(arg for arg in text.split("\n") if arg)
+            if name == "dockerd" and dockerd_pid is None:
+                dockerd_pid, dockerd_argv = int(state), argv
+            elif name == "kubelet" and not kubelet_argv:
+                kubelet_argv = argv
+            elif name == "containerd":
+                containerd_processes.append((int(state), argv))
+        elif kind == "limits":
+            process_limits[int(name)] = text
+        elif kind == "socket":
+            sockets.append(name)
         elif kind == "clock":
             clocks[name] = [float(x) for x in text.split() if _float_or_none(x) is not None]
         elif kind == "backup":
@@ -206,10 +256,7 @@ def parse_facts(output: str) -> NodeFacts:
     if not complete:
         raise FactsParseError("the facts output ended early")
     sysctl_files = tuple(path for path, fact in files.items() if fact.exists and _is_sysctl_config(path) and path.endswith(".conf"))
-    dockerd_age = None
-    if len(clocks.get("dockerd-started", [])) == 2:
-        ticks, uptime = clocks["dockerd-started"]
-        dockerd_age = uptime - ticks / CLOCK_TICKS_PER_SECOND
+    unit_show = values.get(("unit-show", CONTAINERD_UNIT))
     file_ages = {path: pair[1] - pair[0] for path, pair in clocks.items() if path.startswith("/") and len(pair) == 2}
     return NodeFacts(
         user=values.get(("id", "user"), ("", b""))[1].decode(errors="replace").strip(),
@@ -223,9 +270,24 @@ def parse_facts(output: str) -> NodeFacts:
         docker_unit=values[("unit", "docker.service")][1].decode(errors="replace") if ("unit", "docker.service") in values else None,
         backups={path: tuple(names) for path, names in backups.items()},
         directories=directories,
-        dockerd_age=dockerd_age,
+        dockerd_age=_process_age(clocks.get("dockerd-started")),
         file_ages=file_ages,
+        containerd_installed=("containerd", "installed") in values or bool(containerd_processes),
+        kubelet_argv=kubelet_argv,
+        containerd_processes=tuple(containerd_processes),
+        process_limits=process_limits,
+        sockets=tuple(sockets),
+        containerd_unit=parse_show(unit_show[1].decode(errors="replace")) if unit_show else None,
+        containerd_age=_process_age(clocks.get("containerd.service-started")),
     )
+
+
+def _process_age(clock: list[float] | None) -> float | None:
+    """Seconds since a process started, from its start in ticks since boot and the uptime."""
+    if not clock or len(clock) != 2:
+        return None
+    ticks, uptime = clock
+    return uptime - ticks / CLOCK_TICKS_PER_SECOND
 
 
 # Linux reports process start times in USER_HZ ticks, fixed at 100 by the kernel ABI.

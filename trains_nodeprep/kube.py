@@ -19,6 +19,20 @@ from typing import Callable
 
 from .cluster import TRAINS_NAMESPACE, ClusterFacts, KubeNode
 from .errors import NodePrepError, UsageError
+from .model import DesiredState
+from .plan import Requirement
+from .pod_limits import (
+    ES_CONTAINER,
+    ES_NAMESPACE,
+    ES_SELECTOR,
+    EsPod,
+    PodReading,
+    parse_running_pods,
+    pod_requirements,
+    read_command,
+    running_pods_requirement,
+    split_read,
+)
 
 BUNDLED_KUSTOMIZATION = "manifests/overlays/current_version"
 TRAINS_IMAGE = "allegroai/trains-server"
@@ -136,6 +150,51 @@ class Kubectl:
         if done.returncode != 0:
             raise NodePrepError(f"kubectl label node {node} failed: {_last_line(done.stderr)}")
 
+    def elasticsearch_pods(self) -> tuple[tuple[EsPod, ...], str | None]:
+        """The Running Elasticsearch pods (namespace trains, app=elasticsearch), with their nodes; (pods, error)."""
+        try:
+            done = self.run("get", "pods", "-n", ES_NAMESPACE, "-l", ES_SELECTOR, "-o", "json")
+        except NodePrepError as err:
+            return (), str(err)
+        if done.returncode != 0:
+            return (), _error_of(done)
+        try:
+            return parse_running_pods(done.stdout), None
+        except (ValueError, KeyError, AttributeError) as err:
+            return (), f"unexpected output of kubectl get pods: {err}"
+
+    def read_pod(self, pod: EsPod, sysctl_keys: list[str] | tuple[str, ...]) -> PodReading:
+        """One `kubectl exec POD -c elasticsearch -- cat /proc/1/limits /proc/sys/...`: what the pod sees."""
+        keys = tuple(sysctl_keys)
+        try:
+            done = self.run("exec", "-n", ES_NAMESPACE, pod.name, "-c", ES_CONTAINER, "--", *read_command(keys))
+        except NodePrepError as err:
+            return PodReading(pod.name, pod.node, None, error=str(err))
+        only_missing_sysctls = done.returncode == 1 and all(
+            line.endswith(": No such file or directory") or line.startswith("command terminated with exit code")
+            for line in done.stderr.strip().splitlines())
+        if done.returncode != 0 and not only_missing_sysctls:
+            return PodReading(pod.name, pod.node, None, error=_exec_error(done))
+        try:
+            limits_text, values = split_read(done.stdout, done.stderr, keys)
+        except ValueError as err:
+            return PodReading(pod.name, pod.node, None, error=str(err))
+        return PodReading(pod.name, pod.node, limits_text, values)
+
+    def elasticsearch_pod_requirements(self, desired: DesiredState, *, required: bool = True) -> list[Requirement]:
+        """Is there a Running Elasticsearch pod, and did the desired limits and sysctls reach each one.
+
+        Not `required` (trains-server may not be deployed yet): no pod at all gives no requirement."""
+        pods, error = self.elasticsearch_pods()
+        if not pods and error is None and not required:
+            return []
+        reqs = [running_pods_requirement(pods, error)]
+        keys = [setting.key for setting in desired.sysctls]
+        for pod in pods:
+            seen = self.read_pod(pod, keys)
+            reqs += pod_requirements(seen.pod, seen.limits_text, seen.sysctl_values, desired, seen.error, node=seen.node)
+        return reqs
+
 
 def with_image_version(kustomize_dir: Path, version: str | None, workdir: str) -> Path:
     """A kustomization that pins the trains-server image tag over `kustomize_dir` (left untouched)."""
@@ -175,6 +234,13 @@ def parse_node_ports(text: str) -> dict[int, str]:
 
 def _error_of(done: subprocess.CompletedProcess) -> str | None:
     return None if done.returncode == 0 else (_last_line(done.stderr) or f"exit status {done.returncode}")
+
+
+def _exec_error(done: subprocess.CompletedProcess) -> str:
+    """The command's own last complaint rather than kubectl's "command terminated with exit code N"."""
+    lines = [line for line in (done.stderr or "").strip().splitlines()
+             if line.strip() and not line.startswith(("command terminated with exit code", "Defaulted container"))]
+    return lines[-1][:400] if lines else _error_of(done) or f"exit status {done.returncode}"
 
 
 def _last_line(text: str) -> str:

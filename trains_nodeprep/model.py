@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 UNLIMITED = -1
+CONTAINERD_DROPIN_DIR = "/etc/systemd/system/containerd.service.d"  # drop-ins of containerd.service
 
 
 def limit_key(value: int) -> float:
@@ -29,7 +30,10 @@ def format_limit(value: int) -> str:
 
 @dataclass(frozen=True)
 class Ulimit:
-    """A docker default ulimit: the name docker knows (nofile, memlock, ...), soft and hard."""
+    """A process limit by the name docker knows (nofile, memlock, ...), soft and hard.
+
+    The playbook states each once; docker gets it as a default ulimit, containerd as a
+    systemd Limit*= directive."""
 
     name: str
     soft: int
@@ -91,6 +95,7 @@ class DesiredState:
     source: str  # where it was loaded from, for messages
     directories: tuple[Directory, ...] = ()
     server_files: tuple[ServerFile, ...] = ()
+    containerd_dropin: str = CONTAINERD_DROPIN_DIR + "/99-trains.conf"  # playbook containerd.drop-in
 
 
 LOCK_FILE = "/run/lock/trains-nodeprep.lock"  # on the node: one apply at a time, facts never mid-apply

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import docker_config, sysctl
+from . import containerd_config, docker_config, runtime, sysctl
 from .errors import ConfigError
 from .facts import FileFact, NodeFacts
 from .model import DAEMON_JSON, DEFAULT_DOCKER, SYSCONFIG_DOCKER, DesiredState, Ulimit
+from .runtime import RuntimeChoice
 
 SYSCTL_HEADER = "# Managed by trains-nodeprep: minimums for trains-server (Elasticsearch). Higher values are kept."
 
@@ -36,6 +37,7 @@ class FileChange:
     restarts_docker: bool
     secret: bool = False  # holds passwords: the content is never shown
     mode: int = 0o644  # for a new file; an existing file keeps its own
+    restarts_containerd: bool = False  # a drop-in of containerd.service: daemon-reload, restart containerd
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,18 @@ class Plan:
     restart_docker: bool = False
     restart_reason: str = ""
     blockers: tuple[str, ...] = ()
+    restart_containerd: bool = False
+    containerd_reason: str = ""
+    runtime: RuntimeChoice | None = None  # where the limits go on this node, and why
 
     @property
     def empty(self) -> bool:
-        return not (self.file_changes or self.sysctl_writes or self.dir_changes or self.restart_docker or self.blockers)
+        return not (self.file_changes or self.sysctl_writes or self.dir_changes or self.restart_docker or self.restart_containerd or self.blockers)
+
+    @property
+    def restarts(self) -> tuple[str, ...]:
+        """The services this plan restarts, in the order the apply restarts them."""
+        return (("containerd",) if self.restart_containerd else ()) + (("docker",) if self.restart_docker else ())
 
     @property
     def ready(self) -> bool:
@@ -80,13 +90,18 @@ class _Builder:
     sysctl_writes: list[SysctlWrite] = field(default_factory=list)
     dir_changes: list[DirChange] = field(default_factory=list)
     restart_reasons: list[str] = field(default_factory=list)
+    containerd_reasons: list[str] = field(default_factory=list)
     blockers: list[str] = field(default_factory=list)
+    runtime: RuntimeChoice | None = None
 
-    def change_file(self, old: FileFact, new: bytes | None, restarts_docker: bool, secret: bool = False, mode: int = 0o644) -> None:
+    def change_file(self, old: FileFact, new: bytes | None, restarts_docker: bool, secret: bool = False, mode: int = 0o644,
+                    restarts_containerd: bool = False) -> None:
         if old.content != new:
-            self.file_changes.append(FileChange(old.path, old, new, restarts_docker, secret, mode))
+            self.file_changes.append(FileChange(old.path, old, new, restarts_docker, secret, mode, restarts_containerd))
             if restarts_docker:
                 self.restart_reasons.append(f"{old.path} changed")
+            if restarts_containerd:
+                self.containerd_reasons.append(f"{old.path} changed")
 
     def plan(self) -> Plan:
         return Plan(
@@ -97,18 +112,38 @@ class _Builder:
             restart_docker=bool(self.restart_reasons),
             restart_reason="; ".join(self.restart_reasons),
             blockers=tuple(self.blockers),
+            restart_containerd=bool(self.containerd_reasons),
+            containerd_reason="; ".join(self.containerd_reasons),
+            runtime=self.runtime,
         )
 
 
+def runtime_of(facts: NodeFacts) -> RuntimeChoice:
+    kubelet_files = {path: fact.text or "" for path, fact in facts.files.items() if fact.state == "file" and _is_kubelet_file(path, facts)}
+    return runtime.choose_runtime(
+        kubelet_argv=facts.kubelet_argv, kubelet_files=kubelet_files, sockets=facts.sockets,
+        docker_installed=facts.docker_installed, containerd_installed=facts.containerd_installed,
+    )
+
+
+def _is_kubelet_file(path: str, facts: NodeFacts) -> bool:
+    return path in runtime.KUBELET_FLAG_FILES or path == runtime.KUBELET_CONFIG or path == runtime.kubelet_flags(facts.kubelet_argv).get("config")
+
+
 def make_plan(facts: NodeFacts, desired: DesiredState) -> Plan:
-    builder = _Builder()
+    builder = _Builder(runtime=runtime_of(facts))
     if desired.ulimits:
-        _plan_docker(facts, desired.ulimits, builder)
+        if builder.runtime.problem:
+            builder.blockers.append(builder.runtime.problem)
+        if runtime.DOCKER in builder.runtime.targets:
+            _plan_docker(facts, desired.ulimits, builder)
+        if runtime.CONTAINERD in builder.runtime.targets:
+            _plan_containerd(facts, desired, builder)
     _plan_sysctl(facts, desired, builder)
     _plan_server(facts, desired, builder)
     if builder.blockers:
         # Refuse the node as a whole: nothing is written next to a config we cannot trust.
-        return Plan(requirements=tuple(builder.requirements), blockers=tuple(builder.blockers))
+        return Plan(requirements=tuple(builder.requirements), blockers=tuple(builder.blockers), runtime=builder.runtime)
     return builder.plan()
 
 
@@ -363,3 +398,106 @@ def _check_boot_precedence(facts: NodeFacts, desired: DesiredState, file_texts: 
             )
     for path in raised:
         builder.change_file(facts.file(path), planned[path].encode("utf-8"), restarts_docker=False)
+
+
+def _containerd_requirements(builder: _Builder, current: dict[str, Ulimit], desired: tuple[Ulimit, ...], where: str, error: str | None = None) -> None:
+    for want in desired:
+        have = current.get(want.name)
+        actual = f"error: {error}" if error else have.display() if have else "unknown"
+        ok = error is None and have is not None and have.satisfies(want)
+        builder.requirements.append(Requirement(f"containerd.limit.{want.name}", f">= {want.display()}", actual, ok, where))
+
+
+def _standalone_containerd(facts: NodeFacts) -> int | None:
+    """The containerd the kubelet talks to, not one that dockerd started for itself."""
+    for pid, argv in facts.containerd_processes:
+        if not any("/docker/containerd" in arg for arg in argv):
+            return pid
+    return None
+
+
+def _plan_containerd(facts: NodeFacts, desired: DesiredState, builder: _Builder) -> None:
+    """containerd's containers inherit its own limits: raise them in a drop-in of containerd.service."""
+    wanted = desired.ulimits
+    if facts.init_system != "systemd":
+        _plan_containerd_without_systemd(facts, wanted, builder)
+        return
+    unit = facts.containerd_unit or {}
+    if unit.get("LoadState") != "loaded":
+        problem = f"{containerd_config.UNIT} is {unit.get('LoadState') or 'unknown'} to systemd"
+        _containerd_requirements(builder, {}, wanted, containerd_config.UNIT, problem)
+        builder.blockers.append(
+            f"{containerd_config.UNIT}: {problem}, but the kubelet uses containerd; install containerd as a systemd service "
+            f"(or set its limits where it is started: {containerd_config.shell_ulimit_hint(wanted)})"
+        )
+        return
+    dropin = facts.file(desired.containerd_dropin)
+    try:
+        _readable(dropin)
+    except ConfigError as err:
+        builder.blockers.append(str(err))
+        _containerd_requirements(builder, {}, wanted, err.path, err.problem)
+        return
+    effective = containerd_config.effective_limits(unit, wanted)
+    _containerd_requirements(builder, effective, wanted, f"{containerd_config.UNIT} (systemctl show)")
+    ours = containerd_config.parse_dropin(dropin.text or "")
+    drop_ins = unit.get("DropInPaths", "").split()
+    need_reload = unit.get("NeedDaemonReload") == "yes"
+    if desired.containerd_dropin in drop_ins and not need_reload:
+        # Ours is loaded: where systemd's value differs from ours, a drop-in applied later decides.
+        overridden = [w for w in wanted if w.name in ours and effective.get(w.name) != ours[w.name]]
+        if _too_low(effective, tuple(overridden)):
+            later = drop_ins[drop_ins.index(desired.containerd_dropin) + 1:]
+            builder.blockers.append(
+                f"{desired.containerd_dropin}: its limits are overridden by a drop-in applied after it ({', '.join(later) or 'unknown'}); "
+                "raise the limits there or remove them, so that this drop-in decides"
+            )
+            return
+        effective = {name: limit for name, limit in effective.items() if name not in ours}
+    new = containerd_config.render_dropin(containerd_config.dropin_limits(wanted, effective, ours))
+    builder.change_file(dropin, new, restarts_docker=False, restarts_containerd=True)
+    if dropin.content != new:
+        return
+    if unit.get("ActiveState") != "active" or unit.get("MainPID", "0") == "0":
+        return
+    file_age = facts.file_ages.get(desired.containerd_dropin)
+    stale: str | None
+    if need_reload:
+        stale = "no: systemd has not reloaded its units since they changed"
+    elif desired.containerd_dropin not in drop_ins:
+        stale = f"no: systemd has not loaded {desired.containerd_dropin}"
+    elif file_age is not None and facts.containerd_age is not None and file_age < facts.containerd_age - 0.05:
+        stale = f"no: {desired.containerd_dropin} changed after containerd started"
+    else:
+        stale = None
+    builder.requirements.append(Requirement(
+        "containerd.running-config", f"containerd started after {desired.containerd_dropin} last changed", stale or "yes", stale is None,
+        f"{containerd_config.UNIT} pid {unit.get('MainPID')}",
+    ))
+    if stale is not None:
+        builder.containerd_reasons.append(f"containerd runs without the limits of {desired.containerd_dropin} ({stale[4:]})")
+
+
+def _too_low(effective: dict[str, Ulimit], wanted: tuple[Ulimit, ...]) -> bool:
+    return any(want.name not in effective or not effective[want.name].satisfies(want) for want in wanted)
+
+
+def _plan_containerd_without_systemd(facts: NodeFacts, wanted: tuple[Ulimit, ...], builder: _Builder) -> None:
+    """No systemd: the init script that starts containerd sets its limits; this tool only reads them."""
+    from .pod_limits import parse_proc_limits
+
+    pid = _standalone_containerd(facts)
+    hint = containerd_config.shell_ulimit_hint(wanted)
+    if pid is None or pid not in facts.process_limits:
+        _containerd_requirements(builder, {}, wanted, "containerd", "containerd is not running")
+        builder.blockers.append(
+            f"containerd: not running, and this node has no systemd to hold its limits; start it from an init script that first runs: {hint}"
+        )
+        return
+    seen = {name: Ulimit(name, soft, hard) for name, (soft, hard) in parse_proc_limits(facts.process_limits[pid]).items()}
+    _containerd_requirements(builder, seen, wanted, f"/proc/{pid}/limits (containerd)")
+    if _too_low(seen, wanted):
+        builder.blockers.append(
+            f"containerd (pid {pid}): runs with limits too low for Elasticsearch, and this node has no systemd, so its init system "
+            f"sets them; in the script that starts containerd run first: {hint}; then restart containerd"
+        )

@@ -10,17 +10,18 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import PlaybookError
-from .model import UNLIMITED, DesiredState, Directory, ServerFile, SysctlSetting, Ulimit, limit_at_least
+from .model import CONTAINERD_DROPIN_DIR, UNLIMITED, DesiredState, Directory, ServerFile, SysctlSetting, Ulimit, limit_at_least
 
 BUNDLED_PLAYBOOK = "trains-node.yaml"
 
-# The rlimit names dockerd accepts in --default-ulimit and default-ulimits.
+# The rlimit names dockerd accepts in --default-ulimit and default-ulimits (each has a systemd Limit*= too).
 DOCKER_ULIMIT_NAMES = frozenset(
     "core cpu data fsize locks memlock msgqueue nice nofile nproc rss rtprio rttime sigpending stack".split()
 )
 SYSCTL_KEY = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_-]+)+$")
 SYSCTL_DIR = PurePosixPath("/etc/sysctl.d")
 SYSCTL_FILE_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.conf$")
+DROPIN_FILE_NAME = SYSCTL_FILE_NAME  # NAME.conf
 SERVER_ROOT = PurePosixPath("/opt/trains")
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./-]+$")
 SERVICES_CONF = "/opt/trains/config/services.conf"
@@ -101,20 +102,33 @@ class _State:
     def build(self, data: Any) -> DesiredState:
         if data is None:
             raise self.fail("(top)", "the playbook is empty; start from the bundled playbooks/trains-node.yaml")
-        top = self.mapping(data, "(top)", {"version", "docker", "sysctl", "server"})
+        top = self.mapping(data, "(top)", {"version", "limits", "docker", "containerd", "sysctl", "server"})
         if type(top.get("version")) is not int or top["version"] != 1:  # not True, not 1.0
             raise self.fail("version", f"must be 1, got {top.get('version')!r}")
         docker = self.mapping(top.get("docker", {}), "docker", {"default-ulimits"})
+        containerd = self.mapping(top.get("containerd", {}), "containerd", {"drop-in"})
+        if "limits" in top and "default-ulimits" in docker:
+            raise self.fail("docker.default-ulimits", "the limits are stated twice; keep only the top-level 'limits' (it applies to docker and containerd)")
+        limits_key = "limits" if "limits" in top else "docker.default-ulimits"
         sysctl = self.mapping(top.get("sysctl", {}), "sysctl", {"file", "settings"})
         server = self.mapping(top.get("server", {}), "server", {"directories", "watchdog"})
         return DesiredState(
-            ulimits=self.ulimits(docker.get("default-ulimits", {})),
+            ulimits=self.ulimits(top["limits"] if "limits" in top else docker.get("default-ulimits", {}), limits_key),
             sysctls=self.sysctls(sysctl.get("settings", {})),
             sysctl_file=self.sysctl_file(sysctl.get("file", "/etc/sysctl.d/99-trains.conf")),
             source=self.source,
             directories=self.directories(server.get("directories", {})),
             server_files=self.watchdog(server["watchdog"]) if "watchdog" in server else (),
+            containerd_dropin=self.containerd_dropin(containerd.get("drop-in", DesiredState.containerd_dropin)),
         )
+
+    def containerd_dropin(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise self.fail("containerd.drop-in", "must be a path")
+        path = PurePosixPath(value)
+        if path.parent != PurePosixPath(CONTAINERD_DROPIN_DIR) or not DROPIN_FILE_NAME.match(path.name):
+            raise self.fail("containerd.drop-in", f"must be a NAME.conf file directly in {CONTAINERD_DROPIN_DIR}, got {value!r}")
+        return str(path)
 
     def directories(self, value: Any) -> tuple[Directory, ...]:
         entries = self.mapping(value, "server.directories", set(value) if isinstance(value, dict) else set())
@@ -140,8 +154,7 @@ class _State:
         interval = self.integer(spec.get("watch_interval_sec", 900), "server.watchdog.watch_interval_sec", 1)
         return (ServerFile(SERVICES_CONF, render_services_conf(threshold, interval), 0o644),)
 
-    def ulimits(self, value: Any) -> tuple[Ulimit, ...]:
-        base = "docker.default-ulimits"
+    def ulimits(self, value: Any, base: str) -> tuple[Ulimit, ...]:
         entries = self.mapping(value, base, set(DOCKER_ULIMIT_NAMES))
         result = []
         for name, limits in entries.items():

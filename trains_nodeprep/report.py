@@ -85,6 +85,8 @@ def print_cluster(console, cluster) -> None:
         return
     _status(console, "cluster", "ready" if cluster.ready else "drift", f"context {cluster.context or '(current)'}")
     _requirement_lines(console, cluster.requirements)
+    for note in cluster.notes:
+        console.print(f"  note   {note}", highlight=False, soft_wrap=True)
 
 
 def print_deploy(console, cluster) -> None:
@@ -105,6 +107,8 @@ def print_check(console, outcomes: list[NodeOutcome]) -> None:
         _status(console, outcome.label, outcome.status, outcome.error or "")
         if outcome.plan is None:
             continue
+        if outcome.plan.runtime is not None:
+            console.print(Text("  runtime  ", style="cyan") + Text(outcome.plan.runtime.describe()), highlight=False, soft_wrap=True)
         _requirement_lines(console, outcome.plan.requirements)
         for blocker in outcome.plan.blockers:
             console.print(Text("  refused  ", style="red") + Text(blocker), highlight=False, soft_wrap=True)
@@ -128,9 +132,24 @@ def restart_command(init_system: str) -> str:
 
 def plan_commands(plan: Plan, init_system: str) -> list[str]:
     commands = [f"sysctl -w {w.key}={w.new}" for w in plan.sysctl_writes]
+    if plan.restart_containerd:
+        commands += ["systemctl daemon-reload", "systemctl restart containerd"]
     if plan.restart_docker:
         commands.append(restart_command(init_system))
     return commands
+
+
+def restart_warnings(label: str, plan: Plan) -> list[str]:
+    """What each restart does to the workloads on the node, in words."""
+    warnings = []
+    if plan.restart_containerd:
+        warnings.append(
+            f"{label}: containerd will restart ({plan.containerd_reason}): running containers keep running, but keep their old "
+            "limits until they are recreated (delete the Elasticsearch pod afterwards)"
+        )
+    if plan.restart_docker:
+        warnings.append(f"{label}: docker will restart ({plan.restart_reason}): every container on this node restarts")
+    return warnings
 
 
 def print_plan(console, outcomes: list[NodeOutcome]) -> None:
@@ -138,7 +157,7 @@ def print_plan(console, outcomes: list[NodeOutcome]) -> None:
 
     for outcome in outcomes:
         plan = outcome.plan
-        if plan is None or not (plan.file_changes or plan.sysctl_writes or plan.restart_docker):
+        if plan is None or not (plan.file_changes or plan.sysctl_writes or plan.restarts):
             _status(console, outcome.label, outcome.status if outcome.status != "planned" else "unchanged", outcome.error or "nothing to change")
             continue
         _status(console, outcome.label, "planned", f"{len(plan.file_changes)} file(s), {len(plan.sysctl_writes)} sysctl write(s)")
@@ -154,8 +173,8 @@ def print_plan(console, outcomes: list[NodeOutcome]) -> None:
                 console.print(Text("    " + line, style=style), highlight=False, soft_wrap=True)
         for command in plan_commands(plan, outcome.facts.init_system if outcome.facts else ""):
             console.print(f"  run    {command}", highlight=False)
-        if plan.restart_docker:
-            console.print(f"  note   restarting docker restarts every container on {outcome.label} ({plan.restart_reason})", highlight=False)
+        for warning in restart_warnings(outcome.label, plan):
+            console.print(f"  note   {warning.split(': ', 1)[1]}", highlight=False)
 
 
 def print_run(console, outcomes: list[NodeOutcome]) -> None:
@@ -165,12 +184,12 @@ def print_run(console, outcomes: list[NodeOutcome]) -> None:
             done = [f"wrote {s.subject}" for s in outcome.applied.steps if s.kind == "write"]
             done += [f"removed {s.subject}" for s in outcome.applied.steps if s.kind == "remove"]
             done += [f"set {s.subject}" for s in outcome.applied.steps if s.kind == "sysctl"]
-            done += ["restarted docker"] if outcome.applied.restarted_docker else []
+            done += [f"restarted {service}" for service in outcome.applied.restarted]
             backups = outcome.applied.backups
             detail = ", ".join(done) + (f"; backups: {', '.join(backups)}" if backups else "") + "; verified"
             detail += "".join(f"; note: {s.message}" for s in outcome.applied.steps if s.status == "info")
         elif outcome.status == "unchanged":
-            detail = "already ready: nothing written, docker not restarted"
+            detail = "already ready: nothing written, nothing restarted"
         _status(console, outcome.label, outcome.status, detail)
     counts = {}
     for outcome in outcomes:
@@ -187,21 +206,31 @@ def outcome_json(outcome: NodeOutcome) -> dict:
         "requirements": [_requirement_json(r) for r in (plan.requirements if plan else ())],
         "blockers": list(plan.blockers) if plan else [],
         "changes": [
-            {"path": c.path, "action": "remove" if c.new is None else "modify" if c.old.exists else "create", "restarts_docker": c.restarts_docker}
+            {"path": c.path, "action": "remove" if c.new is None else "modify" if c.old.exists else "create",
+             "restarts_docker": c.restarts_docker, "restarts_containerd": c.restarts_containerd}
             for c in (plan.file_changes if plan else ())
         ],
         "commands": plan_commands(plan, outcome.facts.init_system if outcome.facts else "") if plan else [],
         "restart_docker": bool(plan and plan.restart_docker),
+        "restart_containerd": bool(plan and plan.restart_containerd),
+        "runtime": _runtime_json(plan.runtime if plan else None),
         "remote_commands": outcome.exec_count,
     }
     if outcome.applied is not None:
         data["applied"] = {
             "backups": list(outcome.applied.backups),
             "restarted_docker": outcome.applied.restarted_docker,
+            "restarted_containerd": "containerd" in outcome.applied.restarted,
             "rolled_back": outcome.applied.rolled_back,
             "notes": [s.message for s in outcome.applied.steps if s.status == "info"],
         }
     return data
+
+
+def _runtime_json(choice) -> dict | None:
+    if choice is None:
+        return None
+    return {"kubelet": choice.kubelet, "targets": list(choice.targets), "evidence": choice.evidence}
 
 
 def _requirement_json(req) -> dict:
@@ -220,6 +249,7 @@ def cluster_json(cluster) -> dict | None:
         "error": cluster.error,
         "rollout_failures": cluster.rollout_failures,
         "urls": cluster.urls,
+        "notes": cluster.notes,
     }
 
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from .facts import NodeFacts
-from .model import APISERVER_CONF, DAEMON_JSON, DEFAULT_DOCKER, SYSCONFIG_DOCKER
+from .model import APISERVER_CONF, CONTAINERD_DROPIN_DIR, DAEMON_JSON, DEFAULT_DOCKER, SYSCONFIG_DOCKER
 from .plan import FileChange, Plan
 
 DOCKER_FILES = (DAEMON_JSON, SYSCONFIG_DOCKER, DEFAULT_DOCKER)
@@ -56,10 +56,13 @@ def make_restore_plan(facts: NodeFacts, only_path: str | None = None) -> Plan:
                 return Plan(requirements=(), blockers=(f"{backup.name}: backup cannot be read ({saved.state}); restore it by hand",))
             new = saved.content
         if current.content != new:
-            changes.append(FileChange(path, current, new, restarts_docker=path in DOCKER_FILES, secret=path == APISERVER_CONF))
+            changes.append(FileChange(path, current, new, restarts_docker=path in DOCKER_FILES, secret=path == APISERVER_CONF,
+                                      restarts_containerd=path.startswith(CONTAINERD_DROPIN_DIR + "/")))
     return Plan(
         requirements=(),
         file_changes=tuple(changes),
         restart_docker=any(c.restarts_docker for c in changes),
         restart_reason=f"restoring the docker config saved at {newest}",
+        restart_containerd=any(c.restarts_containerd for c in changes),
+        containerd_reason=f"restoring the containerd drop-in saved at {newest}",
     )

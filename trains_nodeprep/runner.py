@@ -124,11 +124,11 @@ def _converge(node, desired: DesiredState, make: Callable[[NodeFacts], Plan], st
             if dry_run:
                 outcome.status = "planned"
                 return outcome
-            if plan.restart_docker and facts.docker_running and not confirm(node.label, plan, facts):
+            if _restarts_running_service(plan, facts) and not confirm(node.label, plan, facts):
                 outcome.status = "refused"
-                outcome.error = "docker must restart (every container on the node restarts) and that was not confirmed; rerun with --yes"
+                outcome.error = f"{' and '.join(plan.restarts)} must restart and that was not confirmed; rerun with --yes"
                 return outcome
-            _say(node, "applying" + (" (docker restarts)" if plan.restart_docker else ""))
+            _say(node, "applying" + (f" ({' and '.join(plan.restarts)} restart{'s' if len(plan.restarts) == 1 else ''})" if plan.restarts else ""))
             outcome.applied = applied = apply_plan(
                 node, plan, init_system=facts.init_system,
                 stamp=backup_stamp(), restart_timeout=restart_timeout, keep_backups=keep_backups,
@@ -146,6 +146,11 @@ def _converge(node, desired: DesiredState, make: Callable[[NodeFacts], Plan], st
             return outcome
         outcome.status = "changed"
     return outcome
+
+
+def _restarts_running_service(plan: Plan, facts: NodeFacts) -> bool:
+    containerd_running = bool(facts.containerd_unit and facts.containerd_unit.get("ActiveState") == "active")
+    return (plan.restart_docker and facts.docker_running) or (plan.restart_containerd and containerd_running)
 
 
 def backup_stamp() -> str:

@@ -164,3 +164,51 @@ def test_a_failing_apply_shows_kubectls_error_and_exits_non_zero(bed, kube_api, 
     assert report["cluster"]["deployed"] is False
     assert report["cluster"]["error"].startswith("kubectl apply -k failed:") and "no-such-namespace" in report["cluster"]["error"]
     assert "no-such-namespace" in result.stderr  # kubectl's own words, streamed
+
+
+def proc_limits(nofile: str, memlock: str) -> str:
+    return ("Limit                     Soft Limit           Hard Limit           Units     \n"
+            "Max cpu time              unlimited            unlimited            seconds   \n"
+            f"Max open files            {nofile.split(':')[0]:<21}{nofile.split(':')[1]:<21}files     \n"
+            f"Max locked memory         {memlock.split(':')[0]:<21}{memlock.split(':')[1]:<21}bytes     \n")
+
+
+def test_check_reads_the_limits_the_running_elasticsearch_pod_really_got(bed, kube_api, kubeconfig, labeled_node):
+    """The node is ready on paper, but the pod started before: its limits are too low, and check says so."""
+    prepared = trains_nodeprep(bed, "run", "--host", labeled_node.address, "--yes", "--no-deploy")
+    assert prepared.returncode == 0, prepared.stderr
+    kube_api.add_pod("trains", "elasticsearch-7d9f", labels={"app": "elasticsearch"}, node_name="worker-1",
+                     files={"/proc/1/limits": proc_limits("1024:4096", "65536:65536"), "/proc/sys/vm/max_map_count": "262144\n"})
+
+    stale = trains_nodeprep(bed, "check", "--kubeconfig", str(kubeconfig), "-o", "json")
+
+    assert stale.returncode == 1
+    report = json_output(stale)
+    assert all(r["ok"] for r in report["nodes"][0]["requirements"])  # the node itself is ready
+    pod = {r["id"]: r for r in report["cluster"]["requirements"] if r["id"].startswith("pod.")}
+    assert pod["pod.elasticsearch.running"]["ok"]
+    assert pod["pod.ulimit.nofile"] == {"id": "pod.ulimit.nofile", "expected": ">= 1024:65536", "actual": "1024:4096", "ok": False,
+                                        "where": "pod elasticsearch-7d9f on worker-1: /proc/1/limits"}
+    assert not pod["pod.ulimit.memlock"]["ok"] and pod["pod.sysctl.vm.max_map_count"]["ok"]
+
+    # the pod recreated after the run: everything reached it
+    kube_api.add_pod("trains", "elasticsearch-7d9f", labels={"app": "elasticsearch"}, node_name="worker-1",
+                     files={"/proc/1/limits": proc_limits("1024:65536", "unlimited:unlimited"), "/proc/sys/vm/max_map_count": "262144\n"})
+    fresh = trains_nodeprep(bed, "check", "--kubeconfig", str(kubeconfig))
+    assert fresh.returncode == 0, fresh.stdout
+    assert "ok     pod.ulimit.nofile" in fresh.stdout
+
+
+def test_before_the_first_deploy_no_pod_is_a_note_unless_pods_is_asked_for(bed, kube_api, kubeconfig, labeled_node):
+    assert trains_nodeprep(bed, "run", "--host", labeled_node.address, "--yes", "--no-deploy").returncode == 0
+
+    auto = trains_nodeprep(bed, "check", "--kubeconfig", str(kubeconfig))
+    required = trains_nodeprep(bed, "check", "--kubeconfig", str(kubeconfig), "--pods", "-o", "json")
+    skipped = trains_nodeprep(bed, "check", "--kubeconfig", str(kubeconfig), "--no-pods", "-o", "json")
+
+    assert auto.returncode == 0 and "no Elasticsearch pod runs yet" in auto.stdout
+    assert required.returncode == 1
+    running = next(r for r in json_output(required)["cluster"]["requirements"] if r["id"] == "pod.elasticsearch.running")
+    assert not running["ok"] and "deploy trains-server first" in running["actual"]
+    assert skipped.returncode == 0 and not any(r["id"].startswith("pod.") for r in json_output(skipped)["cluster"]["requirements"])
+    assert not any(path.endswith("/exec") for _method, path in kube_api.requests)  # no pod, no exec

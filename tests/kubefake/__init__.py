@@ -28,6 +28,29 @@ JSON in memory and answers the requests the real kubectl 1.32 makes for:
   ``kubectl apply --dry-run=client`` and ``kubectl delete -k`` work too (a
   deleted Namespace is ``Terminating`` until it is empty, or for 0.2 s, then
   goes with what is left in it).
+- ``kubectl get pods -n NS -l SELECTOR -o json`` of the pods a test adds with
+  ``add_pod`` (no controller makes pods from Deployments here), and
+  ``kubectl exec -n NS POD [-c CONTAINER] -- cat PATH [PATH...]``. Exec runs
+  NOTHING: there is no container and no process. ``cat`` prints the contents
+  that ``add_pod(..., files={PATH: TEXT})`` gave the pod; a path not given gets
+  ``cat: PATH: No such file or directory`` on stderr and exit code 1, as the real
+  cat; any other command (or a ``cat`` option) gets a FakeKubeAPI message on
+  stderr and exit code 126. The protocol is the one kubectl 1.30+ uses (checked
+  with kubectl 1.30 to 1.33): it GETs the pod (an unknown pod is kubectl's own
+  ``Error from server (NotFound): pods "X" not found``), then
+  ``GET .../pods/NAME/exec?command=..&container=..&stdout=true&stderr=true`` as
+  a WebSocket upgrade offering the subprotocol ``v5.channel.k8s.io``. The fake
+  answers RFC 6455 101 (``v5`` or ``v4.channel.k8s.io``), sends unmasked binary
+  frames whose first byte is the channel (1 stdout, 2 stderr, 3 the error
+  channel: a ``Status``, ``Success`` or ``Failure``/``NonZeroExitCode`` with the
+  exit code in ``details.causes``, which kubectl exits with after printing
+  "command terminated with exit code N"), then a close frame (1000); it answers
+  pings, ignores stdin and v5 close signals (channel 255). A refused upgrade
+  (unknown container, a pod not Running) answers a 400 ``Status``; kubectl
+  then retries over SPDY (``POST``) and prints that same error. SPDY itself is
+  not served (400 saying so): kubectl 1.29 and older (server_version v1.27 to
+  v1.29 here) or ``KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`` cannot exec.
+  ``execs`` records (namespace, pod, container, command, subprotocol) of each.
 
 What it serves for that: legacy (non-aggregated) discovery (``/api``, ``/apis``,
 ``/api/v1``, ``/apis/apps/v1``: requests for aggregated discovery get plain JSON,
@@ -38,7 +61,7 @@ defers validation to the "server" instead of fetching the OpenAPI v2 schema
 (``/openapi/v2`` answers 404; kubectl then computes strategic merge patches from
 its compiled-in types).
 
-Resources: namespaces, nodes, services, pods (stored only), configmaps, secrets
+Resources: namespaces, nodes, services, pods (stored, plus ``exec``), configmaps, secrets
 (stored only), deployments. Server-side behaviour it imitates: uid,
 resourceVersion, creationTimestamp, generation (bumped when spec changes);
 404 NotFound / 409 AlreadyExists / 422 Invalid as ``Status`` objects; creating a
@@ -60,7 +83,9 @@ bookmarks, "410 Gone" for old resource versions, controllers (no ReplicaSets or
 Pods appear), garbage collection, finalizers, ``kubectl delete`` options (grace periods, propagation), server-side dry run
 (``?dryRun=All`` answers 400, so ``--dry-run=server`` and ``kubectl diff`` do
 not work), protobuf (JSON only), aggregated discovery, subresources other than
-``status``, ``kubectl exec``/logs/port-forward.
+``status`` and ``exec``, logs/attach/port-forward/cp, exec of anything but
+``cat`` (no container, process or shell; stdin is read and dropped, a TTY is
+not emulated: ``-i``/``-t`` get the same canned output), exec over SPDY, pod lifecycle (a pod stays as ``add_pod`` left it).
 
 Pytest fixtures here: ``kube_api`` (a started FakeKubeAPI, stopped after the
 test), ``kubeconfig`` (a kubeconfig for it in tmp_path) and ``kubectl`` (runs the
@@ -75,8 +100,10 @@ every kubectl call a fresh ``--cache-dir`` (or ``KUBECACHEDIR``, or a temp
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime as _dt
+import hashlib
 import http.server
 import json
 import re
@@ -90,7 +117,7 @@ import urllib.parse
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 import pytest
 
@@ -412,7 +439,9 @@ class FakeKubeAPI:
 
     Plain HTTP on 127.0.0.1 at a random free port; see the module docstring for
     what it implements and what it does not. ``requests`` records (method, path)
-    of every request in order; the path keeps its query string.
+    of every request in order; the path keeps its query string. ``execs`` records
+    (namespace, pod, container, command, subprotocol) of every exec that got
+    its WebSocket upgrade.
     """
 
     def __init__(self, *, server_version: str = SERVER_VERSION["gitVersion"]) -> None:
@@ -431,6 +460,8 @@ class FakeKubeAPI:
         self._timers: list[threading.Timer] = []
         self.requests: list[tuple[str, str]] = []
         self._requests_lock = threading.Lock()
+        self._pod_files: dict[tuple[str, str], dict[str, str]] = {}  # (namespace, pod) -> path -> content
+        self.execs: list[tuple[str, str, str, tuple[str, ...], str]] = []  # (namespace, pod, container, command, protocol)
         self.url = ""
         self._seed()
 
@@ -554,6 +585,50 @@ class FakeKubeAPI:
             }
             self._create(_BY_KIND["Service"], namespace, svc)
 
+    def add_pod(self, namespace: str, name: str, *, labels: dict[str, str], node_name: str | None = None,
+                containers: tuple[str, ...] | list[str] = ("elasticsearch",), phase: str = "Running",
+                files: dict[str, str] | None = None) -> None:
+        """A pod as a kubelet would report it (creates the namespace if needed):
+        ``status.phase`` (Running by default; then every container is ready and
+        running, else none is), ``spec.nodeName``, one container per name in
+        ``containers``. ``files`` is the pod's fake filesystem, shared by its
+        containers: what ``kubectl exec POD -- cat PATH...`` prints. Nothing runs:
+        no process, no /proc but the files given here. Adding a pod of the same
+        name again replaces it (and its files)."""
+        if not containers:
+            raise ValueError("a pod has at least one container")
+        now = _now()
+        running = phase == "Running"
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+            "spec": {
+                "containers": [{"name": c, "image": f"fake/{c}:latest"} for c in containers],
+                "restartPolicy": "Always",
+                **({"nodeName": node_name} if node_name else {}),
+            },
+            "status": {
+                "phase": phase,
+                "conditions": [{"type": t, "status": "True" if running else "False", "lastTransitionTime": now}
+                               for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")],
+                "containerStatuses": [
+                    {"name": c, "ready": running, "started": running, "restartCount": 0, "image": f"fake/{c}:latest",
+                     "imageID": "", "containerID": f"containerd://{uuid.uuid4().hex}",
+                     "state": {"running": {"startedAt": now}} if running
+                     else {"waiting": {"reason": "ContainerCreating"}}}
+                    for c in containers
+                ],
+                **({"hostIP": "10.200.0.1", "podIP": "10.244.0.10", "startTime": now} if running else {}),
+            },
+        }
+        with self._store.lock:
+            if ("Namespace", "", namespace) not in self._store.objects:
+                self._create(_BY_KIND["Namespace"], "", {"apiVersion": "v1", "kind": "Namespace",
+                                                         "metadata": {"name": namespace}})
+            self._create(_BY_KIND["Pod"], namespace, pod, replace=True)
+            self._pod_files[(namespace, name)] = dict(files or {})
+
     def objects(self, kind: str | None = None, namespace: str | None = None) -> list[dict]:
         """Copies of the stored objects (seeded ones included), optionally of one
         kind and/or namespace, ordered by kind, namespace, name."""
@@ -565,6 +640,10 @@ class FakeKubeAPI:
         with self._store.lock:
             obj = self._store.objects.get((kind, namespace, name))
             return copy.deepcopy(obj) if obj else None
+
+    def _exec_log(self, namespace: str, pod: str, container: str, command: tuple[str, ...], protocol: str) -> None:
+        with self._requests_lock:
+            self.execs.append((namespace, pod, container, command, protocol))
 
     def clear_requests(self) -> None:
         with self._requests_lock:
@@ -759,6 +838,80 @@ def _without_rv(obj: dict) -> dict:
     return o
 
 
+# ---------------------------------------------------------------- kubectl exec: WebSocket and the fake command
+_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455
+# Preferred first. v5 adds the close signal (channel 255) a client sends when its
+# stdin ends; v4 carries the exit code on the error channel (3) like v5.
+_EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+_CHUNK = 32 * 1024
+
+
+def _ws_frame(opcode: int, payload: bytes) -> bytes:
+    """One final, unmasked frame (a server never masks)."""
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x80 | opcode, n])
+    elif n < 1 << 16:
+        head = bytes([0x80 | opcode, 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([0x80 | opcode, 127]) + n.to_bytes(8, "big")
+    return head + payload
+
+
+def _ws_read_frame(rfile: BinaryIO) -> tuple[int, bytes] | None:
+    """(opcode, unmasked payload) of the next client frame; None at EOF."""
+    head = rfile.read(2)
+    if len(head) < 2:
+        return None
+    opcode, masked, n = head[0] & 0x0F, head[1] & 0x80, head[1] & 0x7F
+    if n == 126:
+        n = int.from_bytes(rfile.read(2), "big")
+    elif n == 127:
+        n = int.from_bytes(rfile.read(8), "big")
+    mask = rfile.read(4) if masked else b""
+    payload = rfile.read(n)
+    if masked:
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return opcode, payload
+
+
+def _ws_await_close(rfile: BinaryIO, wfile: Any, conn: socket.socket, timeout: float) -> None:
+    """After our close frame: answer pings, ignore data (stdin, v5 close signals),
+    stop at the client's close frame, EOF or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            conn.settimeout(left)  # the connection is closed after this: a timed-out read may lose bytes
+            frame = _ws_read_frame(rfile)
+            if frame is None or frame[0] == 0x8:
+                return
+            if frame[0] == 0x9:  # ping -> pong
+                wfile.write(_ws_frame(0xA, frame[1]))
+                wfile.flush()
+    except TimeoutError:
+        return
+
+
+def _fake_command(command: tuple[str, ...], files: dict[str, str]) -> tuple[list[bytes], list[bytes], int]:
+    """(stdout chunks, stderr chunks, exit code) of ``command`` in a pod whose
+    filesystem is ``files``. Only ``cat PATH...`` is served."""
+    if not command or command[0].rsplit("/", 1)[-1] != "cat" or any(a.startswith("-") and a != "-" for a in command[1:]):
+        message = (f"FakeKubeAPI: exec runs nothing; it serves only `cat PATH...` from the files given to "
+                   f"add_pod, not {' '.join(command)!r}\n")
+        return [], [message.encode()], 126
+    out: list[bytes] = []
+    err: list[bytes] = []
+    code = 0
+    for path in command[1:]:
+        if path in files:
+            data = files[path].encode()
+            out += [data[i:i + _CHUNK] for i in range(0, len(data), _CHUNK)]
+        else:
+            err.append(f"cat: {path}: No such file or directory\n".encode())
+            code = 1
+    return out, err, code
+
+
 # ---------------------------------------------------------------- HTTP
 class _Handler(http.server.BaseHTTPRequestHandler):
     fake: FakeKubeAPI
@@ -870,6 +1023,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             raise _APIError(404, "NotFound", "the server could not find the requested resource")
         name = urllib.parse.unquote(rest[1]) if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
+        if sub == "exec" and res.kind == "Pod" and len(rest) == 3:
+            self._exec(namespace, name)
+            return -1, None
         if sub not in (None, "status"):
             raise _APIError(404, "NotFound", f"the server could not find the requested resource ({sub})")
         return self._resource(res, namespace, name, query)
@@ -934,6 +1090,82 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                                     f"FakeKubeAPI: the patch type {ctype!r} is not implemented")
                 return 200, self._update(res, key, current, new)
         raise _APIError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+
+    # -- kubectl exec
+    def _exec(self, namespace: str, name: str) -> None:
+        """``POST|GET .../pods/NAME/exec?command=..&container=..&stdout=true&stderr=true``
+        upgraded to a WebSocket (what kubectl 1.30+ does; it falls back to SPDY
+        only when the upgrade is refused, and SPDY is not served here). Nothing
+        runs: ``cat PATH...`` is answered from the files given to ``add_pod``."""
+        params = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query, keep_blank_values=True)
+        command = tuple(params.get("command", []))
+
+        def flag(key: str) -> bool:
+            return (params.get(key) or ["false"])[-1].lower() in ("1", "true")
+
+        with self.fake._store.lock:
+            pod = copy.deepcopy(self.fake._store.objects.get(("Pod", namespace, name)))
+            files = dict(self.fake._pod_files.get((namespace, name), {}))
+        if pod is None:
+            raise _not_found(_BY_KIND["Pod"], name)
+        names = [c["name"] for c in pod["spec"].get("containers", [])]
+        container = (params.get("container") or [""])[-1]
+        if not container:
+            if len(names) != 1:
+                raise _APIError(400, "BadRequest", f"a container name must be specified for pod {name}, "
+                                f"choose one of: [{' '.join(names)}]")
+            container = names[0]
+        if container not in names:
+            raise _APIError(400, "BadRequest", f"container {container} is not valid for pod {name}")
+        phase = pod.get("status", {}).get("phase")
+        if phase != "Running":
+            raise _APIError(400, "BadRequest", f"FakeKubeAPI: pod {name} is not running (phase {phase}): "
+                            "cannot exec into it")
+        if not command:
+            raise _APIError(400, "BadRequest", "you must specify at least 1 command")
+        upgrade = (self.headers.get("Upgrade") or "").lower()
+        if upgrade != "websocket":
+            raise _APIError(400, "BadRequest",
+                            f"FakeKubeAPI: exec is served over WebSocket only (v4/v5.channel.k8s.io), not "
+                            f"{self.headers.get('Upgrade') or 'a plain request'}; kubectl 1.30+ uses WebSockets "
+                            "unless KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false")
+        offered = [p.strip() for h in self.headers.get_all("Sec-WebSocket-Protocol") or [] for p in h.split(",")]
+        protocol = next((p for p in _EXEC_PROTOCOLS if p in offered), None)
+        key = self.headers.get("Sec-WebSocket-Key")
+        if protocol is None or not key:
+            raise _APIError(400, "BadRequest", "FakeKubeAPI: exec needs a WebSocket handshake offering one of "
+                            f"{', '.join(_EXEC_PROTOCOLS)} (offered: {', '.join(offered) or 'none'})")
+        self.fake._exec_log(namespace, name, container, command, protocol)
+        stdout, stderr, code = _fake_command(command, files)
+        accept = base64.b64encode(hashlib.sha1((key + _WS_GUID).encode()).digest()).decode()
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.send_header("Sec-WebSocket-Protocol", protocol)
+        self.end_headers()
+        self.close_connection = True
+        try:
+            frames = []
+            if flag("stdout"):
+                frames += [_ws_frame(0x2, bytes([1]) + chunk) for chunk in stdout]
+            if flag("stderr"):
+                frames += [_ws_frame(0x2, bytes([2]) + chunk) for chunk in stderr]
+            if code == 0:
+                status: dict[str, Any] = {"metadata": {}, "status": "Success"}
+            else:
+                status = {"metadata": {}, "status": "Failure",
+                          "message": f"command terminated with non-zero exit code: error executing command "
+                                     f"[{' '.join(command)}], exit code {code}",
+                          "reason": "NonZeroExitCode",
+                          "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+            frames.append(_ws_frame(0x2, bytes([3]) + json.dumps(status).encode()))
+            frames.append(_ws_frame(0x8, (1000).to_bytes(2, "big")))  # close: normal closure
+            self.wfile.write(b"".join(frames))
+            self.wfile.flush()
+            _ws_await_close(self.rfile, self.wfile, self.connection, timeout=2.0)
+        except OSError:
+            pass
 
     def _update(self, res: _Resource, key: tuple[str, str, str], current: dict, new: Any) -> dict:
         if not isinstance(new, dict):
@@ -1134,6 +1366,11 @@ def _columns(kind: str, obj: dict) -> list[tuple[str, Any]]:
                 ("Up-to-date", status.get("updatedReplicas", 0)), ("Available", status.get("availableReplicas", 0)), age]
     if kind == "Namespace":
         return [("Name", meta["name"]), ("Status", status.get("phase", "Active")), age]
+    if kind == "Pod":
+        statuses = status.get("containerStatuses") or []
+        return [("Name", meta["name"]),
+                ("Ready", f"{sum(1 for c in statuses if c.get('ready'))}/{len(spec.get('containers') or [])}"),
+                ("Status", status.get("phase", "Pending")), ("Restarts", sum(c.get("restartCount", 0) for c in statuses)), age]
     return [("Name", meta["name"]), age]
 
 

@@ -58,3 +58,30 @@ def test_missing_sysctl_key_is_none():
     facts = parse_facts("\n".join([record("sysctl", "vm.nope", "absent"), record("end", "end", "ok")]))
 
     assert facts.sysctl_runtime == {"vm.nope": None}
+
+
+def test_runtime_records_kubelet_containerd_sockets_and_unit():
+    output = "\n".join([
+        record("id", "user", "ok", "root"),
+        record("containerd", "installed", "ok", "yes"),
+        record("proc", "kubelet", "700", "/usr/bin/kubelet\n--config=/var/lib/kubelet/config.yaml\n"),
+        record("proc", "containerd", "311", "/usr/bin/containerd\n"),
+        record("limits", "311", "ok", "Limit  Soft Limit  Hard Limit  Units\n"),
+        record("proc", "containerd", "900", "containerd\n--config\n/var/run/docker/containerd/containerd.toml\n"),
+        record("socket", "/run/containerd/containerd.sock", "ok"),
+        record("unit-show", "containerd.service", "ok", "LoadState=loaded\nLimitNOFILE=infinity\nDropInPaths=/a.conf /b.conf\n"),
+        "clock\tcontainerd.service-started\tok\t=1000 60.5",
+        "clock\t/etc/systemd/system/containerd.service.d/99-trains.conf\tok\t=100.0 130.0",
+        record("end", "end", "ok"),
+    ])
+
+    facts = parse_facts(output)
+
+    assert facts.kubelet_argv == ("/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml")
+    assert facts.containerd_installed and not facts.docker_installed
+    assert facts.containerd_processes == ((311, ("/usr/bin/containerd",)), (900, ("containerd", "--config", "/var/run/docker/containerd/containerd.toml")))
+    assert facts.process_limits == {311: "Limit  Soft Limit  Hard Limit  Units\n"}
+    assert facts.sockets == ("/run/containerd/containerd.sock",)
+    assert facts.containerd_unit == {"LoadState": "loaded", "LimitNOFILE": "infinity", "DropInPaths": "/a.conf /b.conf"}
+    assert facts.containerd_age == pytest.approx(50.5)  # uptime 60.5 s, started at tick 1000 (10 s)
+    assert facts.file_ages == {"/etc/systemd/system/containerd.service.d/99-trains.conf": pytest.approx(30.0)}

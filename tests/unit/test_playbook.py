@@ -57,7 +57,7 @@ def test_sections_are_optional():
 
 def test_unknown_top_level_key_is_named():
     message = error_of("version: 1\ndockr: {}\n")
-    assert "key '(top)'" in message and "dockr" in message and "allowed: docker, server, sysctl, version" in message
+    assert "key '(top)'" in message and "dockr" in message and "allowed: containerd, docker, limits, server, sysctl, version" in message
 
 
 def test_unknown_ulimit_name_is_named():
@@ -185,3 +185,34 @@ def test_watchdog_renders_services_conf():
     [conf] = state.server_files
     assert conf.path == "/opt/trains/config/services.conf" and not conf.secret
     assert b"threshold_sec: 3600" in conf.content and b"watch_interval_sec: 60" in conf.content
+
+
+LIMITS_ONCE = """\
+version: 1
+limits:
+  nofile: {soft: 1024, hard: 65536}
+containerd:
+  drop-in: /etc/systemd/system/containerd.service.d/50-es.conf
+"""
+
+
+def test_top_level_limits_and_the_containerd_drop_in():
+    state = parse_playbook(LIMITS_ONCE, SOURCE)
+    assert state.ulimits == (Ulimit("nofile", 1024, 65536),)
+    assert state.containerd_dropin == "/etc/systemd/system/containerd.service.d/50-es.conf"
+    assert parse_playbook(VALID, SOURCE).containerd_dropin == "/etc/systemd/system/containerd.service.d/99-trains.conf"
+
+
+def test_limits_stated_twice_are_refused():
+    message = error_of(LIMITS_ONCE + "docker:\n  default-ulimits:\n    nofile: {soft: 1, hard: 2}\n")
+    assert "docker.default-ulimits" in message and "stated twice" in message
+
+
+def test_errors_in_top_level_limits_name_that_key():
+    assert "key 'limits.nofile'" in error_of("version: 1\nlimits:\n  nofile: {soft: 9, hard: 1}\n")
+
+
+@pytest.mark.parametrize("path", ["/etc/systemd/system/docker.service.d/x.conf", "/etc/systemd/system/containerd.service.d/x",
+                                  "/etc/systemd/system/containerd.service.d/../x.conf", 5])
+def test_containerd_drop_in_must_be_a_conf_file_of_containerd_service(path):
+    assert "containerd.drop-in" in error_of(f"version: 1\ncontainerd:\n  drop-in: {path}\n")
