@@ -2,12 +2,15 @@
 
 Each node is one sshd (and, optionally, one dockerd started by the node's sysvinit script)
 in its own network, mount, UTS and PID namespaces, with tini as PID 1 (no systemd), so the
-tool under test must use `service docker restart` there. See /work/shared/TESTBED.md for
+tool under test must use `service docker restart` there; or, with init="systemd", a node
+that boots the real systemd (see "systemd nodes" below). See /work/shared/TESTBED.md for
 the facts this is built on. Must run as root.
 
     bed = TestBed(workdir); bed.start()
     node = bed.add_node("n1", docker=True, rhel=False)
     node.exec("cat", "/etc/docker/daemon.json")      # as root inside the node
+    sd = bed.add_node("n2", init="systemd", docker=False)   # containerd=True by default
+    sd.systemctl("restart", "containerd"); sd.unit_pid("containerd")
     bed.stop()
 
 What a node has:
@@ -25,6 +28,38 @@ What a node has:
 - /proc/sys read-only except net/ and a per-node regular file bound over
   /proc/sys/vm/max_map_count: `sysctl -w vm.max_map_count=N` and `sysctl -p FILE` act on
   this node only; `sysctl --system` exits non-zero (host-global keys are read-only).
+
+systemd nodes (add_node(..., init="systemd", docker=False|True, containerd=True)):
+- PID 1 is Debian's /lib/systemd/systemd (252) with container=other, booted by
+  node-init-systemd.sh under script(1) (its pty is the node's /dev/console) in new mount,
+  UTS, IPC, PID and cgroup namespaces. The node's cgroup is
+  /sys/fs/cgroup/<hierarchy>/tnp-testbed/<TestBed.id>/<node> in every host hierarchy
+  (Node.cgroup_path), mounted again inside the node as its /sys/fs/cgroup; a private /dev,
+  a read-only sysfs, /proc/sys as on tini nodes (so `sysctl --system` exits 1 there too).
+- Units: Debian's unchanged ssh.service (the bed's sshd_config, keys and users, as above;
+  sshd logs to the journal), containerd.service (enabled unless containerd=False) and, with
+  docker=True, docker.socket + docker.service (which reads /etc/default/docker: the runtime
+  wrapper "tnp" is registered as on tini nodes). An extra /etc layer (TestBed.systemd_layer)
+  has its own /etc/systemd/system (opaque: none of the host's enabled units), default target
+  multi-user, masks units that cannot work in a namespace or would act on the host
+  (SYSTEMD_MASKED: udev, systemd-tmpfiles-*, systemd-sysctl, modules, binfmt, apparmor,
+  getty, logind, timesyncd, remount-fs, ...) and all generators (the host's /etc/init.d
+  scripts and fstab would become units). The node's own /etc/hostname and /etc/machine-id.
+- files= are written before systemd starts (drop-ins in /etc/systemd/system/*.d count at
+  boot). Ready when `systemctl is-system-running` says running or degraded, containerd
+  answers `ctr version` (and docker `docker info`) and sshd its banner; else NodeStartError
+  with the console and the journal. Boot: about 0.4 s (0.9 s with docker) here.
+- Helpers: node.systemctl(*args, check=True), node.unit_pid(unit) (MainPID or None),
+  node.journal(unit, lines=50), node.run_containerd_container() (ctr run with a busybox
+  rootfs and the runtime wrapper; returns {"requested": rlimits in the spec, "inherited":
+  the wrapper's own RLIMIT_NOFILE/RLIMIT_MEMLOCK, i.e. what containerd passes down}).
+- Limits: root here lacks CAP_SYS_RESOURCE. A unit's LimitNOFILE=1024:65536 shows as such in
+  `systemctl show`, but systemd sets the closest it may (hard lowered to the node's own,
+  nofile 20000 / memlock 8 MiB here). containerd and its shim are Go 1.19 programs, which
+  raise their soft RLIMIT_NOFILE to the hard one and pass that on (Go >= 1.21 would pass
+  the original soft limit on).
+- Node.stop() SIGKILLs the node's PID 1 (the whole PID namespace) and removes its cgroups;
+  TestBed.cleanup_leftovers() also kills and removes whatever is left below tnp-testbed.
 
 Client side: TestBed.home/.ssh holds id_ed25519, known_hosts (plain "IP ssh-ed25519 ..."
 lines for nodes made with known_host=True; lines a client adds stay until that node stops)
@@ -75,6 +110,38 @@ CLEAN_ENV = {"PATH": NODE_PATH, "HOME": "/root", "LANG": "C.UTF-8", "TERM": "dum
 UNLIMITED = 2**64 - 1
 BED_USERS = {"deploy": 1501, "secured": 1502}
 RHEL_SYSCONFIG = (HERE / "sysconfig-docker.rhel").read_text()
+INITS = ("tini", "systemd")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CGROUP_TOP = "tnp-testbed"  # /sys/fs/cgroup/<hierarchy>/tnp-testbed/<bed id>/<node>
+BUSYBOX_ROOTFS = "/var/lib/containerd/tnp-busybox-rootfs"  # in systemd nodes (per node)
+# Units a systemd node must not run: they cannot work in a namespace, or would act on the
+# host (its /tmp, sysctls, kernel modules, clock, root file system), or are host services.
+# Each becomes a symlink to /dev/null in the systemd layer's /etc/systemd/system.
+SYSTEMD_MASKED = (
+    # udev
+    "systemd-udevd.service", "systemd-udevd-control.socket", "systemd-udevd-kernel.socket",
+    "systemd-udev-trigger.service", "systemd-udev-settle.service",
+    "systemd-hwdb-update.service",
+    # tmpfiles (its boot run would clean the host's /tmp), sysctl, modules, binfmt, apparmor
+    "systemd-tmpfiles-setup.service", "systemd-tmpfiles-setup-dev.service",
+    "systemd-tmpfiles-setup-dev-early.service", "systemd-tmpfiles-clean.service",
+    "systemd-tmpfiles-clean.timer", "systemd-sysctl.service",
+    "systemd-modules-load.service", "kmod-static-nodes.service",
+    "proc-sys-fs-binfmt_misc.automount", "proc-sys-fs-binfmt_misc.mount",
+    "systemd-binfmt.service", "apparmor.service",
+    # consoles and logins
+    "getty.target", "getty-static.service", "console-getty.service", "getty@.service",
+    "serial-getty@.service", "systemd-logind.service",
+    # file systems, clock, kernel state
+    "systemd-remount-fs.service", "systemd-fsck-root.service", "systemd-fsck@.service",
+    "dev-hugepages.mount", "dev-mqueue.mount", "sys-kernel-config.mount",
+    "sys-kernel-debug.mount", "sys-kernel-tracing.mount", "sys-fs-fuse-connections.mount",
+    "systemd-pstore.service", "systemd-timesyncd.service", "systemd-random-seed.service",
+    "systemd-journald-audit.socket", "systemd-firstboot.service",
+    "systemd-machine-id-commit.service", "systemd-sysusers.service", "ldconfig.service",
+    "systemd-journal-catalog-update.service", "systemd-update-done.service",
+    "e2scrub_reap.service", "e2scrub_all.timer", "fstrim.timer",
+)
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
 
@@ -126,6 +193,109 @@ def _link_exists(name: str) -> bool:
     return _run("ip", "link", "show", "dev", name, check=False).returncode == 0
 
 
+def _cgroup_hierarchies() -> list[tuple[str, str, str]]:
+    """The host's cgroup hierarchies: (directory below /sys/fs/cgroup, fstype, options),
+    e.g. ("memory", "cgroup", "memory"), ("systemd", "cgroup", "name=systemd"),
+    ("unified", "cgroup2", "")."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            mount_point = pre.split()[4]
+            fstype, _source, options = post.split()[:3]
+            if fstype not in ("cgroup", "cgroup2"):
+                continue
+            if mount_point == str(CGROUP_ROOT):
+                raise NodeStartError("systemd nodes need cgroup v1 hierarchies below "
+                                     "/sys/fs/cgroup; this machine has a pure cgroup v2 "
+                                     "mount there (not supported by the test bed)")
+            parent, _, name = mount_point.rpartition("/")
+            if parent != str(CGROUP_ROOT):
+                continue
+            opts = [o for o in options.split(",") if o not in ("rw", "ro")]
+            found.append((name, fstype, ",".join(opts)))
+    return found
+
+
+def _cgroup_hierarchies_or_none() -> list[tuple[str, str, str]]:
+    try:
+        return _cgroup_hierarchies()
+    except NodeStartError:
+        return []
+
+
+def _cgroup_procs(path: Path) -> list[int]:
+    """pids (host view) in the cgroup directory path and all its descendants."""
+    pids = []
+    for dirpath, _dirs, _files in os.walk(path):
+        try:
+            pids += [int(p) for p in Path(dirpath, "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            pass
+    return pids
+
+
+def _remove_cgroup_tree(path: Path, timeout: float = 10.0) -> None:
+    """SIGKILL every process in the cgroup tree at path, then remove its directories
+    (deepest first). Raises RuntimeError if that does not succeed within timeout."""
+    deadline = time.monotonic() + timeout
+    while path.exists():
+        for pid in _cgroup_procs(path):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for dirpath, _dirs, _files in os.walk(path, topdown=False):
+            try:
+                os.rmdir(dirpath)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                break  # busy (processes still exiting): retry
+        if not path.exists():
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"cannot remove cgroup {path}: "
+                               f"processes {_cgroup_procs(path)} remain")
+        time.sleep(0.05)
+
+
+def _make_cgroup(path: Path) -> None:
+    """mkdir -p of a cgroup directory; in a cpuset hierarchy copy cpus and mems down, which
+    a new v1 cpuset lacks (no process could join it otherwise)."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir()
+        for key in ("cpuset.cpus", "cpuset.mems"):
+            f = d / key
+            if f.exists() and not f.read_text().strip():
+                f.write_text((d.parent / key).read_text())
+
+
+def _descendants(pid: int, depth: int = 5) -> list[int]:
+    found, level = [], [pid]
+    for _ in range(depth):
+        level = [kid for p in level for kid in _children(p)]
+        found += level
+    return found
+
+
+def _nspid(pid: int) -> list[int]:
+    """NSpid of pid: its pid in each PID namespace, outermost first ([] if gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return [int(x) for x in line.split()[1:]]
+    except OSError:
+        pass
+    return []
+
+
 def _tail(path: Path, limit: int = 4000) -> str:
     try:
         data = path.read_bytes()
@@ -156,6 +326,8 @@ class TestBed:
         self._lock_fd: int | None = None
         self._busybox_tar: bytes | None = None
         self.started = False
+        # names this bed's cgroup directory (systemd nodes): CGROUP_TOP/<id>/<node>
+        self.id = f"bed{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     # ----------------------------------------------------------------- life cycle
     def start(self, lock_timeout: float = 900.0) -> None:
@@ -221,7 +393,8 @@ class TestBed:
 
     @staticmethod
     def cleanup_leftovers() -> None:
-        """Kill nodes of any earlier (crashed) bed: netns tnp-*, their processes, veths tnpv*.
+        """Kill nodes of any earlier (crashed) bed: netns tnp-*, their processes, veths tnpv*,
+        and the processes and directories of /sys/fs/cgroup/*/tnp-testbed (systemd nodes).
 
         Only call it while holding the bed lock (start() does)."""
         out = _run("ip", "netns", "list", check=False).stdout.decode()
@@ -244,6 +417,16 @@ class TestBed:
                 _run("ip", "link", "del", m.group(1), check=False)
         for netns in names:
             _run("ip", "netns", "del", netns, check=False)
+        hierarchies = [CGROUP_ROOT / h[0] / CGROUP_TOP
+                       for h in _cgroup_hierarchies_or_none()]
+        for top in hierarchies:  # first kill everything in any hierarchy, then rmdir
+            for pid in _cgroup_procs(top):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for top in hierarchies:
+            _remove_cgroup_tree(top)
 
     def _setup_bridge(self) -> None:
         if not _link_exists(BRIDGE):
@@ -350,6 +533,39 @@ class TestBed:
         os.chmod(etc / "tnp-testbed" / "authorized_keys", 0o644)
         for p in (self.workdir, self.layer):
             os.chmod(p, 0o755)
+        self._build_systemd_layer()
+
+    @property
+    def systemd_layer(self) -> Path:
+        return self.workdir / "layer-systemd"
+
+    def _build_systemd_layer(self) -> None:
+        """The extra /etc layer of systemd nodes (above the bed layer): its own
+        /etc/systemd/system (opaque: none of the host's enabled services, timers or aliases
+        shows through), default target multi-user, masked units (SYSTEMD_MASKED) and
+        generators (the host's /etc/init.d scripts, fstab, gettys, ... would become units).
+        Which services start is decided per node (wants links in the node's upper dir)."""
+        root = self.systemd_layer
+        if root.exists():
+            shutil.rmtree(root)
+        system = root / "etc" / "systemd" / "system"
+        system.mkdir(parents=True)
+        os.chmod(root, 0o755)
+        for d in (root / "etc", root / "etc" / "systemd"):
+            os.chmod(d, 0o755)
+        os.setxattr(system, "trusted.overlay.opaque", b"y")
+        (system / "default.target").symlink_to("/lib/systemd/system/multi-user.target")
+        (system / "sshd.service").symlink_to("/lib/systemd/system/ssh.service")  # as enabled
+        for unit in SYSTEMD_MASKED:
+            (system / unit).symlink_to("/dev/null")
+        generators = root / "etc" / "systemd" / "system-generators"
+        generators.mkdir()
+        os.setxattr(generators, "trusted.overlay.opaque", b"y")
+        for d in (Path("/lib/systemd/system-generators"),
+                  Path("/usr/lib/systemd/system-generators")):
+            for g in (d.iterdir() if d.is_dir() else ()):
+                if not (generators / g.name).is_symlink():
+                    (generators / g.name).symlink_to("/dev/null")
 
     def _write_ssh_client_files(self, reset: bool = False) -> None:
         """home/.ssh/config: one alias per node. known_hosts is only reset at start();
@@ -419,19 +635,32 @@ class TestBed:
     # ----------------------------------------------------------------- nodes
     def add_node(self, name: str, *, docker: bool = True, rhel: bool = False,
                  known_host: bool = True, max_map_count: int = 65530,
-                 files: dict[str, str] | None = None) -> "Node":
+                 files: dict[str, str] | None = None, init: str = "tini",
+                 containerd: bool | None = None) -> "Node":
+        """Start a node. init="tini" (default): sysvinit style, see the module docstring.
+        init="systemd": the real systemd as PID 1 with ssh.service, containerd.service
+        (containerd=True, the default there) and docker.service/docker.socket (docker=True);
+        containerd= is for systemd nodes only, rhel=True for tini nodes only."""
         if not self.started:
             raise RuntimeError("TestBed.start() first")
         if not _NAME_RE.match(name):
             raise ValueError(f"bad node name {name!r} (want [a-z][a-z0-9-]*, <= 40 chars)")
         if name in self.nodes:
             raise ValueError(f"node {name!r} exists")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, not {init!r}")
+        if init == "tini" and containerd is not None:
+            raise ValueError("containerd= is for init='systemd' nodes (a tini node's dockerd "
+                             "runs its own containerd)")
+        if init == "systemd" and rhel:
+            raise ValueError("rhel=True is not supported for init='systemd' nodes")
         files = dict(files or {})
         if rhel:
             files.setdefault("/etc/sysconfig/docker", RHEL_SYSCONFIG)
         octet = self._allocate_octet()
         node = Node(self, name, f"{SUBNET_PREFIX}{octet}", octet, docker=docker, rhel=rhel,
-                    known_host=known_host)
+                    known_host=known_host, init=init,
+                    containerd=(containerd is not False) if init == "systemd" else False)
         self.nodes[name] = node
         try:
             node._start(max_map_count, files)
@@ -544,9 +773,12 @@ class Node:
     port = 22
 
     def __init__(self, bed: TestBed, name: str, address: str, octet: int, *,
-                 docker: bool, rhel: bool, known_host: bool) -> None:
+                 docker: bool, rhel: bool, known_host: bool, init: str = "tini",
+                 containerd: bool = False) -> None:
         self.bed = bed
         self.name = name
+        self.init = init
+        self.containerd = containerd  # containerd.service enabled (systemd nodes only)
         self.address = address
         self.octet = octet
         self.docker = docker
@@ -555,15 +787,19 @@ class Node:
         self.netns = NETNS_PREFIX + name
         self.veth = f"{VETH_PREFIX}{octet}"
         self.dir = bed.nodes_dir / name
-        self.init_pid: int = 0  # pid of `unshare` (host view)
-        self.ns_pid: int = 0  # pid of tini, PID 1 of the node (host view)
+        self.init_pid: int = 0  # pid of `unshare` (tini) or `script` (systemd) (host view)
+        self.ns_pid: int = 0  # pid of tini or systemd, PID 1 of the node (host view)
+        # systemd nodes: the node's cgroup, relative to each hierarchy's root
+        self.cgroup_path = f"{CGROUP_TOP}/{bed.id}/{name}"
+        self.system_state: str | None = None  # systemd nodes: `is-system-running` at start
         self._popen: subprocess.Popen | None = None
         self.start_seconds: float | None = None
         key = bed.keys / ("host_ed25519.pub" if known_host else "host_unknown_ed25519.pub")
         self.host_public_key = " ".join(key.read_text().split()[:2])
 
     def __repr__(self) -> str:
-        return f"<Node {self.name} {self.address} docker={self.docker} rhel={self.rhel}>"
+        return (f"<Node {self.name} {self.address} init={self.init} docker={self.docker} "
+                f"rhel={self.rhel}>")
 
     @property
     def init_log(self) -> Path:
@@ -610,6 +846,9 @@ class Node:
             f"PYTHON_PREFIX={shlex.quote(os.path.realpath(sys.base_prefix))}\n"
             # ... and the venv of the tests (CI clones below /tmp, which nodes hide too).
             f"VENV_PREFIX={shlex.quote(os.path.realpath(sys.prefix))}\n")
+        if self.init == "systemd":
+            self._start_systemd(t0)
+            return
 
         self._setup_network()
         log = open(self.init_log, "wb")
@@ -626,6 +865,131 @@ class Node:
         self.init_pid = self._popen.pid
         self._wait_ready(t0)
         self.start_seconds = time.monotonic() - t0
+
+    def _start_systemd(self, t0: float) -> None:
+        """Boot the real systemd as the node's PID 1 (node-init-systemd.sh)."""
+        hierarchies = _cgroup_hierarchies()
+        if not hierarchies:
+            raise NodeStartError("no cgroup hierarchies below /sys/fs/cgroup")
+        upper = self.dir / "upper"
+        (upper / "hostname").write_text(self.name + "\n")
+        (upper / "machine-id").write_text(uuid.uuid4().hex + "\n")
+        wants = {"multi-user.target.wants": ["ssh.service"], "sockets.target.wants": []}
+        if self.containerd:
+            wants["multi-user.target.wants"].append("containerd.service")
+        if self.docker:
+            wants["multi-user.target.wants"].append("docker.service")
+            wants["sockets.target.wants"].append("docker.socket")
+        for target, units in wants.items():
+            d = upper / "systemd" / "system" / target
+            d.mkdir(parents=True, exist_ok=True)
+            for unit in units:
+                (d / unit).symlink_to(f"/lib/systemd/system/{unit}")
+        with open(self.dir / "node.env", "a") as f:
+            f.write(f"CGROUP_PATH={shlex.quote(self.cgroup_path)}\n"
+                    "CGROUP_MOUNTS=" + shlex.quote(" ".join(":".join(h) for h in hierarchies))
+                    + "\n")
+        for h in hierarchies:
+            _make_cgroup(CGROUP_ROOT / h[0] / self.cgroup_path)
+
+        self._setup_network()
+        init = (f"exec unshare --mount --uts --ipc --pid --fork --kill-child "
+                f"--propagation private /bin/sh {shlex.quote(str(HERE / 'node-init-systemd.sh'))}"
+                f" {shlex.quote(str(self.dir))}")
+        with open(self.init_log, "wb") as log:
+            # script(1): its pty becomes the node's /dev/console. Its stdin is a pipe that
+            # stays open until stop() (script may end its session at EOF on stdin).
+            self._popen = subprocess.Popen(
+                ["nsenter", f"--net=/run/netns/{self.netns}",
+                 "script", "-qefc", init, "/dev/null"],
+                stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, env=CLEAN_ENV, cwd="/")
+        self.init_pid = self._popen.pid
+        self._wait_ready_systemd(t0)
+        self.start_seconds = time.monotonic() - t0
+
+    def _wait_ready_systemd(self, t0: float) -> None:
+        """Until sshd answers, `systemctl is-system-running` says running or degraded,
+        `ctr version` answers (containerd=True) and `docker info` answers (docker=True)."""
+        deadline = t0 + self.bed.node_start_timeout
+        why = "timed out"
+        booted = False
+        while True:
+            if time.monotonic() > deadline:
+                break
+            if self._popen is not None and self._popen.poll() is not None:
+                why = f"init exited with status {self._popen.returncode}"
+                break
+            if not self.ns_pid:
+                for pid in _descendants(self.init_pid):
+                    ns = _nspid(pid)
+                    if len(ns) > 1 and ns[-1] == 1:
+                        self.ns_pid = pid
+                        break
+            log = self.init_log.read_bytes()
+            if b"TNP-FAILED" in log:
+                why = "init failed"
+                break
+            if not (self.ns_pid and b"TNP-BOOT" in log):
+                time.sleep(0.02)
+                continue
+            state = self.exec("systemctl", "is-system-running", check=False,
+                              timeout=10).stdout.strip()
+            self.system_state = state
+            if state in ("maintenance", "stopping"):  # "offline": not listening yet
+                why = f"systemctl is-system-running: {state}"
+                break
+            if state not in ("running", "degraded"):
+                time.sleep(0.05)
+                continue
+            booted = True
+            break
+        if booted:
+            try:
+                if self.containerd:
+                    self._wait_service("containerd", ("ctr", "--timeout", "2s", "version"),
+                                       deadline)
+                if self.docker:
+                    self._wait_service("docker", ("docker", "info"), deadline)
+                if not self._ssh_banner(max(0.5, deadline - time.monotonic())):
+                    raise NodeStartError("sshd does not answer")
+                return
+            except NodeStartError as exc:
+                why = str(exc)
+        journal = ""
+        if self.ns_pid and _pid_alive(self.ns_pid):
+            try:
+                journal = self.exec("journalctl", "-b", "-n", "80", "--no-pager", check=False,
+                                    timeout=10).stdout
+                journal += "\n--- systemctl --failed:\n" + self.exec(
+                    "systemctl", "--failed", "--no-pager", check=False, timeout=10).stdout
+            except (OSError, subprocess.SubprocessError) as exc:  # the node may be dying
+                journal = f"(journal not readable: {exc!r})"
+        raise NodeStartError(
+            f"systemd node {self.name} ({self.address}) did not start ({why}, "
+            f"system state {self.system_state}, timeout {self.bed.node_start_timeout:.0f} s)"
+            f"\n--- init.log (console):\n{_tail(self.init_log)}\n--- journal:\n{journal}")
+
+    def _wait_service(self, unit: str, argv: tuple[str, ...], deadline: float) -> None:
+        """Until unit is active and argv succeeds; NodeStartError if the unit failed or
+        the deadline passed."""
+        while True:
+            state = self.exec("systemctl", "is-active", unit, check=False,
+                              timeout=10).stdout.strip()
+            if state == "failed":
+                raise NodeStartError(f"{unit}.service failed")
+            err = f"{unit}.service is {state}"
+            if state == "active":
+                try:
+                    proc = self.exec(*argv, check=False, timeout=5)
+                    if proc.returncode == 0:
+                        return
+                    err = f"{' '.join(argv)}: {proc.stderr.strip()}"
+                except subprocess.TimeoutExpired:
+                    err = f"{' '.join(argv)} timed out"
+            if time.monotonic() > deadline:
+                raise NodeStartError(f"{unit} does not answer ({err})")
+            time.sleep(0.05)
 
     def _setup_network(self) -> None:
         if _link_exists(self.veth):
@@ -678,7 +1042,14 @@ class Node:
         return False
 
     def stop(self) -> None:
-        """Kill the node (all its processes), remove its netns, veth and directories."""
+        """Kill the node (all its processes), remove its netns, veth, cgroups (systemd
+        nodes) and directories."""
+        if self.init == "systemd" and self.ns_pid:
+            # systemd ignores SIGTERM; SIGKILL of a PID namespace's init kills all of it
+            try:
+                os.kill(self.ns_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if self.init_pid:
             try:
                 os.kill(self.init_pid, signal.SIGKILL)
@@ -702,6 +1073,14 @@ class Node:
             time.sleep(0.05)
         else:
             raise RuntimeError(f"node {self.name}: processes still alive after SIGKILL")
+        if self.init == "systemd":
+            for h in _cgroup_hierarchies():
+                _remove_cgroup_tree(CGROUP_ROOT / h[0] / self.cgroup_path)
+        if self._popen is not None and self._popen.stdin is not None:
+            try:
+                self._popen.stdin.close()
+            except OSError:
+                pass
         _run("ip", "link", "del", self.veth, check=False)
         _run("ip", "netns", "del", self.netns, check=False)
         if self.dir.exists():
@@ -720,7 +1099,8 @@ class Node:
             raise RuntimeError(f"node {self.name} is not running")
         if isinstance(input, str):
             input = input.encode()
-        cmd = ["nsenter", "-t", str(self.ns_pid), "-m", "-u", "-n", "-p", "--", *argv]
+        cmd = ["nsenter", "-t", str(self.ns_pid), "-m", "-u", "-n", "-p",
+               *(("-i", "-C") if self.init == "systemd" else ()), "--", *argv]
         proc = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout,
                               env=CLEAN_ENV, cwd="/")
         proc.args = list(argv)
@@ -817,6 +1197,57 @@ class Node:
             if rec.get("id") == cid:
                 return {rl["type"]: (_signed(rl["soft"]), _signed(rl["hard"]))
                         for rl in rec.get("rlimits") or []}
+        raise RuntimeError(f"no rlimit record for container {cid} in {RLIMITS_RECORD}"
+                           f" (runtime errors: {_tail(self.log_dir / 'tnp-runtime.err')})")
+
+    # ----------------------------------------------------------------- systemd nodes
+    def _need_systemd(self) -> None:
+        if self.init != "systemd":
+            raise RuntimeError(f"node {self.name} does not run systemd (init={self.init!r})")
+
+    def systemctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """`systemctl ARGS` inside a systemd node (str stdout/stderr)."""
+        self._need_systemd()
+        return self.exec("systemctl", *args, check=check)
+
+    def unit_pid(self, unit: str) -> int | None:
+        """MainPID of unit (as seen in the node), or None if it has no running main process."""
+        out = self.systemctl("show", "-p", "MainPID", "--value", unit).stdout.strip()
+        return int(out) if out and out != "0" else None
+
+    def journal(self, unit: str, lines: int = 50) -> str:
+        """The last lines of `journalctl -u unit` in a systemd node."""
+        self._need_systemd()
+        return self.exec("journalctl", "-u", unit, "-n", str(int(lines)), "--no-pager",
+                         check=False).stdout
+
+    def run_containerd_container(self) -> dict[str, dict[str, tuple[int, int]]]:
+        """Run a short container through containerd alone (no docker, no image registry):
+        `ctr run --rm --rootfs --runc-binary TNP-RUNTIME BUSYBOX-ROOTFS ID true`.
+
+        Returns what the runtime wrapper recorded for it: {"requested": rlimits in the
+        container's spec (ctr's default spec asks RLIMIT_NOFILE 1024:1024), "inherited": the
+        wrapper's own RLIMIT_NOFILE and RLIMIT_MEMLOCK, i.e. what containerd (through its
+        shim) passes to what it starts; that is what a pod gets from the CRI plugin, which
+        puts no rlimits in the spec}. Values are (soft, hard), unlimited = -1."""
+        self._need_systemd()
+        if self.exec("test", "-x", f"{BUSYBOX_ROOTFS}/bin/busybox", check=False).returncode:
+            self.exec("mkdir", "-p", BUSYBOX_ROOTFS)
+            self.exec("tar", "-x", "-C", BUSYBOX_ROOTFS, "-f", "-", input=self.bed.busybox_tar())
+        cid = f"tnp-{uuid.uuid4().hex[:12]}"
+        proc = self.exec("ctr", "run", "--rm", "--rootfs", "--runc-binary", RUNTIME_PATH,
+                         BUSYBOX_ROOTFS, cid, "/bin/true", check=False, timeout=60)
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"ctr run in {self.name} failed ({proc.returncode}): {proc.stderr}"
+                f"\n--- runtime errors: {_tail(self.log_dir / 'tnp-runtime.err')}"
+                f"\n--- journal:\n{self.journal('containerd', 20)}")
+        for rec in reversed(self.rlimit_records()):
+            if rec.get("id") == cid:
+                return {key: {rl["type"]: (_signed(rl["soft"]), _signed(rl["hard"]))
+                              for rl in rec.get(field) or []}
+                        for key, field in (("requested", "rlimits"),
+                                           ("inherited", "process_rlimits"))}
         raise RuntimeError(f"no rlimit record for container {cid} in {RLIMITS_RECORD}"
                            f" (runtime errors: {_tail(self.log_dir / 'tnp-runtime.err')})")
 

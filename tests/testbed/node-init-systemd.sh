@@ -1,0 +1,170 @@
+#!/bin/sh
+# Init of one systemd test-bed node (tests/testbed, Node with init="systemd").
+#
+# Started by the bed as
+#   nsenter --net=/run/netns/NS script -qefc "exec unshare --mount --uts --ipc --pid --fork
+#       --kill-child --propagation private /bin/sh node-init-systemd.sh NODE_DIR" /dev/null
+# so it runs as PID 1 of a new PID namespace, in its own mount, UTS and IPC namespaces, with
+# the pty of script(1) as stdin/stdout (it becomes the node's /dev/console).
+#
+# Phase 1 (this file without a second argument): move PID 1 into the node's cgroup in every
+# host hierarchy (NODE_DIR/node.env: CGROUP_PATH, CGROUP_MOUNTS; the bed made the
+# directories), then re-exec itself in a new cgroup namespace rooted there.
+# Phase 2 (second argument "--in-cgroupns"): replace the mounts (fresh /proc, private /dev,
+# read-only sysfs with the cgroup hierarchies of the namespace, read-only /proc/sys except
+# net/ and the node's own vm.max_map_count, overlay /etc with the systemd layer, tmpfs /run,
+# /tmp, /var/tmp, /home, /root, per-node /var/lib/docker, /var/lib/containerd, /var/log),
+# put the users' keys and the node's initial files in place, and exec the real systemd.
+# Any failure before systemd runs prints "TNP-FAILED: ..."; "TNP-BOOT" is printed last.
+set -eu
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+fail() { echo "TNP-FAILED: $*"; exit 1; }
+trap 'st=$?; [ $st -eq 0 ] || echo "TNP-FAILED: init exited with status $st"' EXIT
+
+. "$1/node.env"
+
+if [ "${2:-}" != --in-cgroupns ]; then
+    [ $$ = 1 ] || fail "not PID 1 of a new PID namespace"
+    # CGROUP_MOUNTS: "DIR:FSTYPE:OPTIONS ..." (DIR below /sys/fs/cgroup, as on the host)
+    for m in $CGROUP_MOUNTS; do
+        dir=${m%%:*}
+        echo 0 > "/sys/fs/cgroup/$dir/$CGROUP_PATH/cgroup.procs" \
+            || fail "cannot enter cgroup $dir/$CGROUP_PATH"
+    done
+    trap - EXIT
+    exec unshare --cgroup /bin/sh "$0" "$1" --in-cgroupns
+fi
+
+hostname "$NODE_NAME"
+NODE_DIR=$1
+
+# /proc of this PID namespace; /proc/sys read-only except net/ (per network namespace) and
+# this node's own copy of vm.max_map_count: nothing in the node can change a host-global
+# kernel value (systemd would try fs.nr_open, fs.file-max, ...).
+mount -t proc -o nosuid,nodev,noexec proc /proc
+mount --bind /proc/sys /proc/sys
+mount -o remount,bind,ro /proc/sys
+mount --bind /proc/sys/net /proc/sys/net
+mount -o remount,bind,rw /proc/sys/net
+mount --bind "$NODE_DIR/max_map_count" /proc/sys/vm/max_map_count
+mount -o remount,bind,rw /proc/sys/vm/max_map_count
+if [ -e /proc/sysrq-trigger ]; then
+    mount --bind /proc/sysrq-trigger /proc/sysrq-trigger
+    mount -o remount,bind,ro /proc/sysrq-trigger
+fi
+
+# /run first, then make the node and bed directories reachable from there: the bed may
+# live below /tmp, /root or /home, which get their own tmpfs below.
+mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
+mkdir -p /run/tnp-node /run/tnp-bed
+mount --bind "$NODE_DIR" /run/tnp-node
+mount --bind "$BED_DIR" /run/tnp-bed
+KEEP=""
+for keep in "$PYTHON_PREFIX" "${VENV_PREFIX:-}"; do
+    case "$keep" in
+        /root/*|/home/*|/tmp/*)
+            stash="/run/tnp-keep/$(printf %s "$keep" | tr / _)"
+            mkdir -p "$stash"; mount --bind "$keep" "$stash"; KEEP="$KEEP $keep" ;;
+    esac
+done
+N=/run/tnp-node
+B=/run/tnp-bed
+
+# a private /dev; the pty of script(1) (our stdin) becomes /dev/console (kept on a file in
+# the node directory while /dev is replaced)
+console=$(tty) || fail "stdin is not the pty of script(1)"
+: > "$N/console"
+mount --bind "$console" "$N/console"
+mount -t tmpfs -o mode=0755,nosuid,size=4m tmpfs /dev
+mknod -m 666 /dev/null c 1 3
+mknod -m 666 /dev/zero c 1 5
+mknod -m 666 /dev/full c 1 7
+mknod -m 666 /dev/random c 1 8
+mknod -m 666 /dev/urandom c 1 9
+mknod -m 666 /dev/tty c 5 0
+mkdir -m 0755 /dev/pts /dev/shm /dev/mqueue
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec devpts /dev/pts
+ln -s pts/ptmx /dev/ptmx
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
+mount -t mqueue -o nosuid,nodev,noexec mqueue /dev/mqueue
+ln -s /proc/self/fd /dev/fd
+ln -s /proc/self/fd/0 /dev/stdin
+ln -s /proc/self/fd/1 /dev/stdout
+ln -s /proc/self/fd/2 /dev/stderr
+ln -s /proc/kcore /dev/core
+touch /dev/console
+mount --bind "$N/console" /dev/console
+umount "$N/console"
+
+# sysfs read-only (it shows this network namespace's devices); below it the cgroup
+# hierarchies again, mounted inside the cgroup namespace: their root is this node's cgroup.
+mount -t sysfs -o ro,nosuid,nodev,noexec sysfs /sys
+mount -t tmpfs -o mode=0755,nosuid,nodev,noexec tmpfs /sys/fs/cgroup
+for m in $CGROUP_MOUNTS; do
+    dir=${m%%:*}; rest=${m#*:}; fstype=${rest%%:*}; opts=${rest#*:}
+    mkdir -p "/sys/fs/cgroup/$dir"
+    mount -t "$fstype" -o "nosuid,nodev,noexec${opts:+,$opts}" "$fstype" "/sys/fs/cgroup/$dir" \
+        || fail "cannot mount cgroup $dir ($fstype $opts)"
+done
+mount -o remount,ro,nosuid,nodev,noexec /sys/fs/cgroup
+
+# /etc: systemd layer + bed layer + host /etc, per-node upper dir.
+mount -t overlay overlay \
+    -o "lowerdir=$B/layer-systemd/etc:$B/layer/etc:/etc,upperdir=$N/upper,workdir=$N/work" /etc
+
+# per-node state, as on tini nodes
+mount -t overlay overlay \
+    -o "lowerdir=/var/lib,upperdir=$N/var-lib-upper,workdir=$N/var-lib-work" /var/lib
+mount -t overlay overlay -o "lowerdir=/opt,upperdir=$N/opt-upper,workdir=$N/opt-work" /opt
+mkdir -p /var/lib/docker /var/lib/containerd
+mount --bind "$N/var-lib-docker" /var/lib/docker
+mount --bind "$N/var-lib-containerd" /var/lib/containerd
+mount --bind "$N/var-log" /var/log
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /var/tmp
+mount -t tmpfs -o mode=0755 tmpfs /home
+mount -t tmpfs -o mode=0700 tmpfs /root
+if [ -e /usr/local/bin/docker ] && [ -x /usr/bin/docker ]; then
+    mount --bind /usr/bin/docker /usr/local/bin/docker
+fi
+
+printf '%s\t%s\n' "$NODE_ADDRESS" "$NODE_NAME" >> /etc/hosts
+
+# home directories and authorized keys
+mkdir -p /root/.ssh
+chmod 0700 /root/.ssh
+cp "$B/layer/etc/tnp-testbed/authorized_keys" /root/.ssh/authorized_keys
+chmod 0600 /root/.ssh/authorized_keys
+for u in $BED_USERS; do
+    h=/home/$u
+    mkdir -p "$h/.ssh"
+    cp -a /etc/skel/. "$h/" 2>/dev/null || true
+    cp "$B/layer/etc/tnp-testbed/authorized_keys" "$h/.ssh/authorized_keys"
+    chmod 0750 "$h"
+    chmod 0700 "$h/.ssh"
+    chmod 0600 "$h/.ssh/authorized_keys"
+    chown -R "$u:$u" "$h"
+done
+
+# initial files of the node (NODE_DIR/files/MANIFEST: "INDEX MODE PATH" per line), before
+# systemd reads its units: drop-ins given here are in effect at boot
+if [ -f "$N/files/MANIFEST" ]; then
+    while read -r idx mode path; do
+        mkdir -p "$(dirname "$path")"
+        cp "$N/files/$idx" "$path"
+        chmod "$mode" "$path"
+    done < "$N/files/MANIFEST"
+fi
+
+# last: /tmp (may hide the bed's own directory), then drop the helper mounts
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+for keep in $KEEP; do
+    mkdir -p "$keep"; mount --bind "/run/tnp-keep/$(printf %s "$keep" | tr / _)" "$keep"
+done
+umount -l /run/tnp-node /run/tnp-bed
+rmdir /run/tnp-node /run/tnp-bed
+
+echo TNP-BOOT
+trap - EXIT
+cd /
+exec env -i container=other TERM=linux SYSTEMD_COLORS=0 \
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /lib/systemd/systemd
