@@ -122,7 +122,7 @@ def runtime_of(facts: NodeFacts) -> RuntimeChoice:
     kubelet_files = {path: fact.text or "" for path, fact in facts.files.items() if fact.state == "file" and _is_kubelet_file(path, facts)}
     return runtime.choose_runtime(
         kubelet_argv=facts.kubelet_argv, kubelet_files=kubelet_files, sockets=facts.sockets,
-        docker_installed=facts.docker_installed, containerd_installed=facts.containerd_installed,
+        docker_installed=facts.docker_installed, containerd_installed=facts.containerd_installed, docker_running=facts.docker_running,
     )
 
 

@@ -89,7 +89,7 @@ def config_endpoint(text: str) -> str | None:
 
 
 def choose_runtime(*, kubelet_argv: tuple[str, ...], kubelet_files: dict[str, str], sockets: tuple[str, ...],
-                   docker_installed: bool, containerd_installed: bool) -> RuntimeChoice:
+                   docker_installed: bool, containerd_installed: bool, docker_running: bool = False) -> RuntimeChoice:
     """`kubelet_files`: path -> text of the flag files and config files that exist."""
     kubelet, evidence = _kubelet_runtime(kubelet_argv, kubelet_files, sockets)
     if kubelet is None:
@@ -99,8 +99,8 @@ def choose_runtime(*, kubelet_argv: tuple[str, ...], kubelet_files: dict[str, st
             return RuntimeChoice(None, "no kubelet on this node; containerd is installed, dockerd is not", (CONTAINERD,))
         return RuntimeChoice(None, "no kubelet, dockerd or containerd on this node", (DOCKER,))
     if kubelet == CONTAINERD:
-        # docker's own containers (docker run, compose) still take daemon.json: both, each in its place
-        return RuntimeChoice(kubelet, evidence, (DOCKER, CONTAINERD) if docker_installed else (CONTAINERD,))
+        # a running docker's own containers (docker run, compose) still take daemon.json: both, each in its place
+        return RuntimeChoice(kubelet, evidence, (DOCKER, CONTAINERD) if docker_running else (CONTAINERD,))
     if kubelet == DOCKER:
         return RuntimeChoice(kubelet, evidence, (DOCKER,))
     if kubelet == UNDETERMINED:

@@ -11,9 +11,10 @@ from trains_nodeprep.runtime import (
 KUBEADM_FLAGS = "/var/lib/kubelet/kubeadm-flags.env"
 
 
-def choose(argv=(), files=None, sockets=(), docker=False, containerd=False):
+def choose(argv=(), files=None, sockets=(), docker=False, containerd=False, docker_running=None):
     return choose_runtime(kubelet_argv=tuple(argv), kubelet_files=files or {}, sockets=tuple(sockets),
-                          docker_installed=docker, containerd_installed=containerd)
+                          docker_installed=docker, containerd_installed=containerd,
+                          docker_running=docker if docker_running is None else docker_running)
 
 
 @pytest.mark.parametrize("endpoint, runtime", [
@@ -57,10 +58,11 @@ def test_containerd_kubelet_without_docker_prepares_containerd_only():
     assert KUBELET_CONFIG in choice.evidence
 
 
-def test_containerd_kubelet_with_docker_installed_prepares_both():
-    choice = choose(files={KUBEADM_FLAGS: 'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///run/containerd/containerd.sock"\n'},
-                    docker=True, containerd=True)
-    assert choice.targets == (DOCKER, CONTAINERD)
+def test_containerd_kubelet_with_docker_running_prepares_both():
+    files = {KUBEADM_FLAGS: 'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///run/containerd/containerd.sock"\n'}
+    assert choose(files=files, docker=True, containerd=True).targets == (DOCKER, CONTAINERD)
+    # dockerd on disk but not running serves no containers: its daemon.json is not needed
+    assert choose(files=files, docker=True, containerd=True, docker_running=False).targets == (CONTAINERD,)
 
 
 def test_config_named_by_kubelet_flag_is_used():
