@@ -1,11 +1,12 @@
-"""Carry out a Plan on a node in one remote command: atomic writes, sysctl, restart, wait, roll back.
+"""Carry out a Plan on a node in one remote command: atomic writes, sysctl, restarts, wait, roll back.
 
 The script is rendered by a pure function. Each file is replaced only if it still has the
 content the facts saw (else nothing is written and the run plans again), through a temp
 file in the same directory with the old file's mode, owner and SELinux context, after a
-timestamped backup beside it. Docker restarts only after every write succeeded. If docker
-does not answer afterwards, every file is put back byte for byte and docker is restarted
-with the old config. The script ignores SIGHUP: a dropped connection cannot stop it halfway.
+timestamped backup beside it. containerd (daemon-reload first) and then docker restart only
+after every write succeeded. If one does not answer afterwards, every file is put back byte
+for byte and the services this run restarted are restarted with the old config. The script
+ignores SIGHUP: a dropped connection cannot stop it halfway.
 """
 
 from __future__ import annotations

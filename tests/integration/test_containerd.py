@@ -107,6 +107,15 @@ def test_check_text_names_the_runtime_and_where_it_was_read(bed, make_node):
     # Debian's unit already has LimitNOFILE=infinity: enough; memlock comes from systemd's default
     assert "ok     containerd.limit.nofile" in result.stdout and "drift  containerd.limit.memlock" in result.stdout
 
+    plan = trains_nodeprep(bed, "plan", "--host", node.name)
+
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert f"create {DROPIN} (new file)" in plan.stdout
+    assert "+LimitNOFILE=infinity" in plan.stdout and "+LimitMEMLOCK=infinity" in plan.stdout  # infinity kept, not lowered
+    assert "run    systemctl daemon-reload" in plan.stdout and "run    systemctl restart containerd" in plan.stdout
+    assert "note   containerd will restart" in plan.stdout and "keep their old limits until they are recreated" in plan.stdout
+    assert node.read(DROPIN) is None
+
 
 def test_mixed_node_gets_both_each_in_its_own_place(bed, make_node):
     node = make_node(init="systemd", docker=True, files=KUBELET_CONFIG)
