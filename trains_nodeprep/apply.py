@@ -110,12 +110,13 @@ docker_log() {
 }
 containerd_pid() { systemctl show -p MainPID --value containerd.service 2>/dev/null | grep -v '^0$'; }
 wait_containerd() {
-  # Type=notify: a restart returns once containerd says it is ready; still, it must answer.
+  # Type=notify: a restart returns once containerd says it is ready; still, it must answer
+  # (on its default socket, when it listens there: a custom address is left to systemd's word).
   tries=$(($2 * 5))
   while [ "$tries" -gt 0 ]; do
     pid=$(containerd_pid)
     if [ -n "$pid" ] && [ "$pid" != "$1" ] && systemctl is-active --quiet containerd.service \
-       && { ! command -v ctr >/dev/null 2>&1 || timeout 5 ctr version >/dev/null 2>&1; }; then return 0; fi
+       && { [ ! -S /run/containerd/containerd.sock ] || ! command -v ctr >/dev/null 2>&1 || timeout 5 ctr version >/dev/null 2>&1; }; then return 0; fi
     sleep 0.2; tries=$((tries - 1))
   done
   return 1
