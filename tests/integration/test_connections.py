@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 from .cli import EXECUTABLE, json_output, trains_nodeprep
 
@@ -63,3 +64,48 @@ def test_in_a_terminal_run_asks_before_restarting_docker(bed, make_node):
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     assert node.docker_pid() != pid
     assert node.run_container()["RLIMIT_MEMLOCK"] == (-1, -1)
+
+
+def _home_copy(bed, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(bed.home, home)
+    return home
+
+
+def test_a_changed_host_key_is_refused_even_with_accept_new(bed, make_node, tmp_path):
+    node = make_node(docker=False)
+    home = _home_copy(bed, tmp_path)
+    known_hosts = home / ".ssh" / "known_hosts"
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    forged = f"{node.address} {' '.join(other.with_suffix('.pub').read_text().split()[:2])}\n"
+    known_hosts.write_text("".join(line for line in known_hosts.read_text().splitlines(keepends=True)
+                                   if not line.startswith(f"{node.address} ")) + forged)
+
+    for extra in ((), ("--accept-new-host-keys",)):
+        result = trains_nodeprep(bed, "check", "--host", node.address, *extra, home=home)
+
+        assert result.returncode == 3, result.stdout + result.stderr
+        assert "HOST KEY CHANGED" in result.stdout and f"ssh-keygen -R {node.address}" in result.stdout
+    assert known_hosts.read_text().endswith(forged)  # nothing added or replaced
+
+
+def test_accept_new_records_the_key_in_the_aliases_user_known_hosts_file(bed, make_node, tmp_path):
+    node = make_node(docker=False, known_host=False)
+    home = _home_copy(bed, tmp_path)
+    recorded = home / ".ssh" / "alias_known_hosts"
+    config = home / ".ssh" / "config"
+    config.write_text(
+        f"Host the-alias\n  HostName {node.address}\n  User root\n  IdentityFile {home}/.ssh/id_ed25519\n"
+        f"  UserKnownHostsFile {recorded}\n\n" + config.read_text()
+    )
+
+    refused = trains_nodeprep(bed, "check", "--host", "the-alias", home=home)
+    accepted = trains_nodeprep(bed, "check", "--host", "the-alias", "--accept-new-host-keys", "-o", "json", home=home)
+    again = trains_nodeprep(bed, "check", "--host", "the-alias", "-o", "json", home=home)
+
+    assert refused.returncode == 3 and "unknown host key (ssh-ed25519 SHA256:" in refused.stdout
+    assert accepted.returncode == 1, accepted.stdout + accepted.stderr
+    assert recorded.read_text() == f"{node.address} {node.host_public_key}\n"
+    assert node.address not in (home / ".ssh" / "known_hosts").read_text()
+    assert again.returncode == 1 and json_output(again)["nodes"][0]["status"] == "drift"
