@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
+import re
 import shlex
+import tarfile
 from dataclasses import dataclass, field
 
 from .model import DAEMON_JSON, DEFAULT_DOCKER, LOCK_FILE, LOCK_WAIT_SECONDS, SYSCONFIG_DOCKER, DesiredState
@@ -87,15 +90,19 @@ PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH
 LC_ALL=C; export LC_ALL
 emit() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4"; }
 raw() { printf '%s\t%s\t%s\t=%s\n' "$1" "$2" "$3" "$4"; }  # a value without tabs or newlines, as it is
+NL='
+'
+FILES=""  # regular files to send, one per line: all of them go in one tar at the end
 readfile() {
+  case "$NL$FILES" in *"$NL$1$NL"*) return 0 ;; esac
   if [ -d "$1" ]; then emit file "$1" directory ""
-  elif [ ! -e "$1" ]; then emit file "$1" absent ""
-  elif c=$(base64 -w0 < "$1" 2>/dev/null); then emit file "$1" file "$c"
-  else emit file "$1" unreadable ""; fi
+  elif [ -f "$1" ]; then raw want "$1" ok ''; FILES="$FILES$1$NL"
+  elif [ -e "$1" ]; then emit file "$1" unreadable ""
+  else emit file "$1" absent ""; fi
 }
 """
 # Forks are what this script costs the node (50 nodes on 2 cores feel each one): shell
-# builtins (read, printf, globs) where they do, one process per file to encode it.
+# builtins (read, printf, globs) where they do; every file's content in one tar, encoded once.
 
 
 def render_facts_script(desired: DesiredState) -> str:
@@ -123,9 +130,10 @@ def render_facts_script(desired: DesiredState) -> str:
     lines.append(
         "seen=' '; for p in $(pidof dockerd kubelet containerd 2>/dev/null); do "
         'read -r comm < /proc/$p/comm 2>/dev/null || continue; '
-        'emit proc "$comm" "$p" "$(tr "\\000" "\\n" < /proc/$p/cmdline | base64 -w0)"; '
+        # argv raw, NUL-separated args joined by \\037 (a tab or newline inside an arg becomes one too)
+        'printf "proc\\t%s\\t%s\\t=" "$comm" "$p"; tr "\\000\\t\\n" "\\037\\037\\037" < /proc/$p/cmdline; echo; '
         # without systemd, nothing but the process itself tells containerd's limits
-        '[ "$comm" = containerd ] && [ ! -d /run/systemd/system ] && emit limits "$p" ok "$(base64 -w0 < /proc/$p/limits)"; '
+        'if [ "$comm" = containerd ] && [ ! -d /run/systemd/system ]; then printf "limits\\t%s\\tok\\t" "$p"; base64 -w0 < /proc/$p/limits; echo; fi; '
         'case "$seen" in *" $comm "*) continue ;; esac; seen="$seen$comm "; '
         "read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ ticks _ < /proc/$p/stat; read -r up _ < /proc/uptime; "
         'raw clock "$comm-started" ok "$ticks $up"; '
@@ -173,7 +181,7 @@ def render_facts_script(desired: DesiredState) -> str:
     if desired.directories:
         paths = " ".join(q(d.path) for d in desired.directories)
         # one stat for them all; a missing one is simply not listed
-        lines.append(f"emit dirs all ok \"$(stat -c '%u %g %a %F|%n' {paths} 2>/dev/null | base64 -w0)\"")
+        lines.append(f"stat --printf 'dir\\t%n\\tok\\t=%u %g %a %F\\n' {paths} 2>/dev/null")
     for server_file in desired.server_files:
         lines.append(f"readfile {q(server_file.path)}")
     # Backups beside every file the tool may write (shell globs come sorted), and the newest one's content (for `restore`).
@@ -181,6 +189,12 @@ def render_facts_script(desired: DesiredState) -> str:
     lines.append(
         f'for p in {managed} /etc/sysctl.d/*.conf; do set -- "$p".*.bak; [ -e "$1" ] || continue; '
         'for b in "$@"; do raw backup "$p" ok "$b"; done; eval "readfile \"\\${$#}\""; done'
+    )
+    # -h: a symlinked file's content (as the old per-file read did); -b 1: no padding to 10 KiB.
+    # A file tar cannot read is simply not in the archive: the parser calls it unreadable.
+    lines.append(
+        "if [ -n \"$FILES\" ]; then printf 'tar\\tall\\tok\\t'; "
+        "printf %s \"$FILES\" | tar -chf - -b 1 -T - 2>/dev/null | base64 -w0; echo; fi"
     )
     lines.append("raw end end ok ''")
     return "\n".join(lines) + "\n"
@@ -211,6 +225,7 @@ def parse_facts(output: str) -> NodeFacts:
     containerd_processes: list[tuple[int, tuple[str, ...]]] = []
     process_limits: dict[int, str] = {}
     sockets: list[str] = []
+    contents: dict[str, bytes] = {}
     complete = False
     for line in output.splitlines():
         parts = line.split("\t")
@@ -232,7 +247,7 @@ def parse_facts(output: str) -> NodeFacts:
         elif kind == "sysctl":
             sysctl_runtime[name] = _int_or_none(text) if state == "ok" else None
         elif kind == "proc":
-            argv = tuple(arg for arg in text.split("\n") if arg)
+            argv = tuple(arg for arg in re.split("[\x1f\n]", text) if arg)
             if name == "dockerd" and dockerd_pid is None:
                 dockerd_pid, dockerd_argv = int(state), argv
             elif name == "kubelet" and not kubelet_argv:
@@ -247,14 +262,21 @@ def parse_facts(output: str) -> NodeFacts:
             clocks[name] = [float(x) for x in text.split() if _float_or_none(x) is not None]
         elif kind == "backup":
             backups.setdefault(name, []).append(text)
-        elif kind == "dirs":
-            directories.update(_dir_facts(text))
+        elif kind == "dir":
+            directories[name] = _dir_fact(name, text)
+        elif kind == "want":
+            files[name] = FileFact(name, "unreadable")  # until the tar says otherwise
+        elif kind == "tar":
+            contents.update(_untar(data))
         elif kind == "end":
             complete = True
         else:
             values[(kind, name)] = (state, data)
     if not complete:
         raise FactsParseError("the facts output ended early")
+    for path, fact in files.items():
+        if fact.state == "unreadable" and path in contents:
+            files[path] = FileFact(path, "file", contents[path])
     sysctl_files = tuple(path for path, fact in files.items() if fact.exists and _is_sysctl_config(path) and path.endswith(".conf"))
     unit_show = values.get(("unit-show", CONTAINERD_UNIT))
     file_ages = {path: pair[1] - pair[0] for path, pair in clocks.items() if path.startswith("/") and len(pair) == 2}
@@ -294,19 +316,27 @@ def _process_age(clock: list[float] | None) -> float | None:
 CLOCK_TICKS_PER_SECOND = 100
 
 
-def _dir_facts(listing: str) -> dict[str, "DirFact"]:
-    """From `stat -c '%u %g %a %F|%n'` lines; paths not listed do not exist."""
-    found = {}
-    for line in listing.splitlines():
-        stat, _, path = line.partition("|")
-        fields = stat.split(" ", 3)
-        if len(fields) != 4:
-            continue
-        if fields[3] != "directory":
-            found[path] = DirFact(path, "notdir")
-        else:
-            found[path] = DirFact(path, "ok", int(fields[0]), int(fields[1]), int(fields[2], 8))
-    return found
+def _dir_fact(path: str, stat: str) -> DirFact:
+    """From stat's `%u %g %a %F`; a path stat does not list does not exist."""
+    fields = stat.split(" ", 3)
+    if len(fields) != 4 or fields[3] != "directory":
+        return DirFact(path, "notdir")
+    return DirFact(path, "ok", int(fields[0]), int(fields[1]), int(fields[2], 8))
+
+
+def _untar(data: bytes) -> dict[str, bytes]:
+    """The regular files of the facts' tar, by absolute path (read in memory, never extracted)."""
+    contents = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
+            for member in archive:
+                if member.isfile() or member.islnk():  # a hard link: a second path to a file already sent
+                    handle = archive.extractfile(member)
+                    if handle is not None:
+                        contents["/" + member.name.lstrip("/")] = handle.read()
+    except (tarfile.TarError, KeyError) as err:
+        raise FactsParseError(f"the files' archive is damaged: {err}") from err
+    return contents
 
 
 def _is_sysctl_config(path: str) -> bool:

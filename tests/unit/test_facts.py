@@ -85,3 +85,43 @@ def test_runtime_records_kubelet_containerd_sockets_and_unit():
     assert facts.containerd_unit == {"LoadState": "loaded", "LimitNOFILE": "infinity", "DropInPaths": "/a.conf /b.conf"}
     assert facts.containerd_age == pytest.approx(50.5)  # uptime 60.5 s, started at tick 1000 (10 s)
     assert facts.file_ages == {"/etc/systemd/system/containerd.service.d/99-trains.conf": pytest.approx(30.0)}
+
+
+def test_file_contents_come_in_one_tar_made_by_the_real_tar(tmp_path):
+    """The script's own tar command over real files: a symlink is read through, a file named twice
+    (GNU tar stores the second as a hard link) has its content both times, bytes survive as they are."""
+    import subprocess
+
+    real = tmp_path / "sysctl.conf"
+    real.write_bytes(b"\xef\xbb\xbfvm.max_map_count = 1\r\n\x00tail")
+    link = tmp_path / "99-sysctl.conf"
+    link.symlink_to(real)
+    empty = tmp_path / "empty.json"
+    empty.write_bytes(b"")
+    names = f"{real}\n{link}\n{empty}\n{tmp_path / 'gone'}\n"
+    archive = subprocess.run(["tar", "-chf", "-", "-b", "1", "-T", "-"], input=names.encode(), capture_output=True).stdout
+    output = "\n".join([
+        record("want", str(real), "ok"), record("want", str(link), "ok"), record("want", str(empty), "ok"),
+        record("want", str(tmp_path / "gone"), "ok"),  # vanished before tar read it
+        f"tar\tall\tok\t{base64.b64encode(archive).decode()}",
+        "dir\t/opt/trains/logs\tok\t=0 0 755 directory",
+        "dir\t/opt/trains/config\tok\t=0 0 644 regular file",
+        "proc\tdockerd\t812\t=/usr/sbin/dockerd\x1f-H\x1ffd://\x1f",
+        record("end", "end", "ok"),
+    ])
+
+    facts = parse_facts(output)
+
+    assert facts.file(str(real)).content == real.read_bytes()
+    assert facts.file(str(link)).content == real.read_bytes()
+    assert facts.file(str(empty)).content == b"" and facts.file(str(empty)).state == "file"
+    assert facts.file(str(tmp_path / "gone")).state == "unreadable"
+    assert facts.directories["/opt/trains/logs"].state == "ok" and facts.directories["/opt/trains/logs"].mode == 0o755
+    assert facts.directories["/opt/trains/config"].state == "notdir"
+    assert facts.dockerd_argv == ("/usr/sbin/dockerd", "-H", "fd://")
+
+
+def test_a_damaged_archive_is_a_parse_error():
+    output = "\n".join([record("want", "/etc/docker/daemon.json", "ok"), f"tar\tall\tok\t{b64('not a tar at all' * 40)}", record("end", "end", "ok")])
+    with pytest.raises(FactsParseError, match="archive"):
+        parse_facts(output)
