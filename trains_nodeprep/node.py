@@ -7,6 +7,7 @@ once here. A sudo password travels on the command's stdin only: never in argv or
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -137,8 +138,7 @@ class SSHNode:
     """A node reached over SSH with fabric/paramiko; one connection for every command."""
 
     def __init__(self, target: Target, options: SSHOptions) -> None:
-        import fabric  # noqa: F401  (imported here, in the main thread, not by many threads at once)
-
+        _fabric_config()  # imported and loaded here, in the main thread, not by many threads at once
         self.target = target
         self.options = options
         self.label = target.label
@@ -153,7 +153,7 @@ class SSHNode:
         """The target as given, its ~/.ssh/config HostName, and their addresses."""
         from fabric import Connection
 
-        names = {self.target.host, Connection(self.target.host).host}
+        names = {self.target.host, Connection(self.target.host, config=_fabric_config()).host}
         return names | _addresses_of(names)
 
     def _connect(self):
@@ -163,6 +163,7 @@ class SSHNode:
 
         connection = Connection(
             self.target.host,
+            config=_fabric_config(),
             user=self.target.user or self.options.user,
             port=self.target.port or self.options.port,
             connect_timeout=int(self.options.connect_timeout),
@@ -220,6 +221,15 @@ class SSHNode:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+@functools.lru_cache(maxsize=None)
+def _fabric_config():
+    """One fabric Config per process: ~/.ssh/config and invoke's config files are read and parsed
+    once, not once per node (Connection only reads it; its own connect_kwargs are passed in)."""
+    import fabric
+
+    return fabric.Config()
 
 
 def _addresses_of(names: set[str]) -> set[str]:

@@ -32,7 +32,8 @@ class Progress:
         if self.live_enabled:
             from rich.live import Live
 
-            self.live = Live(self._render(), console=self.console, transient=True, refresh_per_second=8)
+            # Live's own refresh thread renders the table 8 times a second; node threads only set states.
+            self.live = Live(console=self.console, transient=True, refresh_per_second=8, get_renderable=self._render)
             self.live.__enter__()
         return self
 
@@ -41,18 +42,20 @@ class Progress:
             self.live.__exit__(*exc)
 
     def __call__(self, label: str, state: str) -> None:
+        # Called from every node's thread: a dict write, or one plain line (no rich rendering on this path).
         with self.lock:
             self.states[label] = state
-            if self.live is not None:
-                self.live.update(self._render())
-            elif state != "waiting":
-                self.console.print(f"{label}: {state}", highlight=False, markup=False)
+            if self.live is None and state != "waiting":
+                self.console.file.write(f"{label}: {state}\n")
+                self.console.file.flush()
 
     def _render(self):
         from rich.table import Table
 
         table = Table.grid(padding=(0, 2))
-        for label, state in self.states.items():
+        with self.lock:
+            states = list(self.states.items())
+        for label, state in states:
             table.add_row(label, f"[{_STYLE.get(state, 'cyan')}]{state}[/]")
         return table
 
