@@ -138,12 +138,27 @@ class SSHNode:
     """A node reached over SSH with fabric/paramiko; one connection for every command."""
 
     def __init__(self, target: Target, options: SSHOptions) -> None:
-        _fabric_config()  # imported and loaded here, in the main thread, not by many threads at once
+        from fabric import Connection
+
         self.target = target
         self.options = options
         self.label = target.label
         self.exec_count = 0
         self._connection = None
+        # Made here, in the main thread: building a Connection writes to the process's one fabric
+        # Config (invoke merges it), which is not safe while other threads read it to connect.
+        self._unopened = Connection(
+            target.host,
+            config=_fabric_config(),
+            user=target.user or options.user,
+            port=target.port or options.port,
+            connect_timeout=int(options.connect_timeout),
+            connect_kwargs={
+                "key_filename": list(options.identity_files),
+                "banner_timeout": options.connect_timeout,
+                "auth_timeout": options.connect_timeout,
+            },
+        )
 
     @property
     def user(self) -> str:
@@ -151,28 +166,13 @@ class SSHNode:
 
     def names(self) -> set[str]:
         """The target as given, its ~/.ssh/config HostName, and their addresses."""
-        from fabric import Connection
-
-        names = {self.target.host, Connection(self.target.host, config=_fabric_config()).host}
+        names = {self.target.host, self._unopened.host}
         return names | _addresses_of(names)
 
     def _connect(self):
         if self._connection is not None:
             return self._connection
-        from fabric import Connection
-
-        connection = Connection(
-            self.target.host,
-            config=_fabric_config(),
-            user=self.target.user or self.options.user,
-            port=self.target.port or self.options.port,
-            connect_timeout=int(self.options.connect_timeout),
-            connect_kwargs={
-                "key_filename": list(self.options.identity_files),
-                "banner_timeout": self.options.connect_timeout,
-                "auth_timeout": self.options.connect_timeout,
-            },
-        )
+        connection = self._unopened
         _secure_host_keys(connection, self.options.accept_new_host_keys)
         for attempt in (1, 2):
             if connection.gateway is None:
@@ -226,7 +226,7 @@ class SSHNode:
 @functools.lru_cache(maxsize=None)
 def _fabric_config():
     """One fabric Config per process: ~/.ssh/config and invoke's config files are read and parsed
-    once, not once per node (Connection only reads it; its own connect_kwargs are passed in)."""
+    once, not once per node. Connections are built from it in the main thread only (SSHNode)."""
     import fabric
 
     return fabric.Config()
