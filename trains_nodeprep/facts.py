@@ -140,12 +140,12 @@ def render_facts_script(desired: DesiredState) -> str:
         '[ "$comm" = kubelet ] && kubelet_config=$(tr "\\000" "\\n" < /proc/$p/cmdline | sed -n "s/^--config=//p;/^--config$/{n;p;}"); '
         "done"
     )
-    ages = " ".join(q(p) for p in (DAEMON_JSON, desired.containerd_dropin))
-    # one stat for both (it prints the files that exist); paths hold no spaces (the playbook checks)
-    lines.append(
-        f"m=$(stat -L -c '%.9Y %n' {ages} 2>/dev/null); if [ -n \"$m\" ]; then now=$(date +%s.%N); set -- $m; "
-        'while [ $# -ge 2 ]; do raw clock "$2" ok "$1 $now"; shift 2; done; fi'
-    )
+    # One stat for the files whose age matters (a daemon reads them only at start) and the server's
+    # directories (followed like a hostPath is); it lists only what exists. The wall clock beside it.
+    aged = (DAEMON_JSON, desired.containerd_dropin)
+    lines.append(f"if {' || '.join(f'[ -e {q(p)} ]' for p in aged)}; then raw clock now ok \"$(date +%s.%N)\"; fi")
+    stated = " ".join(q(p) for p in aged + tuple(d.path for d in desired.directories))
+    lines.append(f"stat -L --printf 'stat\\t%n\\tok\\t=%.9Y %u %g %a %F\\n' {stated} 2>/dev/null")
     # Which runtime the kubelet hands pods to: its flag files, its config, the CRI sockets.
     for path in KUBELET_FLAG_FILES + (KUBELET_CONFIG,):
         lines.append(f"[ -e {q(path)} ] && readfile {q(path)}")
@@ -178,10 +178,6 @@ def render_facts_script(desired: DesiredState) -> str:
     )
     lines.append(f"[ -e {q(SYSCTL_CONF)} ] && readfile {q(SYSCTL_CONF)}")
     lines.append(f"readfile {q(desired.sysctl_file)}")
-    if desired.directories:
-        paths = " ".join(q(d.path) for d in desired.directories)
-        # one stat for them all; a missing one is simply not listed
-        lines.append(f"stat --printf 'dir\\t%n\\tok\\t=%u %g %a %F\\n' {paths} 2>/dev/null")
     for server_file in desired.server_files:
         lines.append(f"readfile {q(server_file.path)}")
     # Backups beside every file the tool may write (shell globs come sorted), and the newest one's content (for `restore`).
@@ -226,6 +222,7 @@ def parse_facts(output: str) -> NodeFacts:
     process_limits: dict[int, str] = {}
     sockets: list[str] = []
     contents: dict[str, bytes] = {}
+    mtimes: dict[str, float] = {}
     complete = False
     for line in output.splitlines():
         parts = line.split("\t")
@@ -262,8 +259,10 @@ def parse_facts(output: str) -> NodeFacts:
             clocks[name] = [float(x) for x in text.split() if _float_or_none(x) is not None]
         elif kind == "backup":
             backups.setdefault(name, []).append(text)
-        elif kind == "dir":
-            directories[name] = _dir_fact(name, text)
+        elif kind == "stat":
+            mtime, _, rest = text.partition(" ")
+            mtimes[name] = float(mtime)
+            directories[name] = _dir_fact(name, rest)
         elif kind == "want":
             files[name] = FileFact(name, "unreadable")  # until the tar says otherwise
         elif kind == "tar":
@@ -279,7 +278,8 @@ def parse_facts(output: str) -> NodeFacts:
             files[path] = FileFact(path, "file", contents[path])
     sysctl_files = tuple(path for path, fact in files.items() if fact.exists and _is_sysctl_config(path) and path.endswith(".conf"))
     unit_show = values.get(("unit-show", CONTAINERD_UNIT))
-    file_ages = {path: pair[1] - pair[0] for path, pair in clocks.items() if path.startswith("/") and len(pair) == 2}
+    now = clocks.get("now") or [None]
+    file_ages = {path: now[0] - mtime for path, mtime in mtimes.items()} if now[0] is not None else {}
     return NodeFacts(
         user=values.get(("id", "user"), ("", b""))[1].decode(errors="replace").strip(),
         init_system=values.get(("init", "system"), ("", b"unknown"))[1].decode(errors="replace"),

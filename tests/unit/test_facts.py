@@ -71,7 +71,8 @@ def test_runtime_records_kubelet_containerd_sockets_and_unit():
         record("socket", "/run/containerd/containerd.sock", "ok"),
         record("unit-show", "containerd.service", "ok", "LoadState=loaded\nLimitNOFILE=infinity\nDropInPaths=/a.conf /b.conf\n"),
         "clock\tcontainerd.service-started\tok\t=1000 60.5",
-        "clock\t/etc/systemd/system/containerd.service.d/99-trains.conf\tok\t=100.0 130.0",
+        "clock\tnow\tok\t=130.0",
+        "stat\t/etc/systemd/system/containerd.service.d/99-trains.conf\tok\t=100.0 0 0 644 regular file",
         record("end", "end", "ok"),
     ])
 
@@ -104,8 +105,8 @@ def test_file_contents_come_in_one_tar_made_by_the_real_tar(tmp_path):
         record("want", str(real), "ok"), record("want", str(link), "ok"), record("want", str(empty), "ok"),
         record("want", str(tmp_path / "gone"), "ok"),  # vanished before tar read it
         f"tar\tall\tok\t{base64.b64encode(archive).decode()}",
-        "dir\t/opt/trains/logs\tok\t=0 0 755 directory",
-        "dir\t/opt/trains/config\tok\t=0 0 644 regular file",
+        "stat\t/opt/trains/logs\tok\t=1.5 0 0 755 directory",
+        "stat\t/opt/trains/config\tok\t=1.5 0 0 644 regular file",
         "proc\tdockerd\t812\t=/usr/sbin/dockerd\x1f-H\x1ffd://\x1f",
         record("end", "end", "ok"),
     ])
