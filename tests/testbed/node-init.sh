@@ -9,6 +9,7 @@ fail() { echo "TNP-FAILED: $*"; exit 1; }
 trap 'st=$?; [ $st -eq 0 ] || echo "TNP-FAILED: init exited with status $st"' EXIT
 
 . "$1/node.env"
+. "$(dirname "$0")/node-common.sh"
 hostname "$NODE_NAME"
 
 # /run first, then make the node and bed directories reachable from there: the bed
@@ -66,38 +67,12 @@ printf '%s\t%s\n' "$NODE_ADDRESS" "$NODE_NAME" >> /etc/hosts
 mkdir -p /run/sshd /run/lock
 chmod 0755 /run/sshd
 
-# home directories and authorized keys
-mkdir -p /root/.ssh
-chmod 0700 /root/.ssh
-cp "$B/layer/etc/tnp-testbed/authorized_keys" /root/.ssh/authorized_keys
-chmod 0600 /root/.ssh/authorized_keys
-for u in $BED_USERS; do
-    h=/home/$u
-    mkdir -p "$h/.ssh"
-    cp -a /etc/skel/. "$h/" 2>/dev/null || true
-    cp "$B/layer/etc/tnp-testbed/authorized_keys" "$h/.ssh/authorized_keys"
-    chmod 0750 "$h"
-    chmod 0700 "$h/.ssh"
-    chmod 0600 "$h/.ssh/authorized_keys"
-    chown -R "$u:$u" "$h"
-done
+node_homes
 
-# initial files of the node (NODE_DIR/files/MANIFEST: "INDEX MODE PATH" per line)
-if [ -f "$N/files/MANIFEST" ]; then
-    while read -r idx mode path; do
-        mkdir -p "$(dirname "$path")"
-        cp "$N/files/$idx" "$path"
-        chmod "$mode" "$path"
-    done < "$N/files/MANIFEST"
-fi
+# initial files of the node
+node_files
 
-# last: /tmp (may hide the bed's own directory), then drop the helper mounts
-mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
-for keep in $KEEP; do
-    mkdir -p "$keep"; mount --bind "/run/tnp-keep/$(printf %s "$keep" | tr / _)" "$keep"
-done
-umount -l /run/tnp-node /run/tnp-bed
-rmdir /run/tnp-node /run/tnp-bed
+node_last_mounts
 
 /usr/sbin/sshd -E /var/log/sshd.log || fail "sshd did not start"
 
