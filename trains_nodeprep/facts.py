@@ -1,8 +1,10 @@
 """Facts: one read-only shell script run as root on the node, and pure parsers of its output.
 
-The script prints one record per line: KIND <tab> NAME <tab> STATE <tab> BASE64, so file
-contents of any bytes survive the trip. A file is `absent`, `file` (possibly empty),
-`directory` or `unreadable`: three different answers that need different handling.
+The script prints one record per line: KIND <tab> NAME <tab> STATE <tab> DATA, where DATA is
+base64, or "=" and a short value as it is (no tabs or newlines). A file is `absent`, `file`
+(possibly empty), `directory` or `unreadable`: different answers that need different handling.
+The contents of all regular files come at the end in one tar archive (one record), so any
+bytes survive the trip and the node starts one process for them all.
 """
 
 from __future__ import annotations
@@ -261,7 +263,8 @@ def parse_facts(output: str) -> NodeFacts:
             backups.setdefault(name, []).append(text)
         elif kind == "stat":
             mtime, _, rest = text.partition(" ")
-            mtimes[name] = float(mtime)
+            if _float_or_none(mtime) is not None:
+                mtimes[name] = float(mtime)
             directories[name] = _dir_fact(name, rest)
         elif kind == "want":
             files[name] = FileFact(name, "unreadable")  # until the tar says otherwise
