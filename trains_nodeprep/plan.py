@@ -484,7 +484,7 @@ def _too_low(effective: dict[str, Ulimit], wanted: tuple[Ulimit, ...]) -> bool:
 
 def _plan_containerd_without_systemd(facts: NodeFacts, wanted: tuple[Ulimit, ...], builder: _Builder) -> None:
     """No systemd: the init script that starts containerd sets its limits; this tool only reads them."""
-    from .pod_limits import parse_proc_limits
+    from .pod_limits import parse_proc_limits  # here: pod_limits imports this module
 
     pid = _standalone_containerd(facts)
     hint = containerd_config.shell_ulimit_hint(wanted)
