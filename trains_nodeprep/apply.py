@@ -162,12 +162,13 @@ class ApplyResult:
         return tuple(s.message for s in self.steps if s.kind in ("write", "remove") and s.message)
 
     @property
-    def restarted_docker(self) -> bool:
-        return any(s.kind == "restart" and s.subject == "docker" and s.status == "ok" for s in self.steps)
+    def restarted(self) -> tuple[str, ...]:
+        """The services this apply restarted: docker, containerd."""
+        return tuple(s.subject for s in self.steps if s.kind == "restart" and s.status == "ok")
 
     @property
-    def restarted(self) -> tuple[str, ...]:
-        return tuple(s.subject for s in self.steps if s.kind == "restart" and s.status == "ok")
+    def restarted_docker(self) -> bool:
+        return "docker" in self.restarted
 
     @property
     def rolled_back(self) -> bool:

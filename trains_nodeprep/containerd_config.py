@@ -24,7 +24,7 @@ HEADER = (
     "# containerd starts. Higher values are kept. Containers started before containerd restarted\n"
     "# keep their old limits until they are recreated.\n"
 )
-SHOW_PROPERTIES = ("LoadState", "ActiveState", "MainPID", "NeedDaemonReload", "DropInPaths", "FragmentPath")
+SHOW_PROPERTIES = ("LoadState", "ActiveState", "MainPID", "NeedDaemonReload", "DropInPaths")
 
 
 def show_properties(desired: tuple[Ulimit, ...]) -> tuple[str, ...]:

@@ -119,15 +119,12 @@ class _Builder:
 
 
 def runtime_of(facts: NodeFacts) -> RuntimeChoice:
-    kubelet_files = {path: fact.text or "" for path, fact in facts.files.items() if fact.state == "file" and _is_kubelet_file(path, facts)}
+    named = {*runtime.KUBELET_FLAG_FILES, runtime.KUBELET_CONFIG, runtime.kubelet_flags(facts.kubelet_argv).get("config")}
+    kubelet_files = {path: fact.text or "" for path, fact in facts.files.items() if fact.state == "file" and path in named}
     return runtime.choose_runtime(
         kubelet_argv=facts.kubelet_argv, kubelet_files=kubelet_files, sockets=facts.sockets,
         docker_installed=facts.docker_installed, containerd_installed=facts.containerd_installed, docker_running=facts.docker_running,
     )
-
-
-def _is_kubelet_file(path: str, facts: NodeFacts) -> bool:
-    return path in runtime.KUBELET_FLAG_FILES or path == runtime.KUBELET_CONFIG or path == runtime.kubelet_flags(facts.kubelet_argv).get("config")
 
 
 def make_plan(facts: NodeFacts, desired: DesiredState) -> Plan:
@@ -147,25 +144,22 @@ def make_plan(facts: NodeFacts, desired: DesiredState) -> Plan:
     return builder.plan()
 
 
-def _ulimit_requirements(builder: _Builder, current: dict[str, Ulimit], desired: tuple[Ulimit, ...], where: str) -> None:
+def _limit_requirements(builder: _Builder, prefix: str, current: dict[str, Ulimit], desired: tuple[Ulimit, ...], where: str,
+                        error: str | None = None, missing: str = "unset") -> None:
+    """One requirement per desired limit, `prefix.NAME`; an `error` fails them all."""
     for want in desired:
         have = current.get(want.name)
-        builder.requirements.append(
-            Requirement(
-                id=f"docker.default-ulimit.{want.name}",
-                expected=f">= {want.display()}",
-                actual=have.display() if have else "unset",
-                ok=have is not None and have.satisfies(want),
-                where=where,
-            )
-        )
+        actual = f"error: {error}" if error else have.display() if have else missing
+        ok = error is None and have is not None and have.satisfies(want)
+        builder.requirements.append(Requirement(f"{prefix}.{want.name}", f">= {want.display()}", actual, ok, where))
+
+
+def _ulimit_requirements(builder: _Builder, current: dict[str, Ulimit], desired: tuple[Ulimit, ...], where: str) -> None:
+    _limit_requirements(builder, "docker.default-ulimit", current, desired, where)
 
 
 def _failed_requirements(builder: _Builder, desired: tuple[Ulimit, ...], where: str, error: str) -> None:
-    for want in desired:
-        builder.requirements.append(
-            Requirement(f"docker.default-ulimit.{want.name}", f">= {want.display()}", f"error: {error}", False, where)
-        )
+    _limit_requirements(builder, "docker.default-ulimit", {}, desired, where, error)
 
 
 def _readable(fact: FileFact) -> None:
@@ -401,11 +395,7 @@ def _check_boot_precedence(facts: NodeFacts, desired: DesiredState, file_texts: 
 
 
 def _containerd_requirements(builder: _Builder, current: dict[str, Ulimit], desired: tuple[Ulimit, ...], where: str, error: str | None = None) -> None:
-    for want in desired:
-        have = current.get(want.name)
-        actual = f"error: {error}" if error else have.display() if have else "unknown"
-        ok = error is None and have is not None and have.satisfies(want)
-        builder.requirements.append(Requirement(f"containerd.limit.{want.name}", f">= {want.display()}", actual, ok, where))
+    _limit_requirements(builder, "containerd.limit", current, desired, where, error, missing="unknown")
 
 
 def _standalone_containerd(facts: NodeFacts) -> int | None:

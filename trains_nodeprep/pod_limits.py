@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from .cluster import TRAINS_NAMESPACE
-from .model import UNLIMITED, DesiredState, Ulimit
+from .model import UNLIMITED, DesiredState, SysctlSetting, Ulimit
 from .plan import Requirement
 
 ES_NAMESPACE = TRAINS_NAMESPACE
@@ -164,32 +164,27 @@ def pod_requirements(pod: str, limits_text: str | None, sysctl_values: dict[str,
         error = f"{PROC_LIMITS}: no limit rows recognised"
     if error is None and limits_text is None:
         error = f"{PROC_LIMITS} was not read"
-    reqs = []
-    for want in desired.ulimits:
-        expected = f">= {want.display()}"
-        where = f"{where_pod}: {PROC_LIMITS}"
-        if error is not None:
-            reqs.append(Requirement(f"pod.ulimit.{want.name}", expected, f"error: {error}", False, where))
-            continue
-        seen = limits.get(want.name)
-        if seen is None:
-            reqs.append(Requirement(f"pod.ulimit.{want.name}", expected, f"not shown in {PROC_LIMITS}", False, where))
-            continue
-        have = Ulimit(want.name, *seen)
-        reqs.append(Requirement(f"pod.ulimit.{want.name}", expected, have.display(), have.satisfies(want), where))
-    for setting in desired.sysctls:
-        expected = f">= {setting.minimum}"
-        where = f"{where_pod}: {setting.proc_path}"
-        if error is not None:
-            reqs.append(Requirement(f"pod.sysctl.{setting.key}", expected, f"error: {error}", False, where))
-            continue
-        raw = sysctl_values.get(setting.key)
-        if raw is None:
-            reqs.append(Requirement(f"pod.sysctl.{setting.key}", expected, "missing", False, where))
-            continue
-        value = raw.strip()
-        number = int(value) if re.fullmatch(r"-?\d+", value) else None
-        reqs.append(Requirement(f"pod.sysctl.{setting.key}", expected, value or "(empty)",
-                                number is not None and number >= setting.minimum, where))
-    return reqs
+    checks = [(f"pod.ulimit.{want.name}", f">= {want.display()}", f"{where_pod}: {PROC_LIMITS}", lambda want=want: _judge_ulimit(want, limits))
+              for want in desired.ulimits]
+    checks += [(f"pod.sysctl.{setting.key}", f">= {setting.minimum}", f"{where_pod}: {setting.proc_path}",
+                lambda setting=setting: _judge_sysctl(setting, sysctl_values)) for setting in desired.sysctls]
+    return [Requirement(id_, expected, *(judge() if error is None else (f"error: {error}", False)), where)
+            for id_, expected, where, judge in checks]
+
+
+def _judge_ulimit(want: Ulimit, limits: dict[str, tuple[int, int]]) -> tuple[str, bool]:
+    seen = limits.get(want.name)
+    if seen is None:
+        return f"not shown in {PROC_LIMITS}", False
+    have = Ulimit(want.name, *seen)
+    return have.display(), have.satisfies(want)
+
+
+def _judge_sysctl(setting: SysctlSetting, values: dict[str, str | None]) -> tuple[str, bool]:
+    raw = values.get(setting.key)
+    if raw is None:
+        return "missing", False
+    value = raw.strip()
+    number = int(value) if re.fullmatch(r"-?\d+", value) else None
+    return value or "(empty)", number is not None and number >= setting.minimum
 

@@ -2,6 +2,64 @@
 # Sourced early, while the script's own directory is still visible; the functions use
 # $B (the bed), $N (the node dir), $BED_USERS and $KEEP of the sourcing script.
 
+set -eu
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+fail() { echo "TNP-FAILED: $*"; exit 1; }
+trap 'st=$?; [ $st -eq 0 ] || echo "TNP-FAILED: init exited with status $st"' EXIT
+
+# /run first, then make the node ($1) and bed directories reachable from there: the bed may
+# live below /tmp, /root or /home, which get their own tmpfs later. The test's Python and
+# venv stay visible in the node even there: stashed under /run, bound back by node_last_mounts.
+# Sets N (the node dir), B (the bed dir) and KEEP.
+node_run_dirs() {
+    mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
+    mkdir -p /run/tnp-node /run/tnp-bed
+    mount --bind "$1" /run/tnp-node
+    mount --bind "$BED_DIR" /run/tnp-bed
+    KEEP=""
+    for keep in "$PYTHON_PREFIX" "${VENV_PREFIX:-}"; do
+        case "$keep" in
+            /root/*|/home/*|/tmp/*)
+                stash="/run/tnp-keep/$(printf %s "$keep" | tr / _)"
+                mkdir -p "$stash"; mount --bind "$keep" "$stash"; KEEP="$KEEP $keep" ;;
+        esac
+    done
+    N=/run/tnp-node
+    B=/run/tnp-bed
+}
+
+# /proc/sys read-only except net/ (per network namespace) and this node's own copy of
+# vm.max_map_count (the file $1): nothing in the node can change a host-global kernel value.
+node_proc_sys() {
+    mount --bind /proc/sys /proc/sys
+    mount -o remount,bind,ro /proc/sys
+    mount --bind /proc/sys/net /proc/sys/net
+    mount -o remount,bind,rw /proc/sys/net
+    mount --bind "$1" /proc/sys/vm/max_map_count
+    mount -o remount,bind,rw /proc/sys/vm/max_map_count
+}
+
+# per-node state: /var/lib and /opt are overlays (sudo, dpkg, ... state and trains-server's
+# /opt/trains stay in the node; the mount points need no directories on the host), docker's
+# and containerd's dirs and /var/log plain binds; private /var/tmp, /home, /root. The host
+# has a docker 28 client in /usr/local/bin, first on PATH; a node has the client matching
+# its dockerd (20.10). The node's own name resolves (sudo looks it up on every call).
+node_state_mounts() {
+    mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$N/var-lib-upper,workdir=$N/var-lib-work" /var/lib
+    mount -t overlay overlay -o "lowerdir=/opt,upperdir=$N/opt-upper,workdir=$N/opt-work" /opt
+    mkdir -p /var/lib/docker /var/lib/containerd
+    mount --bind "$N/var-lib-docker" /var/lib/docker
+    mount --bind "$N/var-lib-containerd" /var/lib/containerd
+    mount --bind "$N/var-log" /var/log
+    mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /var/tmp
+    mount -t tmpfs -o mode=0755 tmpfs /home
+    mount -t tmpfs -o mode=0700 tmpfs /root
+    if [ -e /usr/local/bin/docker ] && [ -x /usr/bin/docker ]; then
+        mount --bind /usr/bin/docker /usr/local/bin/docker
+    fi
+    printf '%s\t%s\n' "$NODE_ADDRESS" "$NODE_NAME" >> /etc/hosts
+}
+
 # home directories and authorized keys
 node_homes() {
     mkdir -p /root/.ssh

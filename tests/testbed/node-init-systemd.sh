@@ -16,13 +16,8 @@
 # /tmp, /var/tmp, /home, /root, per-node /var/lib/docker, /var/lib/containerd, /var/log),
 # put the users' keys and the node's initial files in place, and exec the real systemd.
 # Any failure before systemd runs prints "TNP-FAILED: ..."; "TNP-BOOT" is printed last.
-set -eu
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-fail() { echo "TNP-FAILED: $*"; exit 1; }
-trap 'st=$?; [ $st -eq 0 ] || echo "TNP-FAILED: init exited with status $st"' EXIT
-
+. "$(dirname "$0")/node-common.sh"  # strict mode, PATH, fail and the EXIT report first
 . "$1/node.env"
-. "$(dirname "$0")/node-common.sh"
 
 if [ "${2:-}" != --in-cgroupns ]; then
     [ $$ = 1 ] || fail "not PID 1 of a new PID namespace"
@@ -39,37 +34,16 @@ fi
 hostname "$NODE_NAME"
 NODE_DIR=$1
 
-# /proc of this PID namespace; /proc/sys read-only except net/ (per network namespace) and
-# this node's own copy of vm.max_map_count: nothing in the node can change a host-global
-# kernel value (systemd would try fs.nr_open, fs.file-max, ...).
+# /proc of this PID namespace, its /proc/sys read-only but for the node's own keys
+# (systemd would try to set host-global ones: fs.nr_open, fs.file-max, ...).
 mount -t proc -o nosuid,nodev,noexec proc /proc
-mount --bind /proc/sys /proc/sys
-mount -o remount,bind,ro /proc/sys
-mount --bind /proc/sys/net /proc/sys/net
-mount -o remount,bind,rw /proc/sys/net
-mount --bind "$NODE_DIR/max_map_count" /proc/sys/vm/max_map_count
-mount -o remount,bind,rw /proc/sys/vm/max_map_count
+node_proc_sys "$NODE_DIR/max_map_count"
 if [ -e /proc/sysrq-trigger ]; then
     mount --bind /proc/sysrq-trigger /proc/sysrq-trigger
     mount -o remount,bind,ro /proc/sysrq-trigger
 fi
 
-# /run first, then make the node and bed directories reachable from there: the bed may
-# live below /tmp, /root or /home, which get their own tmpfs below.
-mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
-mkdir -p /run/tnp-node /run/tnp-bed
-mount --bind "$NODE_DIR" /run/tnp-node
-mount --bind "$BED_DIR" /run/tnp-bed
-KEEP=""
-for keep in "$PYTHON_PREFIX" "${VENV_PREFIX:-}"; do
-    case "$keep" in
-        /root/*|/home/*|/tmp/*)
-            stash="/run/tnp-keep/$(printf %s "$keep" | tr / _)"
-            mkdir -p "$stash"; mount --bind "$keep" "$stash"; KEEP="$KEEP $keep" ;;
-    esac
-done
-N=/run/tnp-node
-B=/run/tnp-bed
+node_run_dirs "$NODE_DIR"
 
 # a private /dev; the pty of script(1) (our stdin) becomes /dev/console (kept on a file in
 # the node directory while /dev is replaced)
@@ -113,27 +87,12 @@ mount -o remount,ro,nosuid,nodev,noexec /sys/fs/cgroup
 mount -t overlay overlay \
     -o "lowerdir=$B/layer-systemd/etc:$B/layer/etc:/etc,upperdir=$N/upper,workdir=$N/work" /etc
 
-# per-node state, as on tini nodes
-mount -t overlay overlay \
-    -o "lowerdir=/var/lib,upperdir=$N/var-lib-upper,workdir=$N/var-lib-work" /var/lib
-mount -t overlay overlay -o "lowerdir=/opt,upperdir=$N/opt-upper,workdir=$N/opt-work" /opt
-mkdir -p /var/lib/docker /var/lib/containerd
-mount --bind "$N/var-lib-docker" /var/lib/docker
-mount --bind "$N/var-lib-containerd" /var/lib/containerd
-mount --bind "$N/var-log" /var/log
-mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /var/tmp
-mount -t tmpfs -o mode=0755 tmpfs /home
-mount -t tmpfs -o mode=0700 tmpfs /root
-if [ -e /usr/local/bin/docker ] && [ -x /usr/bin/docker ]; then
-    mount --bind /usr/bin/docker /usr/local/bin/docker
-fi
-
-printf '%s\t%s\n' "$NODE_ADDRESS" "$NODE_NAME" >> /etc/hosts
+node_state_mounts
 
 node_homes
 
-# initial files of the node, before
-# systemd reads its units: drop-ins given here are in effect at boot
+# initial files of the node, before systemd reads its units: drop-ins given here are in
+# effect at boot
 node_files
 
 node_last_mounts
