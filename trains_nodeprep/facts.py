@@ -3,8 +3,9 @@
 The script prints one record per line: KIND <tab> NAME <tab> STATE <tab> DATA, where DATA is
 base64, or "=" and a short value as it is (no tabs or newlines). A file is `absent`, `file`
 (possibly empty), `directory` or `unreadable`: different answers that need different handling.
-The contents of all regular files come at the end in one tar archive (one record), so any
-bytes survive the trip and the node starts one process for them all.
+After the records comes one tar archive, raw, to the end of the output: the contents and mtimes
+of all regular files read, the server's directories, and the node's clock. Any bytes survive the
+trip, and the node starts one process for them all.
 """
 
 from __future__ import annotations
@@ -103,6 +104,12 @@ readfile() {
   else emit file "$1" absent ""; fi
 }
 """
+# The archive that ends the output: -h reads through symlinks (as stat -L and a hostPath do);
+# --no-recursion: a directory is one entry, not its tree; -b 1: no padding to 10 KiB; pax headers
+# carry mtimes to the nanosecond (atime and ctime left out). A path tar cannot read is simply not in it.
+TAR_ARGV = ("tar", "--format=posix", "--pax-option=delete=atime,delete=ctime", "-chf", "-", "-b", "1", "--no-recursion", "-T", "-")
+ARCHIVE_MARKER = b"archive\tall\tok\t=\n"
+NOW_ENTRY = "/proc/self"
 # Forks are what this script costs the node (50 nodes on 2 cores feel each one): shell
 # builtins (read, printf, globs) where they do; every file's content in one tar, encoded once.
 
@@ -142,12 +149,6 @@ def render_facts_script(desired: DesiredState) -> str:
         '[ "$comm" = kubelet ] && kubelet_config=$(tr "\\000" "\\n" < /proc/$p/cmdline | sed -n "s/^--config=//p;/^--config$/{n;p;}"); '
         "done"
     )
-    # One stat for the files whose age matters (a daemon reads them only at start) and the server's
-    # directories (followed like a hostPath is); it lists only what exists. The wall clock beside it.
-    aged = (DAEMON_JSON, desired.containerd_dropin)
-    lines.append(f"if {' || '.join(f'[ -e {q(p)} ]' for p in aged)}; then raw clock now ok \"$(date +%s.%N)\"; fi")
-    stated = " ".join(q(p) for p in aged + tuple(d.path for d in desired.directories))
-    lines.append(f"stat -L --printf 'stat\\t%n\\tok\\t=%.9Y %u %g %a %F\\n' {stated} 2>/dev/null")
     # Which runtime the kubelet hands pods to: its flag files, its config, the CRI sockets.
     for path in KUBELET_FLAG_FILES + (KUBELET_CONFIG,):
         lines.append(f"[ -e {q(path)} ] && readfile {q(path)}")
@@ -188,13 +189,19 @@ def render_facts_script(desired: DesiredState) -> str:
         f'for p in {managed} /etc/sysctl.d/*.conf; do set -- "$p".*.bak; [ -e "$1" ] || continue; '
         'for b in "$@"; do raw backup "$p" ok "$b"; done; eval "readfile \"\\${$#}\""; done'
     )
-    # -h: a symlinked file's content (as the old per-file read did); -b 1: no padding to 10 KiB.
-    # A file tar cannot read is simply not in the archive: the parser calls it unreadable.
-    lines.append(
-        "if [ -n \"$FILES\" ]; then printf 'tar\\tall\\tok\\t'; "
-        "printf %s \"$FILES\" | tar -chf - -b 1 -T - 2>/dev/null | base64 -w0; echo; fi"
-    )
+    # The server's directories go in the archive as entries (owner, mode; followed like a hostPath is).
+    for directory in desired.directories:
+        lines.append(f'FILES="$FILES"{q(directory.path)}"$NL"')
     lines.append("raw end end ok ''")
+    # Last, the archive, raw (an SSH channel carries any bytes). Its first entry is the node's clock,
+    # to age the files a daemon reads only at start: procfs makes tar's own /proc/PID entry, with the
+    # time, when tar first looks at it. So tar must be a new process, never this shell `exec`ed (not
+    # the last command: some shells exec that): this shell's own entry may have been made long ago, by
+    # anything that scanned /proc while we waited for the lock. tar's complaints about paths it could
+    # not read are not the script's failure: those paths are just not in the archive.
+    lines.append("printf 'archive\\tall\\tok\\t=\\n'")
+    lines.append(f"{shlex.join(TAR_ARGV)} 2>/dev/null <<TRAINS_NODEPREP_FILES\n{NOW_ENTRY}\n$FILES\nTRAINS_NODEPREP_FILES")
+    lines.append("exit 0")
     return "\n".join(lines) + "\n"
 
 
@@ -209,24 +216,23 @@ class FactsParseError(ValueError):
     pass
 
 
-def parse_facts(output: str) -> NodeFacts:
+def parse_facts(output: bytes) -> NodeFacts:
     """NodeFacts from the script's output; FactsParseError if it is cut short or garbled."""
+    records, archive = _split_output(output)
+    contents, mtimes, directories, now = _read_archive(archive)
     values: dict[tuple[str, str], tuple[str, bytes]] = {}
     files: dict[str, FileFact] = {}
     sysctl_runtime: dict[str, int | None] = {}
     backups: dict[str, list[str]] = {}
     clocks: dict[str, list[float]] = {}
-    directories: dict[str, DirFact] = {}
     dockerd_pid = None
     dockerd_argv: tuple[str, ...] = ()
     kubelet_argv: tuple[str, ...] = ()
     containerd_processes: list[tuple[int, tuple[str, ...]]] = []
     process_limits: dict[int, str] = {}
     sockets: list[str] = []
-    contents: dict[str, bytes] = {}
-    mtimes: dict[str, float] = {}
     complete = False
-    for line in output.splitlines():
+    for line in records.decode(errors="replace").splitlines():
         parts = line.split("\t")
         if len(parts) != 4:
             continue  # noise from a login shell's rc files
@@ -261,15 +267,8 @@ def parse_facts(output: str) -> NodeFacts:
             clocks[name] = [float(x) for x in text.split() if _float_or_none(x) is not None]
         elif kind == "backup":
             backups.setdefault(name, []).append(text)
-        elif kind == "stat":
-            mtime, _, rest = text.partition(" ")
-            if _float_or_none(mtime) is not None:
-                mtimes[name] = float(mtime)
-            directories[name] = _dir_fact(name, rest)
         elif kind == "want":
             files[name] = FileFact(name, "unreadable")  # until the tar says otherwise
-        elif kind == "tar":
-            contents.update(_untar(data))
         elif kind == "end":
             complete = True
         else:
@@ -281,8 +280,7 @@ def parse_facts(output: str) -> NodeFacts:
             files[path] = FileFact(path, "file", contents[path])
     sysctl_files = tuple(path for path, fact in files.items() if fact.exists and _is_sysctl_config(path) and path.endswith(".conf"))
     unit_show = values.get(("unit-show", CONTAINERD_UNIT))
-    now = clocks.get("now") or [None]
-    file_ages = {path: now[0] - mtime for path, mtime in mtimes.items()} if now[0] is not None else {}
+    file_ages = {path: now - mtime for path, mtime in mtimes.items()} if now is not None else {}
     return NodeFacts(
         user=values.get(("id", "user"), ("", b""))[1].decode(errors="replace").strip(),
         init_system=values.get(("init", "system"), ("", b"unknown"))[1].decode(errors="replace"),
@@ -319,27 +317,46 @@ def _process_age(clock: list[float] | None) -> float | None:
 CLOCK_TICKS_PER_SECOND = 100
 
 
-def _dir_fact(path: str, stat: str) -> DirFact:
-    """From stat's `%u %g %a %F`; a path stat does not list does not exist."""
-    fields = stat.split(" ", 3)
-    if len(fields) != 4 or fields[3] != "directory":
-        return DirFact(path, "notdir")
-    return DirFact(path, "ok", int(fields[0]), int(fields[1]), int(fields[2], 8))
+def _split_output(output: bytes) -> tuple[bytes, bytes]:
+    """The records, and the archive that follows them (complete, or FactsParseError)."""
+    if output.startswith(ARCHIVE_MARKER):
+        at = 0
+    else:
+        found = output.find(b"\n" + ARCHIVE_MARKER)
+        if found < 0:
+            raise FactsParseError("the facts output ended early")
+        at = found + 1
+    archive = output[at + len(ARCHIVE_MARKER):]
+    # tar ends an archive with two zero blocks: without them it was cut short
+    if len(archive) % 512 or not archive.endswith(bytes(1024)):
+        raise FactsParseError("the files' archive is damaged: it ends early")
+    return output[:at], archive
 
 
-def _untar(data: bytes) -> dict[str, bytes]:
-    """The regular files of the facts' tar, by absolute path (read in memory, never extracted)."""
-    contents = {}
+def _read_archive(data: bytes) -> tuple[dict[str, bytes], dict[str, float], dict[str, DirFact], float | None]:
+    """From the facts' archive (read in memory, never extracted), by absolute path: the regular
+    files' contents and mtimes, and what each other entry is; and the node's clock (NOW_ENTRY)."""
+    contents: dict[str, bytes] = {}
+    mtimes: dict[str, float] = {}
+    directories: dict[str, DirFact] = {}
+    now = None
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
             for member in archive:
-                if member.isfile() or member.islnk():  # a hard link: a second path to a file already sent
-                    handle = archive.extractfile(member)
-                    if handle is not None:
-                        contents["/" + member.name.lstrip("/")] = handle.read()
-    except (tarfile.TarError, KeyError) as err:
+                path = "/" + member.name.lstrip("/")
+                if path == NOW_ENTRY:
+                    now = float(member.mtime)
+                elif member.isdir():
+                    directories[path] = DirFact(path, "ok", member.uid, member.gid, member.mode & 0o7777)
+                else:
+                    directories[path] = DirFact(path, "notdir")
+                    handle = archive.extractfile(member) if member.isfile() or member.islnk() else None
+                    if handle is not None:  # a hard link: a second path to a file already sent
+                        contents[path] = handle.read()
+                        mtimes[path] = float(member.mtime)
+    except (tarfile.TarError, KeyError, ValueError) as err:
         raise FactsParseError(f"the files' archive is damaged: {err}") from err
-    return contents
+    return contents, mtimes, directories, now
 
 
 def _is_sysctl_config(path: str) -> bool:

@@ -1,6 +1,6 @@
 """The transport: run a script as root on a node, over SSH or locally.
 
-This is the only module that imports fabric/paramiko, and it imports them lazily so that
+This is the only module that imports paramiko, and it imports it lazily so that
 `--help` and `--local` never pay for them. Every remote command is an argv list, quoted
 once here. A sudo password travels on the command's stdin only: never in argv or output.
 """
@@ -8,11 +8,13 @@ once here. A sudo password travels on the command's stdin only: never in argv or
 from __future__ import annotations
 
 import functools
+import io
 import os
 import re
 import shlex
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,12 +28,16 @@ SUDO_PASSWORD_ENV = "TRAINS_NODEPREP_SUDO_PASSWORD"
 @dataclass(frozen=True)
 class Result:
     exit_status: int
-    stdout: str
+    output: bytes  # stdout as sent: the facts end in a binary archive
     stderr: str
 
     @property
     def ok(self) -> bool:
         return self.exit_status == 0
+
+    @property
+    def stdout(self) -> str:
+        return self.output.decode("utf-8", errors="replace")
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,7 @@ class LocalNode:
             done = subprocess.run(argv, input=stdin + payload, capture_output=True, timeout=timeout)
         except subprocess.TimeoutExpired as err:
             raise ConnectionFailed(f"localhost: a command did not finish within {timeout:.0f} s") from err
-        result = Result(done.returncode, done.stdout.decode("utf-8", errors="replace"), done.stderr.decode("utf-8", errors="replace"))
+        result = Result(done.returncode, done.stdout, done.stderr.decode("utf-8", errors="replace"))
         failure = sudo_failure(result, self.label, self.user)
         if failure:
             raise failure
@@ -135,70 +141,57 @@ class LocalNode:
 
 
 class SSHNode:
-    """A node reached over SSH with fabric/paramiko; one connection for every command."""
+    """A node reached over SSH with paramiko; one connection (and its hops) for every command."""
 
     def __init__(self, target: Target, options: SSHOptions) -> None:
-        from fabric import Connection
-
         self.target = target
         self.options = options
         self.label = target.label
         self.exec_count = 0
-        self._connection = None
-        # Made here, in the main thread: building a Connection writes to the process's one fabric
-        # Config (invoke merges it), which is not safe while other threads read it to connect.
-        self._unopened = Connection(
-            target.host,
-            config=_fabric_config(),
-            user=target.user or options.user,
-            port=target.port or options.port,
-            connect_timeout=int(options.connect_timeout),
-            connect_kwargs={
-                "key_filename": list(options.identity_files),
-                "banner_timeout": options.connect_timeout,
-                "auth_timeout": options.connect_timeout,
-            },
-        )
+        self._clients: list = []  # the ProxyJump hops' clients, then the node's; closed in reverse
+        # Resolved here, in the main thread: ~/.ssh/config is parsed once per process. A bad entry
+        # fails this node when it connects, not the others.
+        self._route_error: ConnectionFailed | None = None
+        try:
+            self.route = resolve_route(target, options)
+        except ConnectionFailed as err:
+            self.route, self._route_error = (), err
 
     @property
     def user(self) -> str:
-        return self._connect().user
+        return self.route[-1].user if self.route else self.target.user or self.options.user or ""
 
     def names(self) -> set[str]:
         """The target as given, its ~/.ssh/config HostName, and their addresses."""
-        names = {self.target.host, self._unopened.host}
+        names = {self.target.host} | {hop.hostname for hop in self.route[-1:]}
         return names | _addresses_of(names)
 
     def _connect(self):
-        if self._connection is not None:
-            return self._connection
-        connection = self._unopened
-        _secure_host_keys(connection, self.options.accept_new_host_keys)
+        if self._clients:
+            return self._clients[-1]
+        if self._route_error is not None:
+            raise self._route_error
         for attempt in (1, 2):
-            if connection.gateway is None:
-                connection.connect_kwargs["sock"] = _open_socket(connection.host, connection.port, self.options.connect_timeout, self.label)
             try:
-                _open(connection, self.label)
+                self._clients = _open_route(self.route, self.options, self.label)
                 break
             except _TransientSSHError:
                 # A busy sshd may drop a login mid-handshake; one more try before calling the node unreachable.
-                connection.close()
                 if attempt == 2:
                     raise
                 time.sleep(1)
-        self._connection = connection
-        return connection
+        return self._clients[-1]
 
     def run_as_root(self, script: str, timeout: float, payload: bytes = b"") -> Result:
         """`payload` reaches the script on stdin, after the sudo password line if there is one."""
-        connection = self._connect()
-        command = shlex.join(root_argv(script, connection.user, self.options.sudo_password))
+        client = self._connect()
+        command = shlex.join(root_argv(script, self.user, self.options.sudo_password))
         self.exec_count += 1
         try:
-            channel = connection.transport.open_session(timeout=self.options.connect_timeout)
+            channel = client.get_transport().open_session(timeout=self.options.connect_timeout)
             channel.settimeout(timeout)
             channel.exec_command(command)
-            if self.options.sudo_password is not None and connection.user != "root":
+            if self.options.sudo_password is not None and self.user != "root":
                 channel.sendall((self.options.sudo_password + "\n").encode())
             if payload:
                 channel.sendall(payload)
@@ -211,25 +204,185 @@ class SSHNode:
             raise ConnectionFailed(f"{self.label}: no answer within {timeout:.0f} s; the node may be overloaded or the connection dropped") from err
         except (OSError, EOFError) as err:
             raise ConnectionFailed(f"{self.label}: the SSH connection dropped ({err or type(err).__name__}); run again once the node is reachable") from err
-        result = Result(status, stdout.decode("utf-8", errors="replace"), stderr.decode("utf-8", errors="replace"))
-        failure = sudo_failure(result, self.label, connection.user)
+        result = Result(status, stdout, stderr.decode("utf-8", errors="replace"))
+        failure = sudo_failure(result, self.label, self.user)
         if failure:
             raise failure
         return result
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        _close_all(self._clients)
+        self._clients = []
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One SSH login on the way to a node (ProxyJump hosts first, the node last), as ~/.ssh/config resolves it."""
+
+    host: str  # as written
+    hostname: str
+    port: int
+    user: str
+    identity_files: tuple[str, ...]
+    known_hosts: tuple[tuple[Path, ...], Path]  # files to trust keys from; the one new keys go to
+    proxy_command: str | None = None  # used for the first hop only (later hops go through the one before)
+
+
+def resolve_route(target: Target, options: SSHOptions) -> tuple[Hop, ...]:
+    """The node and its ProxyJump hops from ~/.ssh/config and /etc/ssh/ssh_config, like ssh:
+    the command line wins, then the first value found; ProxyJump wins over ProxyCommand. A hop is
+    resolved from its own Host entry (HostName, User, Port, IdentityFile, ProxyCommand for the
+    first), without its own ProxyJump."""
+    node = _hop(target.host, target.user or options.user, target.port or options.port, options.identity_files, target.label)
+    jumps = _lookup(target.host, target.label).get("proxyjump", "none")
+    if jumps.strip().lower() == "none":
+        return (node,)
+    hops = []
+    for jump in jumps.split(","):
+        try:
+            hop_target = parse_target(jump.strip().removeprefix("ssh://"))
+        except UsageError as err:
+            raise ConnectionFailed(f"{target.label}: ProxyJump {jump.strip()!r} in ~/.ssh/config is not [user@]host[:port]; fix that line") from err
+        hops.append(_hop(hop_target.host, hop_target.user, hop_target.port, (), target.label))
+    return (*hops, node)
+
+
+def _hop(host: str, user: str | None, port: int | None, identity_files: tuple[str, ...], label: str) -> Hop:
+    import getpass
+
+    settings = _lookup(host, label)
+    try:
+        config_port = int(settings.get("port", 22))
+    except ValueError:
+        raise ConnectionFailed(f"{label}: Port {settings['port']!r} for {host} in ~/.ssh/config is not a number; fix that line") from None
+    proxy_command = settings.get("proxycommand")
+    return Hop(
+        host=host,
+        hostname=settings.get("hostname", host),
+        port=port or config_port,
+        user=user or settings.get("user") or getpass.getuser(),
+        identity_files=tuple(identity_files) + tuple(settings.get("identityfile", ())),
+        known_hosts=_known_hosts_files(settings),
+        proxy_command=None if proxy_command is None or proxy_command.strip().lower() == "none" else proxy_command,
+    )
+
+
+def _lookup(host: str, label: str) -> dict:
+    try:
+        return dict(_ssh_config().lookup(host))
+    except Exception as err:  # paramiko raises several types for one bad line (e.g. Match exec needs invoke)
+        raise ConnectionFailed(f"{label}: cannot use ~/.ssh/config for {host} ({err or type(err).__name__}); fix or remove that entry") from err
+
+
+SSH_CONFIG_FILES = (Path("~/.ssh/config"), Path("/etc/ssh/ssh_config"))
 
 
 @functools.lru_cache(maxsize=None)
-def _fabric_config():
-    """One fabric Config per process: ~/.ssh/config and invoke's config files are read and parsed
-    once, not once per node. Connections are built from it in the main thread only (SSHNode)."""
-    import fabric
+def _ssh_config():
+    """~/.ssh/config, then /etc/ssh/ssh_config: parsed once per process (the first value found wins)."""
+    texts = []
+    for path in SSH_CONFIG_FILES:
+        try:
+            texts.append(path.expanduser().read_text(encoding="utf-8", errors="replace"))
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            raise ConnectionFailed(f"cannot read {path} ({err.strerror or err}); fix its permissions or move it away") from err
+    paramiko = _import_paramiko(needs_invoke=any(MATCH_EXEC.search(text) for text in texts))
+    config = paramiko.SSHConfig()
+    for text in texts:
+        config.parse(io.StringIO(text))
+    return config
 
-    return fabric.Config()
+
+MATCH_EXEC = re.compile(r"^\s*match\b.*\bexec\b", re.IGNORECASE | re.MULTILINE)
+
+
+def _import_paramiko(needs_invoke: bool):
+    """paramiko imports invoke (~70 ms of start-up: asyncio, yaml, unittest.mock) only to run the
+    `Match exec` lines of an ssh config, and does without it when it is missing; so unless the
+    config has such a line, paramiko is imported as if invoke were not installed."""
+    if "paramiko" in sys.modules or needs_invoke or "invoke" in sys.modules:
+        import paramiko
+
+        return paramiko
+    sys.modules["invoke"] = None  # makes `import invoke` raise ImportError, which paramiko expects
+    try:
+        import paramiko
+    finally:
+        del sys.modules["invoke"]
+    return paramiko
+
+
+def _open_route(route: tuple[Hop, ...], options: SSHOptions, label: str) -> list:
+    """Logged-in clients along the route: each hop's connection carries the next (direct-tcpip)."""
+    clients: list = []
+    try:
+        for previous, hop in zip((None, *route), route):
+            if clients:
+                try:
+                    sock = clients[-1].get_transport().open_channel("direct-tcpip", (hop.hostname, hop.port), ("", 0), timeout=options.connect_timeout)
+                except Exception as err:  # paramiko.ChannelException, SSHException, socket errors
+                    raise ConnectionFailed(f"{label}: the jump host {previous.host} could not reach {hop.hostname}:{hop.port} ({err}); check ProxyJump") from err
+            elif hop.proxy_command:
+                sock = _start_proxy_command(hop.proxy_command, label)
+            else:
+                sock = _open_socket(hop.hostname, hop.port, options.connect_timeout, label)
+            clients.append(_login(hop, sock, options, label))
+    except BaseException:
+        _close_all(clients)
+        raise
+    return clients
+
+
+def _start_proxy_command(command: str, label: str):
+    import paramiko
+
+    try:
+        return paramiko.ProxyCommand(command)
+    except (paramiko.SSHException, OSError, ValueError) as err:
+        raise ConnectionFailed(f"{label}: cannot start the ProxyCommand {command!r} from ~/.ssh/config ({err}); fix that line") from err
+
+
+def _login(hop: Hop, sock, options: SSHOptions, label: str):
+    import paramiko
+
+    client = paramiko.SSHClient()
+    # paramiko has no public setter for the read-only "system" keys: share the parsed set.
+    client._system_host_keys = _trusted_host_keys(hop.known_hosts[0])
+    client.set_missing_host_key_policy(_host_key_policy(hop.known_hosts[1], options.accept_new_host_keys))
+    try:
+        client.connect(
+            hop.hostname, port=hop.port, username=hop.user, key_filename=list(hop.identity_files) or None,
+            timeout=options.connect_timeout, banner_timeout=options.connect_timeout, auth_timeout=options.connect_timeout, sock=sock,
+        )
+    except UnknownHostKey as err:
+        client.close()
+        raise ConnectionFailed(
+            f"{label}: unknown host key ({err.fingerprint}) from {hop.hostname}; verify it, then add it to known_hosts "
+            f"(ssh-keyscan {hop.hostname} >> ~/.ssh/known_hosts) or pass --accept-new-host-keys"
+        ) from err
+    except paramiko.BadHostKeyException as err:
+        client.close()
+        raise ConnectionFailed(
+            f"{label}: HOST KEY CHANGED for {hop.hostname}, possible man-in-the-middle; if the node was reinstalled, remove the old key "
+            f"with ssh-keygen -R {hop.hostname}"
+        ) from err
+    except paramiko.AuthenticationException as err:
+        client.close()
+        raise ConnectionFailed(f"{label}: authentication refused for user {hop.user} on {hop.hostname}; check --user and --identity (or your ssh agent)") from err
+    except (paramiko.SSHException, OSError, EOFError) as err:
+        client.close()
+        through = " through the ProxyCommand of ~/.ssh/config" if isinstance(sock, paramiko.ProxyCommand) else ""
+        raise _TransientSSHError(
+            f"{label}: SSH connection to {hop.hostname}:{hop.port}{through} failed ({err or type(err).__name__}); check the address, port and sshd{through and ', and that command'}"
+        ) from err
+    return client
+
+
+def _close_all(clients: list) -> None:
+    for client in reversed(clients):
+        client.close()
 
 
 def _addresses_of(names: set[str]) -> set[str]:
@@ -265,27 +418,6 @@ def _open_socket(host: str, port: int, timeout: float, label: str) -> socket.soc
     return sock
 
 
-def _open(connection, label: str) -> None:
-    import paramiko
-
-    try:
-        connection.open()
-    except UnknownHostKey as err:
-        raise ConnectionFailed(
-            f"{label}: unknown host key ({err.fingerprint}); verify it, then add it to known_hosts "
-            f"(ssh-keyscan {connection.host} >> ~/.ssh/known_hosts) or pass --accept-new-host-keys"
-        ) from err
-    except paramiko.BadHostKeyException as err:
-        raise ConnectionFailed(
-            f"{label}: HOST KEY CHANGED, possible man-in-the-middle; if the node was reinstalled, remove the old key "
-            f"with ssh-keygen -R {connection.host}"
-        ) from err
-    except paramiko.AuthenticationException as err:
-        raise ConnectionFailed(f"{label}: authentication refused for user {connection.user}; check --user and --identity (or your ssh agent)") from err
-    except (paramiko.SSHException, OSError, EOFError) as err:
-        raise _TransientSSHError(f"{label}: SSH connection failed ({err or type(err).__name__}); check the address, port and sshd") from err
-
-
 class _TransientSSHError(ConnectionFailed):
     """The SSH handshake broke off (not a refused key or login): worth one more try."""
 
@@ -296,21 +428,20 @@ class UnknownHostKey(Exception):
         self.fingerprint = fingerprint
 
 
-def _known_hosts_files(ssh_config: dict) -> tuple[list[Path], Path]:
+def _known_hosts_files(ssh_config: dict) -> tuple[tuple[Path, ...], Path]:
     """Files to trust keys from, and the one new keys are added to (ssh's UserKnownHostsFile)."""
     user_files = [Path(os.path.expanduser(p)) for p in " ".join(ssh_config.get("userknownhostsfile", "~/.ssh/known_hosts").split()).split()]
     global_files = [Path(p) for p in ssh_config.get("globalknownhostsfile", "/etc/ssh/ssh_known_hosts").split()]
-    return user_files + global_files, user_files[0]
+    return tuple(user_files + global_files), user_files[0]
 
 
-def _secure_host_keys(connection, accept_new: bool) -> None:
-    """Undo fabric's auto-add: trust known_hosts only; optionally record new keys (never changed ones)."""
+def _host_key_policy(add_to: Path, accept_new: bool):
+    """Trust known_hosts only (paramiko's SSHClient raises on a changed key before asking this);
+    with accept_new, record a new key, as ssh's StrictHostKeyChecking=accept-new does."""
     import base64
     import hashlib
 
     import paramiko
-
-    files, add_to = _known_hosts_files(connection.ssh_config)
 
     class Policy(paramiko.MissingHostKeyPolicy):
         def missing_host_key(self, client, hostname, key):
@@ -320,17 +451,11 @@ def _secure_host_keys(connection, accept_new: bool) -> None:
                 raise UnknownHostKey(fingerprint)
             client.get_host_keys().add(hostname, key.get_name(), key)
             add_to.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            with open(add_to, "a", encoding="ascii") as handle:
+            with _host_keys_lock, open(add_to, "a", encoding="ascii") as handle:
                 os.chmod(add_to, 0o600)
                 handle.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
 
-    trusted = _trusted_host_keys(tuple(files))
-    hop = connection
-    while hop is not None and not isinstance(hop, str):
-        # paramiko has no public setter for the read-only "system" keys: share the parsed set.
-        hop.client._system_host_keys = trusted
-        hop.client.set_missing_host_key_policy(Policy())
-        hop = hop.gateway
+    return Policy()
 
 
 _host_keys_cache: dict[tuple, object] = {}

@@ -63,7 +63,7 @@ def gather_facts(node, desired: DesiredState) -> NodeFacts:
     _say(node, "reading facts")
     result = node.run_as_root(render_facts_script(desired), timeout=FACTS_TIMEOUT)
     try:
-        return parse_facts(result.stdout)
+        return parse_facts(result.output)
     except FactsParseError as err:
         detail = result.stderr.strip().splitlines()[-1:] or [f"exit status {result.exit_status}"]
         raise NodePrepError(f"{node.label}: could not read the node's facts ({err}): {detail[0]}") from err

@@ -259,10 +259,10 @@ def tool_versions() -> dict[str, str]:
     code = ("import importlib.metadata as m, json, sys; "
             "print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))")
     peers = json.loads(out([str(TOOL_PYTHON), "-c", code, "ansible-core", "pyinfra", "asyncssh", "paramiko"]) or "{}")
-    ours = json.loads(out([sys.executable, "-c", code, "trains-nodeprep", "fabric", "paramiko", "cryptography"]) or "{}")
+    ours = json.loads(out([sys.executable, "-c", code, "trains-nodeprep", "paramiko", "cryptography"]) or "{}")
     return {
         "trains-nodeprep": ours.get("trains-nodeprep", "?"),
-        "trains-nodeprep's fabric / paramiko / cryptography": f"{ours.get('fabric')} / {ours.get('paramiko')} / {ours.get('cryptography')}",
+        "trains-nodeprep's paramiko / cryptography": f"{ours.get('paramiko')} / {ours.get('cryptography')}",
         "ansible-core": peers.get("ansible-core", "?"),
         "pyinfra (paramiko)": f"{peers.get('pyinfra')} ({peers.get('paramiko')})",
         "asyncssh": peers.get("asyncssh", "?"),

@@ -17,7 +17,7 @@ peers' venv that bench.py makes), then prints:
    (open channel, exec, first byte, EOF, exit status), on a used and on a fresh connection;
 5. instrumented runs: the CLI's main() in a fresh interpreter with timing wrappers (no change
    to trains_nodeprep/): interpreter start, imports, session set-up, node phase, report,
-   and per node fabric's Connection(), known_hosts loading, TCP, key exchange, auth, exec;
+   and per node the route from ~/.ssh/config, known_hosts loading, TCP, key exchange, auth, exec;
 6. the same with --parallel 1: each step's client CPU without contention;
 7. with --py-spy FILE: one run sampled by py-spy (collapsed stacks in FILE) and summarized.
    py-spy's idle detection is unreliable in this VM (lock and socket waits show as busy):
@@ -59,12 +59,11 @@ def child(out_path: str, cli_args: list[str]) -> None:
     t0 = time.time()
     import trains_nodeprep.cli as cli  # typer, rich, ... as the console script does
     record("import cli", "-", t0, time.time())
-    t0 = time.time()
-    import fabric  # noqa: F401  - imported lazily by the first node thread in a real run
-    import paramiko
-    record("import fabric+paramiko", "-", t0, time.time())
-
     import trains_nodeprep.node as node_mod
+
+    t0 = time.time()
+    paramiko = node_mod._import_paramiko(needs_invoke=False)  # as the first SSHNode does in a real run
+    record("import paramiko", "-", t0, time.time())
     import trains_nodeprep.runner as runner
 
     def timed(owner, name: str, kind: str, label_of=lambda args: "-"):
@@ -87,10 +86,10 @@ def child(out_path: str, cli_args: list[str]) -> None:
     timed(node_mod.SSHNode, "_connect", "connect (all)", node_label)
     timed(node_mod.SSHNode, "run_as_root", "exec", node_label)
     timed(node_mod.SSHNode, "close", "close", node_label)
-    timed(node_mod, "_secure_host_keys", "known_hosts load", lambda a: a[0].host)
+    timed(node_mod, "_trusted_host_keys", "known_hosts load")
     timed(node_mod, "_open_socket", "tcp connect", lambda a: a[0])
-    timed(node_mod, "_open", "ssh open (kex+auth)", lambda a: a[1])
-    timed(fabric.Connection, "__init__", "fabric Connection()", lambda a: a[1] if len(a) > 1 else "-")
+    timed(node_mod, "_login", "ssh open (kex+auth)", lambda a: a[0].host)
+    timed(node_mod, "resolve_route", "route (ssh_config)", lambda a: a[0].host)
     timed(paramiko.Transport, "start_client", "kex (start_client)")
     timed(paramiko.SSHClient, "_auth", "auth", lambda a: "-")
     timed(runner, "make_plan", "plan", lambda a: "-")
@@ -131,7 +130,7 @@ def summarize(data: dict, t_spawn: float, t_exit: float, k: int) -> str:
     fe = each[0] if each else None
     lines.append(f"wall, spawn to exit: {t_exit - t_spawn:.3f} s (exit code {data['code']})")
     lines.append(f"  interpreter start + site imports: {data['t_start'] - t_spawn:.3f} s")
-    for kind in ("import cli", "import fabric+paramiko"):
+    for kind in ("import cli", "import paramiko"):
         for e in phase(kind):
             lines.append(f"  {kind}: {e['t1'] - e['t0']:.3f} s")
     if fe:
@@ -150,7 +149,7 @@ def summarize(data: dict, t_spawn: float, t_exit: float, k: int) -> str:
     for e in phase("node total"):
         per_node[e["label"]] = {"start": e["t0"] - base, "end": e["t1"] - base}
     rows = []
-    for kind in ("fabric Connection()", "known_hosts load", "tcp connect", "kex (start_client)", "auth",
+    for kind in ("route (ssh_config)", "known_hosts load", "tcp connect", "kex (start_client)", "auth",
                  "ssh open (kex+auth)", "connect (all)", "exec", "parse facts", "plan", "close", "node total"):
         durations = [e["t1"] - e["t0"] for e in phase(kind)]
         if durations:
@@ -249,8 +248,8 @@ def facts_script_cost(node, repeat: int = 5) -> str:
 
 PY_SPY_CATEGORIES = (  # first match wins: (category, substrings that must all be in the stack)
     ("start-up: imports", ("<module>",)),
-    ("connect: fabric Connection() (invoke/fabric config, ssh_config)", ("Connection.__init__",)),
-    ("connect: known_hosts parsing (_secure_host_keys)", ("_secure_host_keys",)),
+    ("connect: route from ~/.ssh/config (resolve_route)", ("resolve_route",)),
+    ("connect: known_hosts parsing (_trusted_host_keys)", ("_trusted_host_keys",)),
     ("connect: TCP", ("_open_socket",)),
     ("connect: key exchange (worker side)", ("start_client",)),
     ("connect: authentication (worker side)", ("_auth",)),
@@ -290,7 +289,7 @@ def summarize_py_spy(path: Path) -> str:
 def summarize_serial_cpu(data: dict, k: int) -> str:
     """With --parallel 1 only one node is in flight: the process CPU of a step is that step's."""
     lines = [f"client CPU per node and step, nodes one at a time (--parallel 1, {k} nodes; median ms):"]
-    for kind in ("fabric Connection()", "known_hosts load", "tcp connect", "kex (start_client)", "auth",
+    for kind in ("route (ssh_config)", "known_hosts load", "tcp connect", "kex (start_client)", "auth",
                  "connect (all)", "exec", "parse facts", "plan", "close", "node total"):
         cpus = [e["cpu"] for e in data["events"] if e["kind"] == kind]
         walls = [e["t1"] - e["t0"] for e in data["events"] if e["kind"] == kind]
@@ -330,7 +329,7 @@ def exec_breakdown(bed, node, repeat: int = 10) -> str:
     remote command (open channel, exec request, first byte, stdout EOF, exit status), for the
     facts script and simpler commands, on a connection already used and as the first command
     of a fresh connection (what check does), next to the same command run in the node directly."""
-    os.environ["HOME"] = str(bed.home)  # before fabric reads ~/.ssh/config and known_hosts
+    os.environ["HOME"] = str(bed.home)  # before ~/.ssh/config and known_hosts are read
     from trains_nodeprep.facts import render_facts_script
     from trains_nodeprep.node import SSHNode, SSHOptions, Target
     from trains_nodeprep.playbook import load_playbook
@@ -354,7 +353,7 @@ def exec_breakdown(bed, node, repeat: int = 10) -> str:
         warm, fresh = [], []
         ssh_node = SSHNode(Target(node.address, "root"), SSHOptions())
         try:
-            transport = ssh_node._connect().transport
+            transport = ssh_node._connect().get_transport()
             _stages(transport, "true")
             for _ in range(repeat):
                 warm.append(_stages(transport, script))

@@ -1,26 +1,41 @@
-"""How the CLI reaches nodes: ~/.ssh/config with ProxyJump, --local on the node itself, the restart prompt."""
+"""How the CLI reaches nodes: ~/.ssh/config with ProxyJump and ProxyCommand, --local on the node itself, the restart prompt."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 from .cli import EXECUTABLE, json_output, trains_nodeprep
 
 
-def test_proxyjump_alias_from_ssh_config_reaches_the_node(bed, make_node, tmp_path):
-    jump, target = make_node(docker=False), make_node(docker=False)
-    # The target drops SSH from the client (the host's bridge address): only the jump host gets in.
-    target.exec("iptables", "-I", "INPUT", "-s", "10.200.0.1", "-p", "tcp", "--dport", "22", "-j", "DROP")
+def home_with_alias(bed, tmp_path, alias: str, target, route: str) -> Path:
+    """A copy of the bed's client home whose ~/.ssh/config has `alias` for `target`, reached by `route`."""
     home = tmp_path / "home"
     shutil.copytree(bed.home, home)
     config = home / ".ssh" / "config"
+    route = route.replace("{config}", str(config))
     config.write_text(
         config.read_text()
-        + f"\nHost behind-the-jump\n  HostName {target.address}\n  User root\n  ProxyJump {jump.name}\n"
+        + f"\nHost {alias}\n  HostName {target.address}\n  User root\n  {route}\n"
         + f"  IdentityFile {home}/.ssh/id_ed25519\n  UserKnownHostsFile {bed.home}/.ssh/known_hosts\n"
     )
+    return home
+
+
+def drop_ssh_from(node, *sources: str) -> None:
+    for source in sources:
+        node.exec("iptables", "-I", "INPUT", "-s", source, "-p", "tcp", "--dport", "22", "-j", "DROP")
+
+
+CLIENT = "10.200.0.1"  # the host's bridge address: where the CLI's connections come from
+
+
+def test_proxyjump_alias_from_ssh_config_reaches_the_node(bed, make_node, tmp_path):
+    jump, target = make_node(docker=False), make_node(docker=False)
+    drop_ssh_from(target, CLIENT)  # only the jump host gets in
+    home = home_with_alias(bed, tmp_path, "behind-the-jump", target, f"ProxyJump {jump.name}")
 
     direct = trains_nodeprep(bed, "check", "--host", target.name, "--connect-timeout", "2", home=home)
     result = trains_nodeprep(bed, "check", "--host", "behind-the-jump", "-o", "json", home=home)
@@ -29,6 +44,34 @@ def test_proxyjump_alias_from_ssh_config_reaches_the_node(bed, make_node, tmp_pa
     assert result.returncode == 1, result.stderr  # reached and read: not ready yet
     node = json_output(result)["nodes"][0]
     assert node["host"] == "behind-the-jump" and node["status"] == "drift"
+
+
+def test_proxyjump_with_two_hops_goes_through_them_in_order(bed, make_node, tmp_path):
+    """ssh's order: the client reaches the first hop, which reaches the second, which reaches the node."""
+    first, second, target = make_node(docker=False), make_node(docker=False), make_node(docker=False)
+    drop_ssh_from(second, CLIENT)
+    drop_ssh_from(target, CLIENT, first.address)
+    home = home_with_alias(bed, tmp_path, "two-hops-away", target, f"ProxyJump {first.name},ssh://root@{second.name}")
+
+    result = trains_nodeprep(bed, "check", "--host", "two-hops-away", "-o", "json", home=home)
+
+    assert result.returncode == 1, result.stdout + result.stderr  # reached and read: not ready yet
+    assert json_output(result)["nodes"][0]["status"] == "drift"
+
+
+def test_proxycommand_alias_from_ssh_config_reaches_the_node(bed, make_node, tmp_path):
+    jump, target = make_node(docker=False), make_node(docker=False)
+    drop_ssh_from(target, CLIENT)
+    home = home_with_alias(bed, tmp_path, "through-a-command", target, f"ProxyCommand ssh -F {{config}} -W %h:%p {jump.name}")
+    config = home / ".ssh" / "config"
+
+    result = trains_nodeprep(bed, "check", "--host", "through-a-command", "-o", "json", home=home)
+    config.write_text(config.read_text().replace(f"-W %h:%p {jump.name}", "-W %h:%p no-such-alias"))
+    failed = trains_nodeprep(bed, "check", "--host", "through-a-command", "--connect-timeout", "3", home=home)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert json_output(result)["nodes"][0]["status"] == "drift"
+    assert failed.returncode == 3 and "through the ProxyCommand of ~/.ssh/config failed" in failed.stdout, failed.stdout
 
 
 def test_local_run_on_the_node_itself_needs_no_ssh(bed, make_node):

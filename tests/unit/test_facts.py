@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import base64
+import os
+import time
 
 import pytest
 
-from trains_nodeprep.facts import FactsParseError, parse_facts
+from trains_nodeprep.facts import ARCHIVE_MARKER, NOW_ENTRY, TAR_ARGV, DirFact, FactsParseError, parse_facts
+
+EMPTY_ARCHIVE = bytes(1024)  # tar's end-of-archive: two zero blocks
+
+
+def script_output(records: list[str], archive: bytes = EMPTY_ARCHIVE) -> bytes:
+    """What the script prints: its records, then the marker and the raw archive."""
+    return ("\n".join(records) + "\n").encode() + ARCHIVE_MARKER + archive
+
+
+def real_archive(names: list[str]) -> bytes:
+    """The script's own tar command over these paths."""
+    import subprocess
+
+    return subprocess.run(list(TAR_ARGV), input="\n".join(names).encode() + b"\n", capture_output=True, check=False).stdout
 
 
 def b64(text: str) -> str:
@@ -18,7 +34,7 @@ def record(kind: str, name: str, state: str, data: str = "") -> str:
 
 
 def test_parses_files_in_their_three_states_and_the_rest():
-    output = "\n".join([
+    output = script_output([
         "Welcome to node1 (motd noise)",
         record("id", "user", "ok", "deploy"),
         record("init", "system", "ok", "systemd"),
@@ -44,24 +60,35 @@ def test_parses_files_in_their_three_states_and_the_rest():
 
 
 def test_no_dockerd_means_docker_not_running():
-    facts = parse_facts("\n".join([record("id", "user", "ok", "root"), record("end", "end", "ok")]))
+    facts = parse_facts(script_output([record("id", "user", "ok", "root"), record("end", "end", "ok")]))
 
     assert not facts.docker_running and facts.dockerd_argv == ()
 
 
 def test_output_cut_short_is_an_error():
     with pytest.raises(FactsParseError, match="ended early"):
-        parse_facts(record("id", "user", "ok", "root"))
+        parse_facts(record("id", "user", "ok", "root").encode())
+    with pytest.raises(FactsParseError, match="ended early"):  # the shell part stopped before its end record
+        parse_facts(script_output([record("id", "user", "ok", "root")]))
+
+
+def test_an_archive_cut_short_is_an_error():
+    archive = real_archive(["/etc/passwd"])
+    with pytest.raises(FactsParseError, match="archive is damaged: it ends early"):
+        parse_facts(script_output([record("end", "end", "ok")], archive[:-512]))
 
 
 def test_missing_sysctl_key_is_none():
-    facts = parse_facts("\n".join([record("sysctl", "vm.nope", "absent"), record("end", "end", "ok")]))
+    facts = parse_facts(script_output([record("sysctl", "vm.nope", "absent"), record("end", "end", "ok")]))
 
     assert facts.sysctl_runtime == {"vm.nope": None}
 
 
-def test_runtime_records_kubelet_containerd_sockets_and_unit():
-    output = "\n".join([
+def test_runtime_records_kubelet_containerd_sockets_and_unit(tmp_path):
+    dropin = tmp_path / "99-trains.conf"
+    dropin.write_text("[Service]\n")
+    os.utime(dropin, (time.time() - 30, time.time() - 30))
+    output = script_output([
         record("id", "user", "ok", "root"),
         record("containerd", "installed", "ok", "yes"),
         record("proc", "kubelet", "700", "/usr/bin/kubelet\n--config=/var/lib/kubelet/config.yaml\n"),
@@ -71,10 +98,8 @@ def test_runtime_records_kubelet_containerd_sockets_and_unit():
         record("socket", "/run/containerd/containerd.sock", "ok"),
         record("unit-show", "containerd.service", "ok", "LoadState=loaded\nLimitNOFILE=infinity\nDropInPaths=/a.conf /b.conf\n"),
         "clock\tcontainerd.service-started\tok\t=1000 60.5",
-        "clock\tnow\tok\t=130.0",
-        "stat\t/etc/systemd/system/containerd.service.d/99-trains.conf\tok\t=100.0 0 0 644 regular file",
         record("end", "end", "ok"),
-    ])
+    ], real_archive([str(dropin), NOW_ENTRY]))
 
     facts = parse_facts(output)
 
@@ -85,31 +110,37 @@ def test_runtime_records_kubelet_containerd_sockets_and_unit():
     assert facts.sockets == ("/run/containerd/containerd.sock",)
     assert facts.containerd_unit == {"LoadState": "loaded", "LimitNOFILE": "infinity", "DropInPaths": "/a.conf /b.conf"}
     assert facts.containerd_age == pytest.approx(50.5)  # uptime 60.5 s, started at tick 1000 (10 s)
-    assert facts.file_ages == {"/etc/systemd/system/containerd.service.d/99-trains.conf": pytest.approx(30.0)}
+    # the file's age on the node's clock: /proc/self's entry is timed when tar looks it up
+    assert facts.file_ages == {str(dropin): pytest.approx(30.0, abs=1.0)}
+
+
+def test_without_the_clock_entry_no_file_has_an_age(tmp_path):
+    (tmp_path / "daemon.json").write_text("{}")
+    facts = parse_facts(script_output([record("end", "end", "ok")], real_archive([str(tmp_path / "daemon.json")])))
+
+    assert facts.file_ages == {}
 
 
 def test_file_contents_come_in_one_tar_made_by_the_real_tar(tmp_path):
     """The script's own tar command over real files: a symlink is read through, a file named twice
-    (GNU tar stores the second as a hard link) has its content both times, bytes survive as they are."""
-    import subprocess
-
+    (GNU tar stores the second as a hard link) has its content both times, bytes survive as they are,
+    and a directory is one entry with its owner and mode."""
     real = tmp_path / "sysctl.conf"
     real.write_bytes(b"\xef\xbb\xbfvm.max_map_count = 1\r\n\x00tail")
     link = tmp_path / "99-sysctl.conf"
     link.symlink_to(real)
     empty = tmp_path / "empty.json"
     empty.write_bytes(b"")
-    names = f"{real}\n{link}\n{empty}\n{tmp_path / 'gone'}\n"
-    archive = subprocess.run(["tar", "-chf", "-", "-b", "1", "-T", "-"], input=names.encode(), capture_output=True).stdout
-    output = "\n".join([
+    logs = tmp_path / "logs"
+    logs.mkdir(mode=0o750)
+    (logs / "inside.log").write_text("not sent: a directory is one entry")
+    archive = real_archive([str(real), str(link), str(empty), str(tmp_path / "gone"), str(logs), str(tmp_path / "no-such-dir")])
+    output = script_output([
         record("want", str(real), "ok"), record("want", str(link), "ok"), record("want", str(empty), "ok"),
         record("want", str(tmp_path / "gone"), "ok"),  # vanished before tar read it
-        f"tar\tall\tok\t{base64.b64encode(archive).decode()}",
-        "stat\t/opt/trains/logs\tok\t=1.5 0 0 755 directory",
-        "stat\t/opt/trains/config\tok\t=1.5 0 0 644 regular file",
         "proc\tdockerd\t812\t=/usr/sbin/dockerd\x1f-H\x1ffd://\x1f",
         record("end", "end", "ok"),
-    ])
+    ], archive)
 
     facts = parse_facts(output)
 
@@ -117,12 +148,14 @@ def test_file_contents_come_in_one_tar_made_by_the_real_tar(tmp_path):
     assert facts.file(str(link)).content == real.read_bytes()
     assert facts.file(str(empty)).content == b"" and facts.file(str(empty)).state == "file"
     assert facts.file(str(tmp_path / "gone")).state == "unreadable"
-    assert facts.directories["/opt/trains/logs"].state == "ok" and facts.directories["/opt/trains/logs"].mode == 0o755
-    assert facts.directories["/opt/trains/config"].state == "notdir"
+    assert facts.directories[str(logs)] == DirFact(str(logs), "ok", os.getuid(), os.getgid(), 0o750)
+    assert facts.directories[str(real)].state == "notdir"
+    assert str(tmp_path / "no-such-dir") not in facts.directories
+    assert str(logs / "inside.log") not in facts.files
     assert facts.dockerd_argv == ("/usr/sbin/dockerd", "-H", "fd://")
 
 
 def test_a_damaged_archive_is_a_parse_error():
-    output = "\n".join([record("want", "/etc/docker/daemon.json", "ok"), f"tar\tall\tok\t{b64('not a tar at all' * 40)}", record("end", "end", "ok")])
+    output = script_output([record("want", "/etc/docker/daemon.json", "ok"), record("end", "end", "ok")], b"not a tar at all" * 64 + bytes(1024))
     with pytest.raises(FactsParseError, match="archive"):
         parse_facts(output)
