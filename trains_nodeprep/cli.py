@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -112,18 +113,12 @@ class _Session:
     """What every node command needs: the playbook, the nodes, the cluster, the consoles."""
 
     def __init__(self, args: NodeArgs, cluster: ClusterArgs) -> None:
-        from rich.console import Console
-
         from .playbook import load_playbook
 
         self.args = args
         if args.hosts_file:
             args.hosts = (args.hosts or []) + _read_hosts_file(args.hosts_file)
         self.output = args.output
-        # Human text goes to stdout unless stdout carries JSON; then everything human goes to stderr.
-        self.out = Console(highlight=False)
-        self.err = Console(stderr=True, highlight=False)
-        self.human = self.err if args.output == Output.json else self.out
         if args.local and args.hosts:
             raise UsageError("--local and --host exclude each other: use --local on the node itself, --host from elsewhere")
         self.desired = load_playbook(args.playbook)
@@ -208,12 +203,30 @@ class _Session:
         if not self.nodes and self.cluster.facts and self.cluster.facts.labeled_nodes:
             self.nodes = self._ssh_nodes([Target(host=node.address) for node in self.cluster.facts.labeled_nodes])
 
+    # Made on first use: a JSON run with nothing human to say never imports rich (~35 ms).
+    @functools.cached_property
+    def out(self):
+        from rich.console import Console
+
+        return Console(highlight=False)
+
+    @functools.cached_property
+    def err(self):
+        from rich.console import Console
+
+        return Console(stderr=True, highlight=False)
+
+    @property
+    def human(self):
+        """Human text goes to stdout unless stdout carries JSON; then everything human goes to stderr."""
+        return self.err if self.output == Output.json else self.out
+
     def progress(self, prompts: bool = False):
-        """Live per-node states in a terminal (unless a prompt may come), plain lines otherwise."""
+        """Live per-node states in a terminal (unless a prompt may come), plain lines on stderr otherwise."""
         from .report import Progress
 
-        live = self.output == Output.text and self.out.is_terminal and not prompts
-        return Progress(self.out if live else self.err, live)
+        live = self.output == Output.text and not prompts and self.out.is_terminal
+        return Progress(sys.stderr, live_console=self.out if live else None)
 
     def exit_code(self, outcomes) -> int:
         from .runner import overall_exit_code
@@ -229,7 +242,7 @@ class _Session:
         if self.output == Output.json:
             from .report import outcomes_json
 
-            self.out.file.write(json.dumps(outcomes_json(command, outcomes, code == 0, self.cluster), indent=2) + "\n")
+            sys.stdout.write(json.dumps(outcomes_json(command, outcomes, code == 0, self.cluster), indent=2) + "\n")
         if self.args.debug:
             for outcome in outcomes:
                 if outcome.traceback:

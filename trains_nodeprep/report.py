@@ -19,21 +19,21 @@ _STYLE = {
 class Progress:
     """One line per node with its state: live in a terminal, plain lines otherwise."""
 
-    def __init__(self, console, live: bool) -> None:
+    def __init__(self, stream, live_console=None) -> None:
         import threading
 
-        self.console = console
-        self.live_enabled = live
+        self.stream = stream
+        self.live_console = live_console
         self.states: dict[str, str] = {}
         self.lock = threading.Lock()
         self.live = None
 
     def __enter__(self) -> "Progress":
-        if self.live_enabled:
+        if self.live_console is not None:
             from rich.live import Live
 
             # Live's own refresh thread renders the table 8 times a second; node threads only set states.
-            self.live = Live(console=self.console, transient=True, refresh_per_second=8, get_renderable=self._render)
+            self.live = Live(console=self.live_console, transient=True, refresh_per_second=8, get_renderable=self._render)
             self.live.__enter__()
         return self
 
@@ -46,8 +46,8 @@ class Progress:
         with self.lock:
             self.states[label] = state
             if self.live is None and state != "waiting":
-                self.console.file.write(f"{label}: {state}\n")
-                self.console.file.flush()
+                self.stream.write(f"{label}: {state}\n")
+                self.stream.flush()
 
     def _render(self):
         from rich.table import Table

@@ -11,18 +11,18 @@ from trains_nodeprep.report import Progress
 
 
 def test_plain_progress_is_one_line_per_state_and_skips_waiting():
-    console = Console(file=io.StringIO())
-    with Progress(console, live=False) as progress:
+    stream = io.StringIO()
+    with Progress(stream) as progress:
         progress("n1", "waiting")
         progress("n1", "reading facts")
         progress("n2", "waiting")
         progress("n1", "ready")
-    assert console.file.getvalue() == "n1: reading facts\nn1: ready\n"
+    assert stream.getvalue() == "n1: reading facts\nn1: ready\n"
 
 
 def test_live_progress_shows_every_node_with_its_latest_state_then_clears():
     console = Console(file=io.StringIO(), force_terminal=True, width=80)
-    with Progress(console, live=True) as progress:
+    with Progress(io.StringIO(), live_console=console) as progress:
         for name in ("n1", "n2"):
             progress(name, "waiting")
         progress("n1", "reading facts")
