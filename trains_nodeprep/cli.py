@@ -501,9 +501,28 @@ def _run(args: NodeArgs, cluster: ClusterArgs, *, yes, dry_run, restart_timeout,
     session.finish("plan" if dry_run else "run", outcomes, session.exit_code(outcomes))
 
 
-def main() -> None:
+def run_app() -> int:
+    """The CLI; its exit code."""
     try:
         app()
+    except SystemExit as exit_:
+        if isinstance(exit_.code, str):
+            typer.echo(exit_.code, err=True)
+            return 1
+        return exit_.code or EXIT_OK
     except NodePrepError as err:  # pragma: no cover - commands guard themselves
         typer.echo(f"trains-nodeprep: error: {err}", err=True)
-        sys.exit(EXIT_USAGE)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def main() -> None:
+    """The console script. Every output is written and every file closed when the CLI returns, so
+    the process leaves at once: tearing down the interpreter's ~400 modules would add 40-60 ms."""
+    code = run_app()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # the reader went away (`| head`): nothing more can reach it
+        pass
+    os._exit(code)

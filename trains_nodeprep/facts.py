@@ -107,7 +107,7 @@ readfile() {
 # The archive that ends the output: -h reads through symlinks (as stat -L and a hostPath do);
 # --no-recursion: a directory is one entry, not its tree; -b 1: no padding to 10 KiB; pax headers
 # carry mtimes to the nanosecond (atime and ctime left out). A path tar cannot read is simply not in it.
-TAR_ARGV = ("tar", "--format=posix", "--pax-option=delete=atime,delete=ctime", "-chf", "-", "-b", "1", "--no-recursion", "-T", "-")
+TAR_ARGV = ("tar", "--format=posix", "--pax-option=delete=atime,delete=ctime", "-chf", "-", "-b", "1", "--no-recursion", "--")
 ARCHIVE_MARKER = b"archive\tall\tok\t=\n"
 NOW_ENTRY = "/proc/self"
 # Forks are what this script costs the node (50 nodes on 2 cores feel each one): shell
@@ -200,7 +200,8 @@ def render_facts_script(desired: DesiredState) -> str:
     # anything that scanned /proc while we waited for the lock. tar's complaints about paths it could
     # not read are not the script's failure: those paths are just not in the archive.
     lines.append("printf 'archive\\tall\\tok\\t=\\n'")
-    lines.append(f"{shlex.join(TAR_ARGV)} 2>/dev/null <<TRAINS_NODEPREP_FILES\n{NOW_ENTRY}\n$FILES\nTRAINS_NODEPREP_FILES")
+    # The paths as arguments, split at newlines only (no globbing): no process to feed them on stdin.
+    lines.append(f"set -f; IFS=$NL; {shlex.join(TAR_ARGV)} {NOW_ENTRY} $FILES 2>/dev/null")
     lines.append("exit 0")
     return "\n".join(lines) + "\n"
 

@@ -7,9 +7,9 @@ are applied in name order, so the last assignment of a key wins.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 SYSCTL_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
 SYSCTL_CONF = "/etc/sysctl.conf"  # procps `sysctl --system` reads it after the directories
@@ -43,9 +43,11 @@ class BootValue:
 def boot_order(paths: list[str]) -> list[str]:
     """The files applied at boot, in application order (masked names dropped)."""
     chosen: dict[str, str] = {}
+    split = sorted(posixpath.split(path) + (path,) for path in paths)
     for directory in SYSCTL_DIRS:
-        for path in sorted(p for p in paths if str(PurePosixPath(p).parent) == directory):
-            chosen.setdefault(PurePosixPath(path).name, path)
+        for parent, name, path in split:
+            if parent == directory:
+                chosen.setdefault(name, path)
     ordered = [chosen[name] for name in sorted(chosen)]
     if SYSCTL_CONF in paths:
         ordered.append(SYSCTL_CONF)

@@ -22,7 +22,7 @@ def real_archive(names: list[str]) -> bytes:
     """The script's own tar command over these paths."""
     import subprocess
 
-    return subprocess.run(list(TAR_ARGV), input="\n".join(names).encode() + b"\n", capture_output=True, check=False).stdout
+    return subprocess.run([*TAR_ARGV, *names], capture_output=True, check=False).stdout
 
 
 def b64(text: str) -> str:
