@@ -72,10 +72,14 @@ def test_output_cut_short_is_an_error():
         parse_facts(script_output([record("id", "user", "ok", "root")]))
 
 
-def test_an_archive_cut_short_is_an_error():
-    archive = real_archive(["/etc/passwd"])
-    with pytest.raises(FactsParseError, match="archive is damaged: it ends early"):
-        parse_facts(script_output([record("end", "end", "ok")], archive[:-512]))
+def test_an_archive_cut_short_is_an_error(tmp_path):
+    (tmp_path / "sysctl.conf").write_bytes(b"x" * 600)
+    archive = real_archive([str(tmp_path / "sysctl.conf")])
+    member_end = 3 * 512 + 1024  # pax header and its data, the file's header, 600 bytes in two blocks
+    assert archive[member_end:member_end + 1024] == bytes(1024) and archive[member_end - 512:member_end] != bytes(512)
+    for cut in (member_end, member_end - 512):  # after a whole member, and inside one
+        with pytest.raises(FactsParseError, match="archive is damaged"):
+            parse_facts(script_output([record("end", "end", "ok")], archive[:cut]))
 
 
 def test_missing_sysctl_key_is_none():
