@@ -27,8 +27,18 @@ trap '' HUP PIPE
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH
 LC_ALL=C; export LC_ALL
 umask 022
-# say KIND SUBJECT STATUS MESSAGE: one record per step, the message base64-encoded.
-say() { printf 'step\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$(printf %s "$4" | base64 -w0)"; }
+NL='
+'
+# say KIND SUBJECT STATUS MESSAGE: one record per step; the message as it is after "=" when it has
+# no tab or newline, else base64-encoded.
+say() {
+  case "$4" in
+    *"$T"*|*"$NL"*) printf 'step\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$(printf %s "$4" | base64 -w0)" ;;
+    *) printf 'step\t%s\t%s\t%s\t=%s\n' "$1" "$2" "$3" "$4" ;;
+  esac
+}
+# Each process started costs the node about a millisecond (50 nodes share their CPUs in a run):
+# parameter expansions and builtins below wherever they do the same job as a command.
 WRITTEN=""
 restore_files() {
   for entry in $WRITTEN; do
@@ -42,32 +52,37 @@ restore_files() {
   WRITTEN=""
 }
 fail() { say error "$1" fail "$2"; restore_files; exit 1; }
-resolve() { if [ -L "$1" ]; then readlink -f "$1"; else printf %s "$1"; fi; }
+resolve() { if [ -L "$1" ]; then R=$(readlink -f "$1"); else R=$1; fi; }  # sets R
 checked() {  # path expected-sha256: the file still has the content the facts saw
-  if [ -e "$1" ]; then have=$(sha256sum < "$1" | cut -d' ' -f1); else have=-; fi
+  if [ -e "$1" ]; then have=$(sha256sum < "$1"); have=${have%% *}; else have=-; fi
   [ "$have" = "$2" ] && return 0
   say stale "$1" fail "changed on the node since its facts were read"; restore_files; exit 75
 }
-backup_of() {  # path: a copy beside it, or an empty marker that says it did not exist
-  if [ -e "$1" ]; then b="$1.$STAMP.bak"; cp -p "$1" "$b" || return 1
-  else b="$1.$STAMP.absent.bak"; : > "$b" || return 1; fi
-  # keep the newest $KEEP backups of this file
-  ls -1d -- "$1".*.bak 2>/dev/null | sort -r | tail -n +$((KEEP + 1)) | while IFS= read -r old; do rm -f -- "$old"; done
-  printf %s "$b"
+backup_of() {  # path: sets B to a copy beside it, or to an empty marker that says it did not exist
+  if [ -e "$1" ]; then B="$1.$STAMP.bak"; cp -p "$1" "$B" || return 1
+  else B="$1.$STAMP.absent.bak"; true > "$B" || return 1; fi
+  # keep the newest $KEEP backups of this file: their names sort by stamp, and globs come sorted
+  set -- "$1".*.bak
+  while [ "$#" -gt "$KEEP" ]; do rm -f -- "$1"; shift; done
 }
-put() {  # path expected-sha256 base64-content mode-if-new
-  path=$(resolve "$1"); checked "$path" "$2"
-  dir=$(dirname "$path")
-  mkdir -p "$dir" || fail "$1" "cannot create directory $dir"
-  tmp=$(mktemp "$dir/.$(basename "$path").tnp.XXXXXX") || fail "$1" "cannot create a temp file in $dir (read-only or full?)"
-  if ! printf %s "$3" | base64 -d > "$tmp"; then rm -f "$tmp"; fail "$1" "cannot write $tmp"; fi
+put() {  # path expected-sha256 content encoding(esc: for printf %b | b64) mode-if-new
+  resolve "$1"; path=$R; checked "$path" "$2"
+  dir=${path%/*}; [ -n "$dir" ] || dir=/
+  [ -d "$dir" ] || mkdir -p "$dir" || fail "$1" "cannot create directory $dir"
+  tmp="$dir/.${path##*/}.tnp.$STAMP.$$"
+  set -C  # the temp file is new, never an existing file or link
+  true > "$tmp" 2>/dev/null; created=$?; set +C
+  [ "$created" = 0 ] || fail "$1" "cannot create a temp file in $dir (read-only or full?)"
+  if [ "$4" = b64 ]; then printf %s "$3" | base64 -d > "$tmp"; else printf %b "$3" > "$tmp"; fi \
+    || { rm -f "$tmp"; fail "$1" "cannot write $tmp"; }
   if [ -e "$path" ]; then
     chmod --reference="$path" "$tmp" && chown --reference="$path" "$tmp" || { rm -f "$tmp"; fail "$1" "cannot copy mode and owner of $path"; }
     if [ -e /sys/fs/selinux/enforce ] && command -v chcon >/dev/null 2>&1; then chcon --reference="$path" "$tmp" 2>/dev/null; fi
-  else
-    chmod "$4" "$tmp"
+  elif [ "$5" != 0644 ]; then  # umask 022 already made it 0644
+    chmod "$5" "$tmp"
   fi
-  backup=$(backup_of "$path") || { rm -f "$tmp"; fail "$1" "cannot write a backup beside $path"; }
+  backup_of "$path" || { rm -f "$tmp"; fail "$1" "cannot write a backup beside $path"; }
+  backup=$B
   sync "$tmp" 2>/dev/null
   mv -f "$tmp" "$path" || { rm -f "$tmp" "$backup"; fail "$1" "cannot replace $path"; }
   sync "$dir" 2>/dev/null
@@ -75,9 +90,10 @@ put() {  # path expected-sha256 base64-content mode-if-new
   say write "$1" ok "$backup"
 }
 remove() {  # path expected-sha256
-  path=$(resolve "$1"); checked "$path" "$2"
+  resolve "$1"; path=$R; checked "$path" "$2"
   [ -e "$path" ] || return 0
-  backup=$(backup_of "$path") || fail "$1" "cannot write a backup beside $path"
+  backup_of "$path" || fail "$1" "cannot write a backup beside $path"
+  backup=$B
   rm -f "$path" || fail "$1" "cannot remove $path"
   WRITTEN="$WRITTEN $path|$backup"
   say remove "$1" ok "$backup"
@@ -183,7 +199,7 @@ class ApplyResult:
 def render_apply_script(plan: Plan, *, init_system: str, stamp: str, restart_timeout: int, keep_backups: int) -> str:
     """One shell script that applies `plan` and reports each step on stdout."""
     q = shlex.quote
-    lines = [_PRELUDE.strip(), f"STAMP={q(stamp)}", f"INIT={q(init_system)}", f"KEEP={int(keep_backups)}"]
+    lines = ["T='\t'", _PRELUDE.strip(), f"STAMP={q(stamp)}", f"INIT={q(init_system)}", f"KEEP={int(keep_backups)}"]
     lines.append(f"mkdir -p {q(LOCK_FILE.rsplit('/', 1)[0])} && exec 9>{q(LOCK_FILE)}")
     lines.append(
         f"flock -w {LOCK_WAIT_SECONDS} 9 || {{ say lock {q(LOCK_FILE)} fail "
@@ -193,7 +209,7 @@ def render_apply_script(plan: Plan, *, init_system: str, stamp: str, restart_tim
         lines.append("open_secrets")
     # Compare every file first, so a stale plan writes nothing at all.
     for change in plan.file_changes:
-        lines.append(f"checked \"$(resolve {q(change.path)})\" {q(change.old.sha256)}")
+        lines.append(f"resolve {q(change.path)}; checked \"$R\" {q(change.old.sha256)}")
     for directory in plan.dir_changes:
         owner = "-" if directory.owner is None else str(directory.owner)
         group = "-" if directory.group is None else str(directory.group)
@@ -203,7 +219,12 @@ def render_apply_script(plan: Plan, *, init_system: str, stamp: str, restart_tim
         if change.new is None:
             lines.append(f"remove {q(change.path)} {q(change.old.sha256)}")
         else:
-            content = '"$(next_secret)"' if change.secret else q(base64.b64encode(change.new).decode())
+            if change.secret:
+                content = '"$(next_secret)" b64'
+            elif b"\0" in change.new:
+                content = f"{q(base64.b64encode(change.new).decode())} b64"
+            else:
+                content = f"{q(printf_escaped(change.new))} esc"
             lines.append(f"put {q(change.path)} {q(change.old.sha256)} {content} {change.mode:04o}")
     for write in plan.sysctl_writes:
         assignment = f"{write.key}={write.new}"
@@ -268,6 +289,15 @@ def _restart_containerd_lines(init_system: str, restart_timeout: int) -> list[st
     ]
 
 
+def printf_escaped(content: bytes) -> str:
+    """`content` for the shell's printf %b: printable ASCII, tab and newline as they are (a backslash
+    doubled), every other byte as \\0NNN. No process decodes it; NUL is left to base64."""
+    return "".join(
+        "\\\\" if byte == 0x5C else chr(byte) if 0x20 <= byte < 0x7F or byte in (0x09, 0x0A) else f"\\0{byte:03o}"
+        for byte in content
+    )
+
+
 def secrets_payload(plan: Plan) -> bytes:
     """Secret file contents, in plan order, for the script's stdin: a marker line, then one base64 line each."""
     secrets = [c.new for c in plan.file_changes if c.secret and c.new is not None]
@@ -278,14 +308,17 @@ def secrets_payload(plan: Plan) -> bytes:
 
 def parse_apply_output(exit_status: int, output: str) -> ApplyResult:
     steps = []
-    for line in output.splitlines():
+    for line in output.split("\n"):  # only newline ends a record: a message as it is may hold \r
         parts = line.split("\t")
         if len(parts) != 5 or parts[0] != "step":
             continue  # noise from a login shell's rc files
-        try:
-            message = base64.b64decode(parts[4]).decode("utf-8", errors="replace").strip()
-        except ValueError:
-            message = "(unreadable message)"
+        if parts[4].startswith("="):
+            message = parts[4][1:].strip()
+        else:
+            try:
+                message = base64.b64decode(parts[4]).decode("utf-8", errors="replace").strip()
+            except ValueError:
+                message = "(unreadable message)"
         steps.append(Step(parts[1], parts[2], parts[3], message))
     return ApplyResult(exit_status, tuple(steps))
 
