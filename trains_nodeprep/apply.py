@@ -12,10 +12,12 @@ ignores SIGHUP: a dropped connection cannot stop it halfway.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import shlex
 from dataclasses import dataclass
 
 from .errors import ApplyError
+from .facts import FactsParseError, NodeFacts, parse_facts
 from .model import DAEMON_JSON, LOCK_FILE, LOCK_WAIT_SECONDS
 from .plan import Plan
 
@@ -164,6 +166,7 @@ class Step:
 class ApplyResult:
     exit_status: int
     steps: tuple[Step, ...]
+    after: NodeFacts | None = None  # the node read again once the change was done (None: read it separately)
 
     @property
     def ok(self) -> bool:
@@ -196,8 +199,13 @@ class ApplyResult:
         return "; ".join(f"{s.subject}: {s.message}" for s in failed) or f"the apply script exited with status {self.exit_status}"
 
 
-def render_apply_script(plan: Plan, *, init_system: str, stamp: str, restart_timeout: int, keep_backups: int) -> str:
-    """One shell script that applies `plan` and reports each step on stdout."""
+VERIFY_MARKER = b"__TNP_VERIFY__\n"
+
+
+def render_apply_script(plan: Plan, *, init_system: str, stamp: str, restart_timeout: int, keep_backups: int,
+                        facts_script: str | None = None) -> str:
+    """One shell script that applies `plan` and reports each step on stdout; then, if given, runs
+    the facts script to read the node again for the verification, in the same round trip."""
     q = shlex.quote
     lines = ["T='\t'", _PRELUDE.strip(), f"STAMP={q(stamp)}", f"INIT={q(init_system)}", f"KEEP={int(keep_backups)}"]
     lines.append(f"mkdir -p {q(LOCK_FILE.rsplit('/', 1)[0])} && exec 9>{q(LOCK_FILE)}")
@@ -237,6 +245,12 @@ def render_apply_script(plan: Plan, *, init_system: str, stamp: str, restart_tim
     if plan.restart_docker:
         lines += _restart_lines(plan, init_system, restart_timeout)
     lines.append("say done - ok ''")
+    if facts_script is not None:
+        # The change is done: let go of the run lock (the facts script takes it shared, and waits
+        # if another run got it first), then read everything again, as a separate command would.
+        lines.append("exec 9>&-")
+        lines.append(f"printf '{VERIFY_MARKER.decode().strip()}\\n'")
+        lines.append(f"(\n{facts_script})")
     return "\n".join(lines) + "\n"
 
 
@@ -323,12 +337,23 @@ def parse_apply_output(exit_status: int, output: str) -> ApplyResult:
     return ApplyResult(exit_status, tuple(steps))
 
 
-def apply_plan(node, plan: Plan, *, init_system: str, stamp: str, restart_timeout: int, keep_backups: int) -> ApplyResult:
+def apply_plan(node, plan: Plan, *, init_system: str, stamp: str, restart_timeout: int, keep_backups: int,
+               facts_script: str | None = None) -> ApplyResult:
+    """Apply `plan` on the node; with `facts_script`, the result carries the node's facts read afterwards."""
     script = render_apply_script(
         plan, init_system=init_system, stamp=stamp, restart_timeout=restart_timeout, keep_backups=keep_backups,
+        facts_script=facts_script,
     )
-    result = node.run_as_root(script, timeout=LOCK_WAIT_SECONDS + 2 * restart_timeout + 60, payload=secrets_payload(plan))
-    applied = parse_apply_output(result.exit_status, result.stdout)
+    timeout = 2 * LOCK_WAIT_SECONDS + 2 * restart_timeout + 60
+    result = node.run_as_root(script, timeout=timeout, payload=secrets_payload(plan))
+    # The steps come first; file contents in the facts after the marker are never read as steps.
+    steps, marker, facts_output = result.output.partition(b"\n" + VERIFY_MARKER)
+    applied = parse_apply_output(result.exit_status, steps.decode("utf-8", errors="replace"))
     if not any(s.kind == "done" for s in applied.steps) and applied.ok:
         raise ApplyError(f"{node.label}: the apply script stopped early (exit {result.exit_status}): {result.stderr.strip()[-300:]}")
+    if marker and applied.ok:
+        try:
+            return dataclasses.replace(applied, after=parse_facts(facts_output))
+        except FactsParseError:
+            pass  # the runner reads the node again with a command of its own
     return applied

@@ -109,7 +109,10 @@ def restore_node(node, desired: DesiredState, *, confirm: Confirm, only_path: st
 
 def _converge(node, desired: DesiredState, make: Callable[[NodeFacts], Plan], still_off: Callable[[NodeFacts, Plan], list[str]],
               verify_failed: str, *, confirm: Confirm, dry_run: bool, restart_timeout: int, keep_backups: int) -> NodeOutcome:
-    """facts -> plan -> (confirm) -> apply -> facts again, which must show nothing still off."""
+    """facts -> plan -> (confirm) -> apply -> facts again, which must show nothing still off.
+
+    The second read of the facts runs at the end of the apply command (one round trip less), or
+    on its own if that read did not come back whole."""
     outcome = NodeOutcome(node.label)
     with _recorded(outcome, node):
         for _attempt in range(MAX_ATTEMPTS):
@@ -132,6 +135,7 @@ def _converge(node, desired: DesiredState, make: Callable[[NodeFacts], Plan], st
             outcome.applied = applied = apply_plan(
                 node, plan, init_system=facts.init_system,
                 stamp=backup_stamp(), restart_timeout=restart_timeout, keep_backups=keep_backups,
+                facts_script=render_facts_script(desired),
             )
             if not applied.stale:
                 break
@@ -140,7 +144,7 @@ def _converge(node, desired: DesiredState, make: Callable[[NodeFacts], Plan], st
             outcome.error = applied.failure + (" (every file this run changed was restored)" if applied.rolled_back else "")
             return outcome
         _say(node, "verifying")
-        problems = still_off(gather_facts(node, desired), plan)
+        problems = still_off(applied.after or gather_facts(node, desired), plan)
         if problems:
             outcome.status, outcome.error = "failed", f"{verify_failed}: " + "; ".join(problems)
             return outcome

@@ -101,7 +101,7 @@ def test_password_sudo_user_with_password_from_environment(bed, make_node):
     assert bed.sudo_password not in result.stdout + result.stderr
     report = json_output(result)["nodes"][0]
     assert report["status"] == "changed"
-    assert report["remote_commands"] == 3  # facts, apply, verify: one connection
+    assert report["remote_commands"] == 2  # facts, then apply and verify: one connection
     assert_node_ready(node)
 
 

@@ -45,6 +45,25 @@ def test_docker_that_fails_to_start_with_the_new_config_is_rolled_back(bed, make
     assert node.exec("docker", "info", "--format", "{{.ServerVersion}}").returncode == 0
 
 
+def test_a_change_the_node_does_not_keep_fails_verification(bed, make_node):
+    """The node is read again after the apply (at the end of the same command): a sysctl that says
+    it set the value but did not is caught there, not reported as changed."""
+    node = make_node(docker=False)
+    # First on the scripts' PATH, in this node's own mount namespace only (its /run is its own tmpfs)
+    node.sh(
+        "mkdir -p /run/fake-sbin && printf '#!/bin/sh\\necho \"$*\"\\n' > /run/fake-sbin/sysctl && "
+        "chmod 755 /run/fake-sbin/sysctl && mount --bind /run/fake-sbin /usr/local/sbin"
+    )
+
+    result = trains_nodeprep(bed, "run", "--host", node.name, "--yes", "--no-deploy", "-o", "json")
+
+    report = json_output(result)["nodes"][0]
+    assert result.returncode == 1 and report["status"] == "failed", result.stdout
+    assert "verification after apply failed" in report["error"] and "vm.max_map_count" in report["error"], report["error"]
+    assert report["remote_commands"] == 2  # the verification came back with the apply
+    assert node.max_map_count() == 65530
+
+
 def test_running_dockerd_with_flags_from_an_unparsed_place_is_refused_untouched(bed, make_node):
     node = make_node()
     init = node.read("/etc/init.d/docker").decode()
