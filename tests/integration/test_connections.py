@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from .cli import EXECUTABLE, json_output, trains_nodeprep
@@ -72,6 +73,23 @@ def test_proxycommand_alias_from_ssh_config_reaches_the_node(bed, make_node, tmp
     assert result.returncode == 1, result.stdout + result.stderr
     assert json_output(result)["nodes"][0]["status"] == "drift"
     assert failed.returncode == 3 and "through the ProxyCommand of ~/.ssh/config failed" in failed.stdout, failed.stdout
+
+
+def test_an_sshd_without_aes_gcm_is_reached_with_the_next_cipher(bed, make_node):
+    """AES-GCM comes first in what the client offers, not alone: an sshd limited to AES-CTR still works."""
+    node = make_node(docker=False)
+    node.sh("echo 'Ciphers aes128-ctr' >> /etc/ssh/sshd_config && kill -HUP $(pgrep -o -x sshd)")
+    time.sleep(0.5)  # sshd re-executes itself with the new config
+
+    result = trains_nodeprep(bed, "check", "--host", node.name, "--no-cluster", "-o", "json")
+
+    assert result.returncode == 1, result.stdout + result.stderr  # reached and read: not ready yet
+    assert json_output(result)["nodes"][0]["status"] == "drift"
+    gcm_only = subprocess.run(
+        ["ssh", "-F", str(bed.home / ".ssh" / "config"), "-o", "BatchMode=yes", "-o", "Ciphers=aes128-gcm@openssh.com", node.name, "true"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert gcm_only.returncode != 0 and "no matching cipher" in gcm_only.stderr  # the sshd really refuses AES-GCM
 
 
 def test_local_run_on_the_node_itself_needs_no_ssh(bed, make_node):
