@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
@@ -517,9 +518,11 @@ def run_app() -> int:
 
 
 def main() -> None:
-    """The console script. Every output is written and every file closed when the CLI returns, so
-    the process leaves at once: tearing down the interpreter's ~400 modules would add 40-60 ms."""
+    """The console script. It leaves as a normal exit does (exit handlers, such as the temporary
+    directories' cleanup, then flushed output) but without tearing down the interpreter's ~400
+    modules one by one, which would add 40-60 ms to every command."""
     code = run_app()
+    atexit._run_exitfuncs()  # what sys.exit would run: weakref finalizers (TemporaryDirectory), ...
     try:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -70,7 +70,7 @@ class NodeFacts:
     backups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # file -> its backups, oldest first
     directories: dict[str, DirFact] = field(default_factory=dict)
     dockerd_age: float | None = None  # seconds since dockerd started
-    file_ages: dict[str, float] = field(default_factory=dict)  # seconds since daemon.json (the drop-in) last changed
+    file_ages: dict[str, float] = field(default_factory=dict)  # seconds since each file read last changed (daemon.json, the drop-in: read only at start)
     containerd_installed: bool = False
     kubelet_argv: tuple[str, ...] = ()
     containerd_processes: tuple[tuple[int, tuple[str, ...]], ...] = ()  # (pid, argv) of every containerd (docker may run its own)
@@ -114,7 +114,7 @@ TAR_ARGV = ("tar", "--format=posix", "--pax-option=delete=atime,delete=ctime", "
 ARCHIVE_MARKER = b"archive\tall\tok\t=\n"
 NOW_ENTRY = "/proc/self"
 # Forks are what this script costs the node (50 nodes on 2 cores feel each one): shell
-# builtins (read, printf, globs) where they do; every file's content in one tar, encoded once.
+# builtins (read, printf, globs) where they do; every file's content in one tar.
 
 
 def render_facts_script(desired: DesiredState) -> str:
@@ -236,7 +236,7 @@ def parse_facts(output: bytes) -> NodeFacts:
     process_limits: dict[int, str] = {}
     sockets: list[str] = []
     complete = False
-    for line in records.decode(errors="replace").splitlines():
+    for line in records.decode(errors="replace").split("\n"):  # only newline ends a record
         parts = line.split("\t")
         if len(parts) != 4:
             continue  # noise from a login shell's rc files

@@ -60,10 +60,12 @@ class Kubectl:
 
     def __post_init__(self) -> None:
         self.binary = shutil.which("kubectl")
-        self.cache_dir = tempfile.mkdtemp(prefix="trains-nodeprep-kube-")
+        # removed by close(), or at exit if an error came first
+        self._cache = tempfile.TemporaryDirectory(prefix="trains-nodeprep-kube-", ignore_cleanup_errors=True)
+        self.cache_dir = self._cache.name
 
     def close(self) -> None:
-        shutil.rmtree(self.cache_dir, ignore_errors=True)
+        self._cache.cleanup()
 
     def argv(self, *args: str) -> list[str]:
         base = [self.binary or "kubectl", "--cache-dir", self.cache_dir]

@@ -124,6 +124,21 @@ def test_a_broken_kustomization_is_refused_before_anything_is_written(bed, make_
     assert snapshot(node) == before
 
 
+def test_nothing_is_left_in_the_temporary_directory(bed, kube_api, kubeconfig, labeled_node, tmp_path):
+    """The kustomization is copied to a temporary directory for the cluster pre-checks: gone at exit,
+    also after a refusal (the CLI leaves without the interpreter's teardown, not without its exit handlers)."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {"TMPDIR": str(temp)}
+
+    checked = trains_nodeprep(bed, "check", "--host", labeled_node.address, "--kubeconfig", str(kubeconfig), env=env)
+    refused = trains_nodeprep(bed, "run", "--host", labeled_node.address, "--kubeconfig", str(kubeconfig),
+                              "--kustomize", str(tmp_path / "no-such-overlay"), "--yes", env=env)
+
+    assert "cluster" in checked.stdout and refused.returncode != 0, checked.stdout + refused.stdout
+    assert list(temp.iterdir()) == []
+
+
 def test_an_unreachable_cluster_is_refused_before_anything_is_written(bed, make_node, tmp_path, kube_api):
     node = make_node(docker=False)
     kube_api.stop()

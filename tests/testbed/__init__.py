@@ -98,6 +98,7 @@ HERE = Path(__file__).resolve().parent
 BRIDGE = "tnpbr0"
 SUBNET_PREFIX = "10.200.0."
 BRIDGE_ADDRESS = SUBNET_PREFIX + "1"
+BRIDGE_MAC = "02:74:6e:70:00:01"
 FIRST_OCTET = 10
 NETNS_PREFIX = "tnp-"
 VETH_PREFIX = "tnpv"
@@ -434,6 +435,11 @@ class TestBed:
         addrs = _run("ip", "-o", "-4", "addr", "show", "dev", BRIDGE).stdout.decode()
         if f"{BRIDGE_ADDRESS}/24" not in addrs:
             _run("ip", "addr", "add", f"{BRIDGE_ADDRESS}/24", "dev", BRIDGE)
+        # A bridge without an address of its own takes its lowest port's MAC, and changes it as nodes
+        # (ports) come and go: nodes that learned the old MAC for the host then send into the void
+        # until their ARP entry expires (seen: an SSH reply stuck for 60 s while other nodes started
+        # and stopped). A fixed, locally administered MAC never changes.
+        _run("ip", "link", "set", BRIDGE, "address", BRIDGE_MAC)
         _run("ip", "link", "set", BRIDGE, "up")
 
     def remove_bridge(self) -> None:
