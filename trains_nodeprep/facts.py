@@ -136,12 +136,21 @@ def render_facts_script(desired: DesiredState) -> str:
         "emit unit docker.service ok \"$(printf %s \"$u\" | base64 -w0)\""
     )
     lines.append("if command -v containerd >/dev/null 2>&1; then raw containerd installed ok yes; fi")
-    # The running dockerd, kubelet and containerd: argv (where flags really came from) and,
-    # for the first of each, when it started: its start in clock ticks since boot against the
-    # uptime, read at one instant with the ages of the files that daemon reads only at start.
+    # One grep finds the running dockerd, kubelet and containerd (a process's name is its comm)
+    # and reads the kernel's values (procfs answers whole reads only; the shell reads byte by byte).
+    # A kernel value is a number, possibly negative; a process whose name starts with one is skipped.
+    proc_paths = " ".join(q(setting.proc_path) for setting in desired.sysctls)
     lines.append(
-        "seen=' '; for p in $(pidof dockerd kubelet containerd 2>/dev/null); do "
-        'read -r comm < /proc/$p/comm 2>/dev/null || continue; '
+        f"found=$(grep -sHxE 'dockerd|kubelet|containerd|-?[0-9].*' {proc_paths} /proc/[0-9]*/comm); "
+        "set -f; IFS=$NL; set -- $found; unset IFS; set +f"
+    )
+    # Each daemon: argv (where flags really came from) and, for the first of each, when it
+    # started: its start in clock ticks since boot against the uptime.
+    sysctl_arms = " ".join(f'{q(s.proc_path)}) raw sysctl {q(s.key)} ok "$value"; got="$got"{q(s.key)}" " ;;' for s in desired.sysctls)
+    lines.append(
+        "got=' '; seen=' '; for line do path=${line%%:*}; value=${line#*:}; case \"$path\" in "
+        f"{sysctl_arms} "
+        "/proc/*/comm) case $value in dockerd|kubelet|containerd) ;; *) continue ;; esac; comm=$value; p=${path#/proc/}; p=${p%/comm}; "
         # argv raw, NUL-separated args joined by \\037 (a tab or newline inside an arg becomes one too)
         'printf "proc\\t%s\\t%s\\t=" "$comm" "$p"; tr "\\000\\t\\n" "\\037\\037\\037" < /proc/$p/cmdline; echo; '
         # without systemd, nothing but the process itself tells containerd's limits
@@ -150,8 +159,10 @@ def render_facts_script(desired: DesiredState) -> str:
         "read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ ticks _ < /proc/$p/stat; read -r up _ < /proc/uptime; "
         'raw clock "$comm-started" ok "$ticks $up"; '
         '[ "$comm" = kubelet ] && kubelet_config=$(tr "\\000" "\\n" < /proc/$p/cmdline | sed -n "s/^--config=//p;/^--config$/{n;p;}"); '
-        "done"
+        ";; esac; done"
     )
+    for setting in desired.sysctls:
+        lines.append(f'case "$got" in *" "{q(setting.key)}" "*) ;; *) raw sysctl {q(setting.key)} absent \'\' ;; esac')
     # Which runtime the kubelet hands pods to: its flag files, its config, the CRI sockets.
     for path in KUBELET_FLAG_FILES + (KUBELET_CONFIG,):
         lines.append(f"[ -e {q(path)} ] && readfile {q(path)}")
@@ -169,12 +180,6 @@ def render_facts_script(desired: DesiredState) -> str:
     lines.append(f"readfile {q(desired.containerd_dropin)}")
     for path in (DAEMON_JSON, SYSCONFIG_DOCKER, DEFAULT_DOCKER):
         lines.append(f"readfile {q(path)}")
-    for setting in desired.sysctls:
-        lines.append(
-            # cat, not read: /proc/sys answers only whole reads, and the shell reads byte by byte
-            f"if v=$(cat {q(setting.proc_path)} 2>/dev/null); then raw sysctl {q(setting.key)} ok \"$v\"; "
-            f"else raw sysctl {q(setting.key)} absent ''; fi"
-        )
     directories = " ".join(q(d) for d in SYSCTL_DIRS)
     # /lib/sysctl.d is /usr/lib/sysctl.d on merged-/usr systems: read it once.
     lines.append(
