@@ -249,7 +249,7 @@ def render_apply_script(plan: Plan, *, init_system: str, stamp: str, restart_tim
         # The change is done: let go of the run lock (the facts script takes it shared, and waits
         # if another run got it first), then read everything again, as a separate command would.
         lines.append("exec 9>&-")
-        lines.append(f"printf '{VERIFY_MARKER.decode().strip()}\\n'")
+        lines.append(f"printf %s {shlex.quote(VERIFY_MARKER.decode())}")
         lines.append(f"(\n{facts_script})")
     return "\n".join(lines) + "\n"
 

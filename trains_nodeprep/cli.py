@@ -454,8 +454,8 @@ def _confirmer(session: _Session, yes: bool):
         from .report import restart_warnings
 
         with prompt_lock:
-            for warning in restart_warnings(label, node_plan):
-                session.human.print(warning, highlight=False)
+            for warning in restart_warnings(node_plan):
+                session.human.print(f"{label}: {warning}", highlight=False)
             if yes:
                 return True
             if not interactive:

@@ -104,6 +104,10 @@ readfile() {
   elif [ -e "$1" ]; then emit file "$1" unreadable ""
   else emit file "$1" absent ""; fi
 }
+started() {  # NAME PID: when the process started, in clock ticks since boot, beside the uptime now
+  read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ ticks _ < "/proc/$2/stat" && read -r up _ < /proc/uptime \
+    && raw clock "$1-started" ok "$ticks $up"
+}
 """
 # The archive that ends the output: -h reads through symlinks (as stat -L and a hostPath do);
 # --no-recursion: a directory is one entry, not its tree; pax headers carry mtimes to the nanosecond
@@ -156,8 +160,7 @@ def render_facts_script(desired: DesiredState) -> str:
         # without systemd, nothing but the process itself tells containerd's limits
         'if [ "$comm" = containerd ] && [ ! -d /run/systemd/system ]; then printf "limits\\t%s\\tok\\t" "$p"; base64 -w0 < /proc/$p/limits; echo; fi; '
         'case "$seen" in *" $comm "*) continue ;; esac; seen="$seen$comm "; '
-        "read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ ticks _ < /proc/$p/stat; read -r up _ < /proc/uptime; "
-        'raw clock "$comm-started" ok "$ticks $up"; '
+        'started "$comm" "$p"; '
         '[ "$comm" = kubelet ] && kubelet_config=$(tr "\\000" "\\n" < /proc/$p/cmdline | sed -n "s/^--config=//p;/^--config$/{n;p;}"); '
         ";; esac; done"
     )
@@ -174,8 +177,7 @@ def render_facts_script(desired: DesiredState) -> str:
         f"if [ -d /run/systemd/system ] && s=$(systemctl show {CONTAINERD_UNIT} {properties} 2>/dev/null); then "
         f'emit unit-show {CONTAINERD_UNIT} ok "$(printf %s "$s" | base64 -w0)"; '
         'p=$(printf %s "$s" | sed -n "s/^MainPID=//p"); '
-        'if [ "${p:-0}" != 0 ] && read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ ticks _ < /proc/$p/stat; then '
-        'read -r up _ < /proc/uptime; raw clock containerd.service-started ok "$ticks $up"; fi; fi'
+        '[ "${p:-0}" != 0 ] && started containerd.service "$p"; fi'
     )
     lines.append(f"readfile {q(desired.containerd_dropin)}")
     for path in (DAEMON_JSON, SYSCONFIG_DOCKER, DEFAULT_DOCKER):

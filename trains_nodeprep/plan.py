@@ -13,6 +13,7 @@ from . import containerd_config, docker_config, runtime, sysctl
 from .errors import ConfigError
 from .facts import FileFact, NodeFacts
 from .model import DAEMON_JSON, DEFAULT_DOCKER, SYSCONFIG_DOCKER, DesiredState, Ulimit
+from .proc_limits import parse_proc_limits
 from .runtime import RuntimeChoice
 
 SYSCTL_HEADER = "# Managed by trains-nodeprep: minimums for trains-server (Elasticsearch). Higher values are kept."
@@ -474,8 +475,6 @@ def _too_low(effective: dict[str, Ulimit], wanted: tuple[Ulimit, ...]) -> bool:
 
 def _plan_containerd_without_systemd(facts: NodeFacts, wanted: tuple[Ulimit, ...], builder: _Builder) -> None:
     """No systemd: the init script that starts containerd sets its limits; this tool only reads them."""
-    from .pod_limits import parse_proc_limits  # here: pod_limits imports this module
-
     pid = _standalone_containerd(facts)
     hint = containerd_config.shell_ulimit_hint(wanted)
     if pid is None or pid not in facts.process_limits:

@@ -142,16 +142,16 @@ def plan_commands(plan: Plan, init_system: str) -> list[str]:
     return commands
 
 
-def restart_warnings(label: str, plan: Plan) -> list[str]:
+def restart_warnings(plan: Plan) -> list[str]:
     """What each restart does to the workloads on the node, in words."""
     warnings = []
     if plan.restart_containerd:
         warnings.append(
-            f"{label}: containerd will restart ({plan.containerd_reason}): running containers keep running, but keep their old "
+            f"containerd will restart ({plan.containerd_reason}): running containers keep running, but keep their old "
             "limits until they are recreated (delete the Elasticsearch pod afterwards)"
         )
     if plan.restart_docker:
-        warnings.append(f"{label}: docker will restart ({plan.restart_reason}): every container on this node restarts")
+        warnings.append(f"docker will restart ({plan.restart_reason}): every container on this node restarts")
     return warnings
 
 
@@ -176,8 +176,8 @@ def print_plan(console, outcomes: list[NodeOutcome]) -> None:
                 console.print(Text("    " + line, style=style), highlight=False, soft_wrap=True)
         for command in plan_commands(plan, outcome.facts.init_system if outcome.facts else ""):
             console.print(f"  run    {command}", highlight=False)
-        for warning in restart_warnings(outcome.label, plan):
-            console.print(f"  note   {warning.split(': ', 1)[1]}", highlight=False)
+        for warning in restart_warnings(plan):
+            console.print(f"  note   {warning}", highlight=False)
 
 
 def print_run(console, outcomes: list[NodeOutcome]) -> None:

@@ -7,10 +7,9 @@ import json
 import pytest
 
 from trains_nodeprep.model import DesiredState, SysctlSetting, Ulimit
+from trains_nodeprep.proc_limits import PROC_LIMIT_NAMES, parse_proc_limits
 from trains_nodeprep.pod_limits import (
-    PROC_LIMIT_NAMES,
     EsPod,
-    parse_proc_limits,
     parse_running_pods,
     pod_requirements,
     read_command,
