@@ -44,7 +44,7 @@ JSON in memory and answers the requests the real kubectl 1.32 makes for:
   frames whose first byte is the channel (1 stdout, 2 stderr, 3 the error
   channel: a ``Status``, ``Success`` or ``Failure``/``NonZeroExitCode`` with the
   exit code in ``details.causes``, which kubectl exits with after printing
-  "command terminated with exit code N"), then a close frame (1000); it answers
+  "command terminated with exit code N"), then, 0.2 s later, a close frame (1000); it answers
   pings, ignores stdin and v5 close signals (channel 255). A refused upgrade
   (unknown container, a pod not Running) answers a 400 ``Status``; kubectl
   then retries over SPDY (``POST``) and prints that same error. SPDY itself is
@@ -875,6 +875,9 @@ def _ws_read_frame(rfile: BinaryIO) -> tuple[int, bytes] | None:
     return opcode, payload
 
 
+EXEC_CLOSE_PAUSE = 0.2  # seconds between an exec's status and the server's close frame
+
+
 def _ws_await_close(rfile: BinaryIO, wfile: Any, conn: socket.socket, timeout: float) -> None:
     """After our close frame: answer pings, ignore data (stdin, v5 close signals),
     stop at the client's close frame, EOF or ``timeout``."""
@@ -1160,8 +1163,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                           "reason": "NonZeroExitCode",
                           "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
             frames.append(_ws_frame(0x2, bytes([3]) + json.dumps(status).encode()))
-            frames.append(_ws_frame(0x8, (1000).to_bytes(2, "big")))  # close: normal closure
             self.wfile.write(b"".join(frames))
+            self.wfile.flush()
+            # A command in a real pod takes a while; kubectl (client-go) fails the exec with
+            # "closed all streams" when the close arrives before it has set up its streams, which
+            # an instant close made possible here on a loaded machine. kubectl waits for the
+            # server's close, so it comes after a pause (or at once if the client goes first).
+            select.select([self.connection], [], [], EXEC_CLOSE_PAUSE)
+            self.wfile.write(_ws_frame(0x8, (1000).to_bytes(2, "big")))  # close: normal closure
             self.wfile.flush()
             _ws_await_close(self.rfile, self.wfile, self.connection, timeout=2.0)
         except OSError:
