@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import time
@@ -90,6 +92,67 @@ def test_an_sshd_without_aes_gcm_is_reached_with_the_next_cipher(bed, make_node)
         capture_output=True, text=True, timeout=30,
     )
     assert gcm_only.returncode != 0 and "no matching cipher" in gcm_only.stderr  # the sshd really refuses AES-GCM
+
+
+def sshd_with(node, *lines: str) -> None:
+    """Adds sshd_config lines on the node and waits for sshd to take them."""
+    node.sh(f"printf '%s\\n' {' '.join(shlex.quote(line) for line in lines)} >> /etc/ssh/sshd_config && kill -HUP $(pgrep -o -x sshd)")
+    time.sleep(0.5)  # sshd re-executes itself with the new config
+
+
+def key_exchanges(node) -> list[str]:
+    """What the node's sshd agreed on, connection by connection (needs LogLevel DEBUG1)."""
+    return re.findall(r"kex: algorithm: (\S+)", node.sh("cat /var/log/sshd.log").stdout)
+
+
+def test_key_exchange_is_p256_unless_ssh_config_sets_kexalgorithms(bed, make_node, tmp_path):
+    """ECDH P-256 costs the node's sshd less CPU than curve25519; KexAlgorithms in ~/.ssh/config still decides."""
+    node = make_node(docker=False)
+    sshd_with(node, "LogLevel DEBUG1")
+    home = home_with_alias(bed, tmp_path, "curve25519-only", node, "KexAlgorithms curve25519-sha256")
+
+    default = trains_nodeprep(bed, "check", "--host", node.name, "--no-cluster", "-o", "json")
+    configured = trains_nodeprep(bed, "check", "--host", "curve25519-only", "--no-cluster", "-o", "json", home=home)
+
+    assert default.returncode == 1 and configured.returncode == 1, default.stdout + configured.stdout  # read: not ready yet
+    assert key_exchanges(node) == ["ecdh-sha2-nistp256", "curve25519-sha256@libssh.org"]
+
+
+def test_an_sshd_without_p256_is_reached_with_curve25519(bed, make_node):
+    node = make_node(docker=False)
+    sshd_with(node, "LogLevel DEBUG1", "KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org")
+
+    result = trains_nodeprep(bed, "check", "--host", node.name, "--no-cluster", "-o", "json")
+
+    assert result.returncode == 1, result.stdout + result.stderr  # reached and read: not ready yet
+    assert key_exchanges(node) == ["curve25519-sha256@libssh.org"]
+
+
+def test_kexalgorithms_with_nothing_usable_fails_that_node_naming_the_line(bed, make_node, tmp_path):
+    node, other = make_node(docker=False), make_node(docker=False)
+    home = home_with_alias(bed, tmp_path, "post-quantum-only", node, "KexAlgorithms sntrup761x25519-sha512")
+
+    result = trains_nodeprep(bed, "check", "--host", "post-quantum-only", "--host", other.name, "--no-cluster", "-o", "json", home=home)
+
+    assert result.returncode == 3, result.stdout + result.stderr
+    by_host = {entry["host"]: entry for entry in json_output(result)["nodes"]}
+    assert by_host[other.name]["status"] == "drift"
+    error = by_host["post-quantum-only"]["error"]
+    assert "KexAlgorithms 'sntrup761x25519-sha512'" in error and "~/.ssh/config" in error and "fix that line" in error, error
+    assert "\n" not in error
+
+
+def test_an_sshd_that_hangs_up_before_its_banner_gives_one_line_and_no_traceback(bed, make_node):
+    """TCP wrappers make sshd accept and close at once; paramiko's transport thread logs that with
+    a traceback, which must not reach the terminal."""
+    node = make_node(docker=False)
+    node.sh("echo 'sshd: ALL' >> /etc/hosts.deny")
+
+    result = trains_nodeprep(bed, "check", "--host", node.name, "--no-cluster")
+
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and "paramiko" not in result.stderr, result.stderr
+    assert f"SSH connection to {node.address}:22 failed" in result.stdout and "check the address, port and sshd" in result.stdout
 
 
 def test_local_run_on_the_node_itself_needs_no_ssh(bed, make_node):
