@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import json
 import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -253,6 +255,30 @@ class _Session:
         raise typer.Exit(code)
 
 
+@contextlib.contextmanager
+def _alongside(work: Callable[[], None] | None):
+    """Runs `work` in a thread while the block runs; waits for it after, and raises what it raised."""
+    if work is None:
+        yield
+        return
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work()
+        except BaseException as err:  # re-raised in the calling thread
+            failure.append(err)
+
+    thread = threading.Thread(target=target, name="cluster-checks", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+    if failure:
+        raise failure[0]
+
+
 def _read_hosts_file(path: Path) -> list[str]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -318,14 +344,23 @@ def check(
 
         if pods and session.kubectl is None:
             raise UsageError("--pods reads the pods through kubectl: give a --kubeconfig (or drop --no-cluster)")
-        session.precheck()
-        with session.progress() as progress:
-            outcomes = for_each_node(session.nodes, lambda node: check_node(node, session.desired), parallel, progress)
-        reachable = session.cluster is not None and session.cluster.facts is not None and session.cluster.facts.server_version is not None
-        if reachable and pods is not False:
-            from .deploy import pod_check
+        targets_given = bool(session.nodes)
+        if not targets_given:
+            session.precheck()  # the labeled nodes become the targets
 
-            pod_check(session.kubectl, session.cluster, session.desired, required=bool(pods))
+        def cluster_checks() -> None:
+            if targets_given:
+                session.precheck()
+            reachable = session.cluster is not None and session.cluster.facts is not None and session.cluster.facts.server_version is not None
+            if reachable and pods is not False:
+                from .deploy import pod_check
+
+                pod_check(session.kubectl, session.cluster, session.desired, required=bool(pods))
+
+        # Read-only on both sides: kubectl's calls and the nodes' SSH commands go side by side.
+        with _alongside(cluster_checks if session.kubectl is not None else None):
+            with session.progress() as progress:
+                outcomes = for_each_node(session.nodes, lambda node: check_node(node, session.desired), parallel, progress)
         code = session.exit_code(outcomes)
         if output == Output.text:
             print_cluster(session.out, session.cluster)

@@ -86,31 +86,24 @@ class Kubectl:
         except subprocess.TimeoutExpired as err:
             raise NodePrepError(f"kubectl {' '.join(args[:2])} did not finish within {timeout or self.timeout:.0f} s; check the cluster") from err
 
-    def client_version(self) -> str | None:
-        if not self.binary:
-            return None
-        done = self.run("version", "--client", "-o", "json")
-        try:
-            return json.loads(done.stdout)["clientVersion"]["gitVersion"]
-        except (ValueError, KeyError):
-            return None
-
     def gather(self, selector: str, kustomize_dir: Path) -> ClusterFacts:
         """Everything the pre-checks need; the calls run side by side."""
-        client = self.client_version()
-        if client is None:
+        if not self.binary:
             return ClusterFacts(context=self.context, kubectl_version=None, server_error="kubectl not found")
         with ThreadPoolExecutor(max_workers=4) as pool:
-            version = pool.submit(self.run, "version", "-o", "json")
+            version = pool.submit(self.run, "version", "-o", "json")  # the client's version too, even when the server is down
             nodes = pool.submit(self.run, "get", "nodes", "-l", selector, "-o", "json")
             services = pool.submit(self.run, "get", "services", "--all-namespaces", "-o", "json")
             built = pool.submit(self.run, "kustomize", str(kustomize_dir))
         version, nodes, services, built = version.result(), nodes.result(), services.result(), built.result()
-        server = None
         try:
-            server = json.loads(version.stdout).get("serverVersion", {}).get("gitVersion")
+            versions = json.loads(version.stdout)
         except ValueError:
-            pass
+            versions = {}
+        client = (versions.get("clientVersion") or {}).get("gitVersion")
+        server = (versions.get("serverVersion") or {}).get("gitVersion")
+        if client is None:
+            return ClusterFacts(context=self.context, kubectl_version=None, server_error=_last_line(version.stderr) or "kubectl gave no version")
         if server is None or nodes.returncode != 0:
             error = _last_line(version.stderr or nodes.stderr) or "no answer"
             return ClusterFacts(self.context, client, server_error=error, kustomize_error=_error_of(built))
