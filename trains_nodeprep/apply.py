@@ -41,16 +41,17 @@ say() {
 }
 # Each process started costs the node about a millisecond (50 nodes share their CPUs in a run):
 # parameter expansions and builtins below wherever they do the same job as a command.
-WRITTEN=""
+WRITTEN=""  # the backups made so far, one per line; each names its file: PATH.STAMP.bak or PATH.STAMP.absent.bak
 restore_files() {
-  for entry in $WRITTEN; do
-    path=${entry%%|*}; backup=${entry#*|}
+  set -f; IFS=$NL  # a line is one backup, whatever spaces or glob characters its path holds
+  for backup in $WRITTEN; do
     case "$backup" in
-      *.absent.bak) rm -f "$path" "$backup" ;;
-      *) cp -p "$backup" "$path.tnp-restore" && mv -f "$path.tnp-restore" "$path" && rm -f "$backup" ;;
+      *.absent.bak) path=${backup%".$STAMP.absent.bak"}; rm -f "$path" "$backup" ;;
+      *) path=${backup%".$STAMP.bak"}; cp -p "$backup" "$path.tnp-restore" && mv -f "$path.tnp-restore" "$path" && rm -f "$backup" ;;
     esac
     say restore "$path" ok ""
   done
+  unset IFS; set +f
   WRITTEN=""
 }
 fail() { say error "$1" fail "$2"; restore_files; exit 1; }
@@ -88,7 +89,7 @@ put() {  # path expected-sha256 content encoding(esc: for printf %b | b64) mode-
   sync "$tmp" 2>/dev/null
   mv -f "$tmp" "$path" || { rm -f "$tmp" "$backup"; fail "$1" "cannot replace $path"; }
   sync "$dir" 2>/dev/null
-  WRITTEN="$WRITTEN $path|$backup"
+  WRITTEN="$WRITTEN$backup$NL"
   say write "$1" ok "$backup"
 }
 remove() {  # path expected-sha256
@@ -97,7 +98,7 @@ remove() {  # path expected-sha256
   backup_of "$path" || fail "$1" "cannot write a backup beside $path"
   backup=$B
   rm -f "$path" || fail "$1" "cannot remove $path"
-  WRITTEN="$WRITTEN $path|$backup"
+  WRITTEN="$WRITTEN$backup$NL"
   say remove "$1" ok "$backup"
 }
 ensure_dir() {  # path owner group mode ("-": leave as it is)

@@ -64,6 +64,27 @@ def test_a_change_the_node_does_not_keep_fails_verification(bed, make_node):
     assert node.max_map_count() == 65530
 
 
+def test_a_failure_after_writing_a_file_whose_name_has_a_space_restores_it(bed, make_node):
+    """A later sysctl file that lowers the value is rewritten too; when `sysctl -w` then fails,
+    both written files come back byte for byte, whatever their names hold."""
+    node = make_node(docker=False)
+    lower = "/etc/sysctl.d/zz site tuning.conf"  # read after 99-trains.conf: its value would win at boot
+    node.write(lower, b"# the site's own\nvm.max_map_count = 65530\n")
+    node.sh(
+        "mkdir -p /run/fake-sbin && printf '#!/bin/sh\\necho refused >&2; exit 1\\n' > /run/fake-sbin/sysctl && "
+        "chmod 755 /run/fake-sbin/sysctl && mount --bind /run/fake-sbin /usr/local/sbin"
+    )
+    before = snapshot(node)
+
+    result = trains_nodeprep(bed, "run", "--host", node.name, "--yes", "--no-deploy", "-o", "json")
+
+    report = json_output(result)["nodes"][0]
+    assert result.returncode == 1 and report["status"] == "failed", result.stdout + result.stderr
+    assert report["applied"]["rolled_back"] is True, report
+    assert lower in {change["path"] for change in report["changes"]}, report["changes"]  # it was rewritten, then restored
+    assert snapshot(node) == before  # byte-identical, no backup left beside either file
+
+
 def test_running_dockerd_with_flags_from_an_unparsed_place_is_refused_untouched(bed, make_node):
     node = make_node()
     init = node.read("/etc/init.d/docker").decode()
