@@ -78,6 +78,7 @@ class NodeFacts:
     sockets: tuple[str, ...] = ()  # the CRI sockets present
     containerd_unit: dict[str, str] | None = None  # `systemctl show containerd.service` (systemd nodes)
     containerd_age: float | None = None  # seconds since containerd.service's main process started
+    unreadable_names: tuple[str, ...] = ()  # files the facts had to read whose names hold a tab or newline
 
     @property
     def docker_running(self) -> bool:
@@ -98,6 +99,7 @@ emit() { OUT="$OUT$1$T$2$T$3$T$4$NL"; }
 raw() { OUT="$OUT$1$T$2$T$3$T=$4$NL"; }  # a value without tabs or newlines, as it is
 FILES=""  # regular files to send, one per line: all of them go in one tar at the end
 readfile() {
+  case "$1" in *"$T"*|*"$NL"*) emit oddname - ok "$(printf %s "$1" | base64 -w0)"; return 0 ;; esac  # records and FILES split there
   case "$NL$FILES" in *"$NL$1$NL"*) return 0 ;; esac
   if [ -d "$1" ]; then emit file "$1" directory ""
   elif [ -f "$1" ]; then raw want "$1" ok ''; FILES="$FILES$1$NL"
@@ -242,6 +244,7 @@ def parse_facts(output: bytes) -> NodeFacts:
     containerd_processes: list[tuple[int, tuple[str, ...]]] = []
     process_limits: dict[int, str] = {}
     sockets: list[str] = []
+    odd_names: list[str] = []
     complete = False
     for line in records.decode(errors="replace").split("\n"):  # only newline ends a record
         parts = line.split("\t")
@@ -278,6 +281,8 @@ def parse_facts(output: bytes) -> NodeFacts:
             clocks[name] = [float(x) for x in text.split() if _float_or_none(x) is not None]
         elif kind == "backup":
             backups.setdefault(name, []).append(text)
+        elif kind == "oddname":
+            odd_names.append(text)
         elif kind == "want":
             files[name] = FileFact(name, "unreadable")  # until the tar says otherwise
         elif kind == "end":
@@ -313,6 +318,7 @@ def parse_facts(output: bytes) -> NodeFacts:
         sockets=tuple(sockets),
         containerd_unit=parse_show(unit_show[1].decode(errors="replace")) if unit_show else None,
         containerd_age=_process_age(clocks.get("containerd.service-started")),
+        unreadable_names=tuple(odd_names),
     )
 
 

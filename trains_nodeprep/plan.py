@@ -130,6 +130,10 @@ def runtime_of(facts: NodeFacts) -> RuntimeChoice:
 
 def make_plan(facts: NodeFacts, desired: DesiredState) -> Plan:
     builder = _Builder(runtime=runtime_of(facts))
+    for name in facts.unreadable_names:
+        builder.blockers.append(
+            f"{name!r}: a tab or newline in this file's name keeps trains-nodeprep from reading it, and what it sets "
+            f"(at boot, for sysctl files) decides whether the node is ready; rename it")
     if desired.ulimits:
         if builder.runtime.problem:
             builder.blockers.append(builder.runtime.problem)

@@ -315,6 +315,11 @@ CASES = [
     # a file the admin does not own (runtime-generated) that wins at boot: not edited, refused
     Case("sysctl-run-file-with-lower-value", REFUSED, files={"/run/sysctl.d/99-zz-lower.conf": "vm.max_map_count=65530\n"},
          error=("/run/sysctl.d/99-zz-lower.conf: sets vm.max_map_count=65530", "override it with a file of the same name in /etc/sysctl.d")),
+    # `sysctl --system` reads these at boot; the facts' records and file list split on tabs and newlines
+    Case("sysctl-file-name-with-a-newline", REFUSED, docker=False, later={"/etc/sysctl.d/zz\nlower.conf": "vm.max_map_count=65530\n"},
+         error=("'/etc/sysctl.d/zz\\nlower.conf': a tab or newline in this file's name", "rename it")),
+    Case("sysctl-file-name-with-a-tab", REFUSED, docker=False, files={"/etc/sysctl.d/zz\tlower.conf": "vm.max_map_count=65530\n"},
+         error=("'/etc/sysctl.d/zz\\tlower.conf': a tab or newline in this file's name", "rename it")),
 ]
 
 

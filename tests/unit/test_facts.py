@@ -163,3 +163,17 @@ def test_a_damaged_archive_is_a_parse_error():
     output = script_output([record("want", "/etc/docker/daemon.json", "ok"), record("end", "end", "ok")], b"not a tar at all" * 64 + bytes(1024))
     with pytest.raises(FactsParseError, match="archive"):
         parse_facts(output)
+
+
+def test_a_file_name_with_a_tab_or_newline_is_reported_not_split():
+    output = script_output([
+        record("oddname", "-", "ok", "/etc/sysctl.d/zz\nlow.conf"),
+        record("oddname", "-", "ok", "/etc/sysctl.d/a\tb.conf"),
+        record("sysctl", "vm.max_map_count", "ok", "65530"),
+        record("end", "end", "ok"),
+    ])
+
+    facts = parse_facts(output)
+
+    assert facts.unreadable_names == ("/etc/sysctl.d/zz\nlow.conf", "/etc/sysctl.d/a\tb.conf")
+    assert "/etc/sysctl.d/zz" not in facts.files and "low.conf" not in facts.files

@@ -251,3 +251,15 @@ def test_daemon_json_older_than_dockerd_is_ready():
                          "dockerd_age": 5.0, "file_ages": {DAEMON_JSON: 100.0}})
 
     assert make_plan(facts, DESIRED).ready
+
+
+def test_a_file_the_facts_could_not_read_for_its_name_refuses_the_node_naming_it():
+    import dataclasses
+
+    facts = dataclasses.replace(node(), unreadable_names=("/etc/sysctl.d/zz\nlow.conf",))
+
+    plan = make_plan(facts, DESIRED)
+
+    assert plan.file_changes == () and plan.sysctl_writes == () and not plan.restart_docker
+    assert plan.blockers[0].startswith("'/etc/sysctl.d/zz\\nlow.conf': a tab or newline in this file's name")
+    assert plan.blockers[0].endswith("rename it") and "\n" not in plan.blockers[0]
