@@ -261,22 +261,12 @@ def _alongside(work: Callable[[], None] | None):
     if work is None:
         yield
         return
-    failure: list[BaseException] = []
+    from concurrent.futures import ThreadPoolExecutor
 
-    def target() -> None:
-        try:
-            work()
-        except BaseException as err:  # re-raised in the calling thread
-            failure.append(err)
-
-    thread = threading.Thread(target=target, name="cluster-checks", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        thread.join()
-    if failure:
-        raise failure[0]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cluster-checks") as pool:
+        done = pool.submit(work)
+        yield  # an error of the block leaves through the pool's exit, which waits for `work` first
+    done.result()
 
 
 def _read_hosts_file(path: Path) -> list[str]:

@@ -246,16 +246,14 @@ def resolve_route(target: Target, options: SSHOptions) -> tuple[Hop, ...]:
             hop_target = parse_target(jump.strip().removeprefix("ssh://"))
         except UsageError as err:
             raise ConnectionFailed(f"{target.label}: ProxyJump {jump.strip()!r} in ~/.ssh/config is not [user@]host[:port]; fix that line") from err
-        hops.append(_hop(hop_target.host, hop_target.user, hop_target.port, (), target.label))
+        hops.append(_hop(hop_target.host, hop_target.user, hop_target.port, (), target.label, _lookup(hop_target.host, target.label)))
     return (*hops, node)
 
 
-def _hop(host: str, user: str | None, port: int | None, identity_files: tuple[str, ...], label: str,
-         settings: dict | None = None) -> Hop:
+def _hop(host: str, user: str | None, port: int | None, identity_files: tuple[str, ...], label: str, settings: dict) -> Hop:
+    """`settings`: the host's ~/.ssh/config entry (_lookup)."""
     import getpass
 
-    if settings is None:
-        settings = _lookup(host, label)
     try:
         config_port = int(settings.get("port", 22))
     except ValueError:
