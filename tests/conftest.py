@@ -10,7 +10,10 @@ pytest_plugins = ["tests.testbed", "tests.kubefake"]
 def pytest_terminal_summary(terminalreporter) -> None:
     skipped = terminalreporter.stats.get("skipped", [])
     if skipped:
-        terminalreporter.write_line(f"FAILED: {len(skipped)} test(s) skipped; every test must run here (see README)", red=True)
+        terminalreporter.write_line(
+            f"FAILED: {len(skipped)} test(s) skipped; every test must run here (see README)",
+            red=True,
+        )
 
 
 @pytest.hookimpl(trylast=True)

@@ -29,29 +29,48 @@ from tests.kubefake import (  # noqa: F401 - fixtures
 
 OVERLAY = Path(trains_nodeprep.__file__).parent / "manifests" / "overlays" / "current_version"
 DEPLOYMENTS = ["apiserver", "elasticsearch", "fileserver", "mongo", "redis", "webserver"]
-SERVICES = ["apiserver-service", "elasticsearch-service", "fileserver-service", "mongo-service", "redis", "webserver-service"]
+SERVICES = [
+    "apiserver-service",
+    "elasticsearch-service",
+    "fileserver-service",
+    "mongo-service",
+    "redis",
+    "webserver-service",
+]
 APPLY_LINES = (
-    ["namespace/trains"] + [f"service/{s}" for s in SERVICES] + [f"deployment.apps/{d}" for d in DEPLOYMENTS]
+    ["namespace/trains"]
+    + [f"service/{s}" for s in SERVICES]
+    + [f"deployment.apps/{d}" for d in DEPLOYMENTS]
 )
 # kubectl starts, reads its kubeconfig and does discovery: well under a second here.
 FAST = 2.0
 
-pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None and not Path("/usr/bin/kubectl").exists(),
-                                reason="the real kubectl is needed")
+pytestmark = pytest.mark.skipif(
+    shutil.which("kubectl") is None and not Path("/usr/bin/kubectl").exists(),
+    reason="the real kubectl is needed",
+)
 
 
 def writes(api: FakeKubeAPI) -> list[tuple[str, str]]:
-    return [(m, p.split("?")[0]) for m, p in api.requests if m in ("POST", "PATCH", "PUT", "DELETE")]
+    return [
+        (m, p.split("?")[0]) for m, p in api.requests if m in ("POST", "PATCH", "PUT", "DELETE")
+    ]
 
 
 def internal_ip(node: dict) -> str | None:
-    return next((a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"), None)
+    return next(
+        (a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"), None
+    )
 
 
-def test_get_nodes_by_label_returns_only_the_labeled_ones_with_their_internal_ip(kube_api: FakeKubeAPI, kubectl) -> None:
+def test_get_nodes_by_label_returns_only_the_labeled_ones_with_their_internal_ip(
+    kube_api: FakeKubeAPI, kubectl
+) -> None:
     kube_api.add_node("node-a", labels={"app": "trains"}, internal_ip="10.200.0.2")
     kube_api.add_node("node-b", internal_ip="10.200.0.3")
-    kube_api.add_node("node-c", labels={"app": "other"}, internal_ip="10.200.0.4", hostname="c.example")
+    kube_api.add_node(
+        "node-c", labels={"app": "other"}, internal_ip="10.200.0.4", hostname="c.example"
+    )
 
     r = kubectl("get", "nodes", "-l", "app=trains", "-o", "json")
     nodes = r.json()["items"]
@@ -63,7 +82,10 @@ def test_get_nodes_by_label_returns_only_the_labeled_ones_with_their_internal_ip
 
     every = kubectl("get", "nodes", "-o", "json").json()["items"]
     assert {n["metadata"]["name"]: internal_ip(n) for n in every} == {
-        "node-a": "10.200.0.2", "node-b": "10.200.0.3", "node-c": "10.200.0.4"}
+        "node-a": "10.200.0.2",
+        "node-b": "10.200.0.3",
+        "node-c": "10.200.0.4",
+    }
     assert len(kubectl("get", "nodes", "-l", "app", "-o", "json").json()["items"]) == 2
     assert kubectl("get", "nodes", "-l", "app=nothing", "-o", "json").json()["items"] == []
 
@@ -105,14 +127,21 @@ def test_version(kube_api: FakeKubeAPI, kubectl) -> None:
     assert ("GET", "/version?timeout=32s") in kube_api.requests
 
 
-def test_apply_k_creates_every_object_and_a_second_apply_changes_nothing(kube_api: FakeKubeAPI, kubectl) -> None:
+def test_apply_k_creates_every_object_and_a_second_apply_changes_nothing(
+    kube_api: FakeKubeAPI, kubectl
+) -> None:
     first = kubectl("apply", "-k", str(OVERLAY))
     assert first.stdout.splitlines() == [f"{line} created" for line in APPLY_LINES]
-    assert first.stderr == ""  # no warnings: validation deferred to the server, patches from built-in types
+    assert (
+        first.stderr == ""
+    )  # no warnings: validation deferred to the server, patches from built-in types
     assert first.seconds < FAST
     posts = [p for m, p in writes(kube_api) if m == "POST"]
-    assert posts == (["/api/v1/namespaces"] + ["/api/v1/namespaces/trains/services"] * 6
-                     + ["/apis/apps/v1/namespaces/trains/deployments"] * 6)
+    assert posts == (
+        ["/api/v1/namespaces"]
+        + ["/api/v1/namespaces/trains/services"] * 6
+        + ["/apis/apps/v1/namespaces/trains/deployments"] * 6
+    )
     assert [o["metadata"]["name"] for o in kube_api.objects("Deployment", "trains")] == DEPLOYMENTS
     assert [o["metadata"]["name"] for o in kube_api.objects("Service", "trains")] == SERVICES
     assert kube_api.get_object("Namespace", "trains")["status"]["phase"] == "Active"
@@ -122,7 +151,10 @@ def test_apply_k_creates_every_object_and_a_second_apply_changes_nothing(kube_ap
         assert "kubectl.kubernetes.io/last-applied-configuration" in dep["metadata"]["annotations"]
         assert dep["spec"]["template"]["spec"]["nodeSelector"] == {"app": "trains"}
     api_dep = kube_api.get_object("Deployment", "apiserver", "trains")
-    assert api_dep["spec"]["template"]["spec"]["containers"][0]["image"] == "allegroai/trains-server:0.16.1"
+    assert (
+        api_dep["spec"]["template"]["spec"]["containers"][0]["image"]
+        == "allegroai/trains-server:0.16.1"
+    )
 
     kube_api.clear_requests()
     second = kubectl("apply", "-k", str(OVERLAY))
@@ -133,7 +165,9 @@ def test_apply_k_creates_every_object_and_a_second_apply_changes_nothing(kube_ap
     assert len(kube_api.objects(namespace="trains")) == 12
 
 
-def test_apply_k_of_a_changed_tree_patches_and_keeps_the_objects_whole(kube_api: FakeKubeAPI, kubectl, tmp_path: Path) -> None:
+def test_apply_k_of_a_changed_tree_patches_and_keeps_the_objects_whole(
+    kube_api: FakeKubeAPI, kubectl, tmp_path: Path
+) -> None:
     kubectl("apply", "-k", str(OVERLAY))
     # Another version, one env var fewer, another node port: a copy of the tree.
     tree = tmp_path / "manifests"
@@ -149,7 +183,11 @@ def test_apply_k_of_a_changed_tree_patches_and_keeps_the_objects_whole(kube_api:
     r = kubectl("apply", "-k", str(tree / "overlays" / "current_version"))
     status = dict(line.rsplit(" ", 1) for line in r.stdout.splitlines())
     assert {k for k, v in status.items() if v == "configured"} == {
-        "service/apiserver-service", "deployment.apps/apiserver", "deployment.apps/fileserver", "deployment.apps/webserver"}
+        "service/apiserver-service",
+        "deployment.apps/apiserver",
+        "deployment.apps/fileserver",
+        "deployment.apps/webserver",
+    }
     assert {m for m, _ in writes(kube_api)} == {"PATCH"}
 
     dep = kube_api.get_object("Deployment", "apiserver", "trains")
@@ -157,8 +195,12 @@ def test_apply_k_of_a_changed_tree_patches_and_keeps_the_objects_whole(kube_api:
     assert container["image"] == "allegroai/trains-server:0.16.0"
     assert container["args"] == ["apiserver"]
     assert [e["name"] for e in container["env"]] == [
-        "TRAINS_ELASTIC_SERVICE_HOST", "TRAINS_ELASTIC_SERVICE_PORT", "TRAINS_MONGODB_SERVICE_HOST",
-        "TRAINS_MONGODB_SERVICE_PORT", "TRAINS_REDIS_SERVICE_HOST"]
+        "TRAINS_ELASTIC_SERVICE_HOST",
+        "TRAINS_ELASTIC_SERVICE_PORT",
+        "TRAINS_MONGODB_SERVICE_HOST",
+        "TRAINS_MONGODB_SERVICE_PORT",
+        "TRAINS_REDIS_SERVICE_HOST",
+    ]
     assert [v["name"] for v in dep["spec"]["template"]["spec"]["volumes"]] == ["logs", "config"]
     assert dep["metadata"]["generation"] == 2 and dep["status"]["observedGeneration"] == 2
     svc = kube_api.get_object("Service", "apiserver-service", "trains")
@@ -174,25 +216,37 @@ def test_rollout_status_succeeds_for_every_deployment(kube_api: FakeKubeAPI, kub
         r = kubectl("rollout", "status", f"deployment/{name}", "-n", "trains", "--timeout=10s")
         assert r.stdout.strip() == f'deployment "{name}" successfully rolled out'
         assert r.seconds < FAST
-    missing = kubectl("rollout", "status", "deployment/nope", "-n", "trains", "--timeout=2s", check=False)
+    missing = kubectl(
+        "rollout", "status", "deployment/nope", "-n", "trains", "--timeout=2s", check=False
+    )
     assert missing.returncode != 0 and "not found" in missing.stderr
 
 
 def test_delete_k_removes_the_objects(kube_api: FakeKubeAPI, kubectl) -> None:
     kubectl("apply", "-k", str(OVERLAY))
-    r = kubectl("delete", "-k", str(OVERLAY))  # DELETE requests carry a body: it must not poison the connection
+    r = kubectl(
+        "delete", "-k", str(OVERLAY)
+    )  # DELETE requests carry a body: it must not poison the connection
     assert r.stderr == ""
     assert len(r.stdout.splitlines()) == 13
-    assert kube_api.objects(namespace="trains") == [] and kube_api.get_object("Namespace", "trains") is None
+    assert (
+        kube_api.objects(namespace="trains") == []
+        and kube_api.get_object("Namespace", "trains") is None
+    )
     assert [o["metadata"]["name"] for o in kube_api.objects("Service")] == ["kubernetes"]
 
 
 def test_deleting_the_namespace_takes_its_content(kube_api: FakeKubeAPI, kubectl) -> None:
     kubectl("apply", "-k", str(OVERLAY))
-    r = kubectl("delete", "namespace", "trains")  # Terminating, then gone: kubectl waits on a watch for that
+    r = kubectl(
+        "delete", "namespace", "trains"
+    )  # Terminating, then gone: kubectl waits on a watch for that
     assert r.stdout.strip() == 'namespace "trains" deleted'
     assert r.seconds < FAST
-    assert kube_api.objects(namespace="trains") == [] and kube_api.get_object("Namespace", "trains") is None
+    assert (
+        kube_api.objects(namespace="trains") == []
+        and kube_api.get_object("Namespace", "trains") is None
+    )
 
 
 def test_a_terminating_namespace_refuses_new_content(kube_api: FakeKubeAPI, kubectl) -> None:
@@ -220,29 +274,48 @@ def test_get_services_shows_the_node_ports_in_use(kube_api: FakeKubeAPI, kubectl
     kube_api.add_service("monitoring", "grafana", [30080])
     kube_api.add_service("ingress", "nginx", [30443, 31080])
     r = kubectl("get", "services", "-A", "-o", "json").json()
-    used = {p["nodePort"]: f'{s["metadata"]["namespace"]}/{s["metadata"]["name"]}'
-            for s in r["items"] for p in s["spec"].get("ports", []) if p.get("nodePort")}
+    used = {
+        p["nodePort"]: f"{s['metadata']['namespace']}/{s['metadata']['name']}"
+        for s in r["items"]
+        for p in s["spec"].get("ports", [])
+        if p.get("nodePort")
+    }
     assert used == {30080: "monitoring/grafana", 30443: "ingress/nginx", 31080: "ingress/nginx"}
     # Like a fresh cluster: the default/kubernetes Service, no node port.
-    assert "default/kubernetes" in {f'{s["metadata"]["namespace"]}/{s["metadata"]["name"]}' for s in r["items"]}
+    assert "default/kubernetes" in {
+        f"{s['metadata']['namespace']}/{s['metadata']['name']}" for s in r["items"]
+    }
 
 
-def test_apply_k_with_a_node_port_already_taken_fails_like_a_real_server(kube_api: FakeKubeAPI, kubectl) -> None:
+def test_apply_k_with_a_node_port_already_taken_fails_like_a_real_server(
+    kube_api: FakeKubeAPI, kubectl
+) -> None:
     kube_api.add_service("other", "taken", [30080])
     r = kubectl("apply", "-k", str(OVERLAY), check=False)
     assert r.returncode == 1
-    assert ('The Service "webserver-service" is invalid: spec.ports[0].nodePort: Invalid value: 30080: '
-            "provided port is already allocated") in r.stderr
+    assert (
+        'The Service "webserver-service" is invalid: spec.ports[0].nodePort: Invalid value: 30080: '
+        "provided port is already allocated"
+    ) in r.stderr
     assert "service/webserver-service" not in r.stdout
     assert "deployment.apps/webserver created" in r.stdout  # kubectl goes on with the other objects
     assert kube_api.get_object("Service", "webserver-service", "trains") is None
 
 
-def test_creating_in_a_missing_namespace_is_refused(kube_api: FakeKubeAPI, kubectl, tmp_path: Path) -> None:
+def test_creating_in_a_missing_namespace_is_refused(
+    kube_api: FakeKubeAPI, kubectl, tmp_path: Path
+) -> None:
     manifest = tmp_path / "svc.yaml"
-    manifest.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Service",
-                                        "metadata": {"name": "x", "namespace": "nope"},
-                                        "spec": {"ports": [{"port": 80}]}}))
+    manifest.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "x", "namespace": "nope"},
+                "spec": {"ports": [{"port": 80}]},
+            }
+        )
+    )
     r = kubectl("apply", "-f", str(manifest), check=False)
     assert r.returncode == 1 and 'namespaces "nope" not found' in r.stderr
 
@@ -257,26 +330,46 @@ def test_every_call_is_fast(kube_api: FakeKubeAPI, kubectl, capsys) -> None:
         ("get", "services", "-A", "-o", "json"),
         ("apply", "-k", str(OVERLAY)),
         ("apply", "-k", str(OVERLAY)),
-        *[("rollout", "status", f"deployment/{d}", "-n", "trains", "--timeout=10s") for d in DEPLOYMENTS],
+        *[
+            ("rollout", "status", f"deployment/{d}", "-n", "trains", "--timeout=10s")
+            for d in DEPLOYMENTS
+        ],
     ]
     timings = []
     for args in calls:
         r = kubectl(*args)
-        timings.append((" ".join(a if "/" not in a or a.startswith("deployment") else Path(a).name for a in args),
-                        r.seconds))
+        timings.append(
+            (
+                " ".join(
+                    a if "/" not in a or a.startswith("deployment") else Path(a).name for a in args
+                ),
+                r.seconds,
+            )
+        )
     with capsys.disabled():
         print("\nkubectl against FakeKubeAPI (seconds):")
         for name, seconds in timings:
             print(f"  {seconds:5.2f}  kubectl {name}")
-        print(f"  median {statistics.median(s for _, s in timings):.2f}, max {max(s for _, s in timings):.2f}")
+        print(
+            f"  median {statistics.median(s for _, s in timings):.2f}, max {max(s for _, s in timings):.2f}"
+        )
     assert max(s for _, s in timings) < FAST
 
 
-@pytest.mark.parametrize(("server_version", "extra"), [
-    ("v1.29.1", []), ("v1.33.1", []),
-    ("v1.28.3", ["--validate=false"]),  # kubectl 1.28 validates with OpenAPI v2 (protobuf): not served
-])
-def test_the_kubectl_of_other_server_versions(server_version: str, extra: list[str], tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("server_version", "extra"),
+    [
+        ("v1.29.1", []),
+        ("v1.33.1", []),
+        (
+            "v1.28.3",
+            ["--validate=false"],
+        ),  # kubectl 1.28 validates with OpenAPI v2 (protobuf): not served
+    ],
+)
+def test_the_kubectl_of_other_server_versions(
+    server_version: str, extra: list[str], tmp_path: Path
+) -> None:
     """The dispatcher kubectl runs its kubectl.1.MINOR nearest to the server's version."""
     from tests.kubefake import run_kubectl
 
@@ -304,7 +397,11 @@ def test_requests_objects_and_clear_requests(kube_api: FakeKubeAPI) -> None:
     kube_api.clear_requests()
     assert kube_api.requests == []
     assert [o["metadata"]["name"] for o in kube_api.objects("Namespace")] == [
-        "default", "kube-node-lease", "kube-public", "kube-system"]
+        "default",
+        "kube-node-lease",
+        "kube-public",
+        "kube-system",
+    ]
     assert [o["metadata"]["name"] for o in kube_api.objects("Node")] == ["n1"]
 
 
@@ -313,7 +410,9 @@ def test_stop_returns_promptly_with_a_watch_open() -> None:
     api.start()
     port = int(api.url.rsplit(":", 1)[1])
     sock = socket.create_connection(("127.0.0.1", port))
-    sock.sendall(b"GET /apis/apps/v1/deployments?watch=true&timeoutSeconds=300 HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.sendall(
+        b"GET /apis/apps/v1/deployments?watch=true&timeoutSeconds=300 HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
     assert sock.recv(100).startswith(b"HTTP/1.1 200")
     started = time.monotonic()
     api.stop()
@@ -349,37 +448,72 @@ def test_label_selectors(selector: str, labels: dict, expected: bool) -> None:
 
 
 def test_strategic_merge_and_merge_patch() -> None:
-    current = {"spec": {"containers": [{"name": "a", "image": "x:1", "env": [{"name": "E", "value": "1"}, {"name": "F", "value": "2"}]},
-                                       {"name": "b", "image": "y:1"}],
-                        "keep": 1}}
-    patch = {"spec": {"$setElementOrder/containers": [{"name": "b"}, {"name": "a"}],
-                      "containers": [{"name": "a", "image": "x:2", "env": [{"$patch": "delete", "name": "E"}]}],
-                      "keep": None}}
-    assert strategic_merge(current, patch) == {"spec": {"containers": [
-        {"name": "b", "image": "y:1"}, {"name": "a", "image": "x:2", "env": [{"name": "F", "value": "2"}]}]}}
-    assert json_merge_patch({"metadata": {"labels": {"a": "1", "b": "2"}}}, {"metadata": {"labels": {"a": None, "c": "3"}}}) == {
-        "metadata": {"labels": {"b": "2", "c": "3"}}}
+    current = {
+        "spec": {
+            "containers": [
+                {
+                    "name": "a",
+                    "image": "x:1",
+                    "env": [{"name": "E", "value": "1"}, {"name": "F", "value": "2"}],
+                },
+                {"name": "b", "image": "y:1"},
+            ],
+            "keep": 1,
+        }
+    }
+    patch = {
+        "spec": {
+            "$setElementOrder/containers": [{"name": "b"}, {"name": "a"}],
+            "containers": [
+                {"name": "a", "image": "x:2", "env": [{"$patch": "delete", "name": "E"}]}
+            ],
+            "keep": None,
+        }
+    }
+    assert strategic_merge(current, patch) == {
+        "spec": {
+            "containers": [
+                {"name": "b", "image": "y:1"},
+                {"name": "a", "image": "x:2", "env": [{"name": "F", "value": "2"}]},
+            ]
+        }
+    }
+    assert json_merge_patch(
+        {"metadata": {"labels": {"a": "1", "b": "2"}}},
+        {"metadata": {"labels": {"a": None, "c": "3"}}},
+    ) == {"metadata": {"labels": {"b": "2", "c": "3"}}}
 
 
 # ---------------------------------------------------------------- pods and kubectl exec
 ES = {"app": "elasticsearch"}
 MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
-ES_FILES = {"/proc/1/limits": "Limit                     Soft Limit           Hard Limit           Units     \n"
-                              "Max open files            1024                 65536                files     \n",
-            MAX_MAP_COUNT: "262144\n"}
+ES_FILES = {
+    "/proc/1/limits": "Limit                     Soft Limit           Hard Limit           Units     \n"
+    "Max open files            1024                 65536                files     \n",
+    MAX_MAP_COUNT: "262144\n",
+}
 
 
 def test_get_pods_lists_the_added_pods_by_label(kube_api: FakeKubeAPI, kubectl) -> None:
-    kube_api.add_pod("trains", "elasticsearch-5d8f-abcde", labels=ES, node_name="worker-1", files=ES_FILES)
+    kube_api.add_pod(
+        "trains", "elasticsearch-5d8f-abcde", labels=ES, node_name="worker-1", files=ES_FILES
+    )
     kube_api.add_pod("trains", "mongo-1", labels={"app": "mongo"}, containers=("mongo",))
     kube_api.add_pod("trains", "elasticsearch-old", labels=ES, phase="Pending")
 
-    pods = kubectl("get", "pods", "-n", "trains", "-l", "app=elasticsearch", "-o", "json").json()["items"]
-    assert [p["metadata"]["name"] for p in pods] == ["elasticsearch-5d8f-abcde", "elasticsearch-old"]
+    pods = kubectl("get", "pods", "-n", "trains", "-l", "app=elasticsearch", "-o", "json").json()[
+        "items"
+    ]
+    assert [p["metadata"]["name"] for p in pods] == [
+        "elasticsearch-5d8f-abcde",
+        "elasticsearch-old",
+    ]
     running = pods[0]
     assert running["spec"]["nodeName"] == "worker-1"
     assert running["status"]["phase"] == "Running"
-    assert [(c["name"], c["ready"]) for c in running["status"]["containerStatuses"]] == [("elasticsearch", True)]
+    assert [(c["name"], c["ready"]) for c in running["status"]["containerStatuses"]] == [
+        ("elasticsearch", True)
+    ]
     assert pods[1]["status"]["phase"] == "Pending" and "nodeName" not in pods[1]["spec"]
     table = kubectl("get", "pods", "-n", "trains").stdout.splitlines()
     assert table[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
@@ -389,15 +523,39 @@ def test_get_pods_lists_the_added_pods_by_label(kube_api: FakeKubeAPI, kubectl) 
 def test_exec_cat_prints_the_pods_files(kube_api: FakeKubeAPI, kubectl) -> None:
     kube_api.add_pod("trains", "es-1", labels=ES, files=ES_FILES)
 
-    r = kubectl("exec", "-n", "trains", "es-1", "-c", "elasticsearch", "--", "cat", "/proc/1/limits", MAX_MAP_COUNT)
+    r = kubectl(
+        "exec",
+        "-n",
+        "trains",
+        "es-1",
+        "-c",
+        "elasticsearch",
+        "--",
+        "cat",
+        "/proc/1/limits",
+        MAX_MAP_COUNT,
+    )
     assert r.stdout == ES_FILES["/proc/1/limits"] + "262144\n"
     assert r.stderr == ""
     assert r.seconds < FAST
     # kubectl 1.32: GET the pod, then a WebSocket upgrade offering v5.channel.k8s.io (no SPDY fallback needed).
-    assert kube_api.execs == [("trains", "es-1", "elasticsearch", ("cat", "/proc/1/limits", MAX_MAP_COUNT), "v5.channel.k8s.io")]
+    assert kube_api.execs == [
+        (
+            "trains",
+            "es-1",
+            "elasticsearch",
+            ("cat", "/proc/1/limits", MAX_MAP_COUNT),
+            "v5.channel.k8s.io",
+        )
+    ]
     exec_requests = [(m, p) for m, p in kube_api.requests if "/exec" in p]
-    assert exec_requests == [("GET", "/api/v1/namespaces/trains/pods/es-1/exec?command=cat&command=%2Fproc%2F1%2Flimits"
-                                     "&command=%2Fproc%2Fsys%2Fvm%2Fmax_map_count&container=elasticsearch&stderr=true&stdout=true")]
+    assert exec_requests == [
+        (
+            "GET",
+            "/api/v1/namespaces/trains/pods/es-1/exec?command=cat&command=%2Fproc%2F1%2Flimits"
+            "&command=%2Fproc%2Fsys%2Fvm%2Fmax_map_count&container=elasticsearch&stderr=true&stdout=true",
+        )
+    ]
 
 
 def test_exec_of_a_big_file_arrives_whole(kube_api: FakeKubeAPI, kubectl) -> None:
@@ -412,7 +570,10 @@ def test_exec_cat_of_a_missing_file_exits_1_like_cat(kube_api: FakeKubeAPI, kube
     r = kubectl("exec", "-n", "trains", "es-1", "--", "cat", "/nope", MAX_MAP_COUNT, check=False)
     assert r.returncode == 1
     assert r.stdout == "262144\n"
-    assert r.stderr.splitlines() == ["cat: /nope: No such file or directory", "command terminated with exit code 1"]
+    assert r.stderr.splitlines() == [
+        "cat: /nope: No such file or directory",
+        "command terminated with exit code 1",
+    ]
 
 
 def test_exec_of_anything_but_cat_exits_126(kube_api: FakeKubeAPI, kubectl) -> None:
@@ -422,7 +583,10 @@ def test_exec_of_anything_but_cat_exits_126(kube_api: FakeKubeAPI, kubectl) -> N
         r = kubectl("exec", "-n", "trains", "es-1", "--", *command, check=False)
         assert r.returncode == 126, command
         assert r.stdout == ""
-        assert "FakeKubeAPI: exec runs nothing" in r.stderr and "command terminated with exit code 126" in r.stderr
+        assert (
+            "FakeKubeAPI: exec runs nothing" in r.stderr
+            and "command terminated with exit code 126" in r.stderr
+        )
 
 
 def test_exec_into_a_wrong_pod_or_container(kube_api: FakeKubeAPI, kubectl) -> None:
@@ -434,9 +598,14 @@ def test_exec_into_a_wrong_pod_or_container(kube_api: FakeKubeAPI, kubectl) -> N
     assert missing.stderr.strip() == 'Error from server (NotFound): pods "nope" not found'
     other_ns = kubectl("exec", "-n", "default", "es-1", "--", "cat", MAX_MAP_COUNT, check=False)
     assert other_ns.returncode == 1 and 'pods "es-1" not found' in other_ns.stderr
-    container = kubectl("exec", "-n", "trains", "es-1", "-c", "mongo", "--", "cat", MAX_MAP_COUNT, check=False)
+    container = kubectl(
+        "exec", "-n", "trains", "es-1", "-c", "mongo", "--", "cat", MAX_MAP_COUNT, check=False
+    )
     assert container.returncode == 1
-    assert container.stderr.strip() == "Error from server (BadRequest): container mongo is not valid for pod es-1"
+    assert (
+        container.stderr.strip()
+        == "Error from server (BadRequest): container mongo is not valid for pod es-1"
+    )
     pending = kubectl("exec", "-n", "trains", "es-pending", "--", "cat", MAX_MAP_COUNT, check=False)
     assert pending.returncode == 1 and "is not running (phase Pending)" in pending.stderr
     assert kube_api.execs == []
@@ -455,9 +624,13 @@ def test_exec_over_spdy_is_refused_clearly(kube_api: FakeKubeAPI, kubectl, monke
 def _ws_exec(api: FakeKubeAPI, query: str, protocol: str) -> bytes:
     """A raw WebSocket exec handshake; everything the server sends until it closes."""
     sock = socket.create_connection(("127.0.0.1", int(api.url.rsplit(":", 1)[1])), timeout=5)
-    sock.sendall((f"GET /api/v1/namespaces/trains/pods/es-1/exec?{query} HTTP/1.1\r\nHost: x\r\n"
-                  "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                  f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: {protocol}\r\n\r\n").encode())
+    sock.sendall(
+        (
+            f"GET /api/v1/namespaces/trains/pods/es-1/exec?{query} HTTP/1.1\r\nHost: x\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: {protocol}\r\n\r\n"
+        ).encode()
+    )
     data = b""
 
     def complete() -> bool:
@@ -480,15 +653,20 @@ def _ws_exec(api: FakeKubeAPI, query: str, protocol: str) -> bytes:
 def test_websocket_exec_frames_v4_and_the_rfc_6455_accept_key(kube_api: FakeKubeAPI) -> None:
     kube_api.add_pod("trains", "es-1", labels=ES, files={"/a": "hello\n"})
 
-    data = _ws_exec(kube_api, "command=cat&command=%2Fa&command=%2Fb&stdout=true&stderr=true",
-                    "v4.channel.k8s.io, channel.k8s.io")
+    data = _ws_exec(
+        kube_api,
+        "command=cat&command=%2Fa&command=%2Fb&stdout=true&stderr=true",
+        "v4.channel.k8s.io, channel.k8s.io",
+    )
     head, _, frames = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 101")
     assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head  # the RFC 6455 example
     assert b"Sec-WebSocket-Protocol: v4.channel.k8s.io" in head
-    assert frames.startswith(b"\x82\x07\x01hello\n")  # final binary frame, unmasked, channel 1 (stdout)
+    assert frames.startswith(
+        b"\x82\x07\x01hello\n"
+    )  # final binary frame, unmasked, channel 1 (stdout)
     assert b"\x02cat: /b: No such file or directory\n" in frames
-    status = json.loads(frames[frames.index(b"\x03{") + 1:frames.index(b"\x88\x02")])
+    status = json.loads(frames[frames.index(b"\x03{") + 1 : frames.index(b"\x88\x02")])
     assert status["status"] == "Failure" and status["reason"] == "NonZeroExitCode"
     assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "1"}]
 

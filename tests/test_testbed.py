@@ -20,13 +20,23 @@ except ImportError:  # tests/ itself on sys.path
     from testbed import TestBed, bed, make_node  # noqa: F401
 
 
-def ssh(bed: TestBed, node, user: str, command: str, input: bytes | None = None,
-        options: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+def ssh(
+    bed: TestBed,
+    node,
+    user: str,
+    command: str,
+    input: bytes | None = None,
+    options: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess:
     """The system ssh client, with the bed's HOME and ~/.ssh/config only."""
     env = {"HOME": str(bed.home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-    return subprocess.run(["ssh", "-F", str(bed.ssh_config), *options, "-l", user,
-                           node.name, command],
-                          input=input, capture_output=True, env=env, timeout=60)
+    return subprocess.run(
+        ["ssh", "-F", str(bed.ssh_config), *options, "-l", user, node.name, command],
+        input=input,
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
 
 
 def host_value(key: str) -> str:
@@ -58,8 +68,11 @@ def test_ssh_login_system_client(bed, make_node, user):
     node = make_node(docker=False)
     proc = ssh(bed, node, user, "id -un; hostname; echo $HOME")
     assert proc.returncode == 0, proc.stderr.decode()
-    assert proc.stdout.decode().split() == [user, node.name,
-                                            "/root" if user == "root" else f"/home/{user}"]
+    assert proc.stdout.decode().split() == [
+        user,
+        node.name,
+        "/root" if user == "root" else f"/home/{user}",
+    ]
 
 
 def test_ssh_paramiko_testinfra_and_sudo(bed, make_node):
@@ -77,8 +90,9 @@ def test_ssh_paramiko_testinfra_and_sudo(bed, make_node):
     failed = secured.run("sudo -n true")
     assert failed.rc != 0 and "password" in failed.stderr
     # sudo -S with the password works (stdin through the system ssh client)
-    ok = ssh(bed, node, "secured", "sudo -S -p '' id -un",
-             input=(bed.sudo_password + "\n").encode())
+    ok = ssh(
+        bed, node, "secured", "sudo -S -p '' id -un", input=(bed.sudo_password + "\n").encode()
+    )
     assert ok.returncode == 0, ok.stderr.decode()
     assert ok.stdout.decode().strip() == "root"
     # timestamp_timeout=0: no cached credentials for the next command
@@ -92,8 +106,9 @@ def test_ssh_paramiko_testinfra_and_sudo(bed, make_node):
     assert "/usr/sbin" in root.run("echo $PATH").stdout.strip().split(":")
 
     # password login is off, root by key only
-    assert ssh(bed, node, "root", "true",
-               options=("-o", "PubkeyAuthentication=no")).returncode == 255
+    assert (
+        ssh(bed, node, "root", "true", options=("-o", "PubkeyAuthentication=no")).returncode == 255
+    )
 
 
 def test_unknown_host_key_rejected(bed, make_node):
@@ -107,8 +122,9 @@ def test_unknown_host_key_rejected(bed, make_node):
     with pytest.raises(Exception, match="not found in known_hosts"):
         unknown.host().run("true")
     # ...while the known node passes the same strict check
-    assert ssh(bed, known, "root", "true",
-               options=("-o", "StrictHostKeyChecking=yes")).returncode == 0
+    assert (
+        ssh(bed, known, "root", "true", options=("-o", "StrictHostKeyChecking=yes")).returncode == 0
+    )
 
 
 # --------------------------------------------------------------------------- node basics
@@ -168,8 +184,9 @@ def test_node_stop_cleans_up(bed, make_node):
     node = make_node(docker=False)
     netns, veth, pid, ns_pid, d = node.netns, node.veth, node.init_pid, node.ns_pid, node.dir
     node.stop()
-    assert netns not in subprocess.run(["ip", "netns", "list"], capture_output=True,
-                                       text=True).stdout
+    assert (
+        netns not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    )
     assert subprocess.run(["ip", "link", "show", veth], capture_output=True).returncode != 0
     for gone in (pid, ns_pid):  # dead; a zombie is left for the host's PID 1 to reap
         stat = Path(f"/proc/{gone}/stat")
@@ -192,10 +209,19 @@ def test_docker_node_rlimits(bed, make_node):
     # no default-ulimits yet: docker asks for none
     assert node.run_container() == {}
 
-    node.write("/etc/docker/daemon.json", json.dumps({
-        "log-level": "warn", "log-opts": {"max-size": "10m", "max-file": "3"},
-        "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 65536},
-                            "memlock": {"Name": "memlock", "Soft": -1, "Hard": -1}}}))
+    node.write(
+        "/etc/docker/daemon.json",
+        json.dumps(
+            {
+                "log-level": "warn",
+                "log-opts": {"max-size": "10m", "max-file": "3"},
+                "default-ulimits": {
+                    "nofile": {"Name": "nofile", "Soft": 1024, "Hard": 65536},
+                    "memlock": {"Name": "memlock", "Soft": -1, "Hard": -1},
+                },
+            }
+        ),
+    )
     proc = ssh(bed, node, "root", "service docker restart")
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
     node.wait_docker()
@@ -206,13 +232,15 @@ def test_docker_node_rlimits(bed, make_node):
     # the real container runs with the request lowered to what root may set here
     # (no CAP_SYS_RESOURCE): soft kept, hard capped at the node's own hard limit
     hard = int(node.exec("sh", "-c", "ulimit -Hn").stdout)
-    out = node.exec("docker", "run", "--rm", "tnp-busybox", "sh", "-c",
-                    "ulimit -Sn; ulimit -Hn").stdout.split()
+    out = node.exec(
+        "docker", "run", "--rm", "tnp-busybox", "sh", "-c", "ulimit -Sn; ulimit -Hn"
+    ).stdout.split()
     assert out == ["1024", str(min(hard, 65536))]
     # the raw record (dockerd builds the list from a map: any order)
     assert sorted(node.rlimit_records()[-1]["rlimits"], key=lambda r: r["type"]) == [
         {"type": "RLIMIT_MEMLOCK", "hard": 2**64 - 1, "soft": 2**64 - 1},
-        {"type": "RLIMIT_NOFILE", "hard": 65536, "soft": 1024}]
+        {"type": "RLIMIT_NOFILE", "hard": 65536, "soft": 1024},
+    ]
 
 
 def test_rhel_node_passes_options(bed, make_node):
@@ -222,15 +250,21 @@ def test_rhel_node_passes_options(bed, make_node):
     argv = node.dockerd_argv()
     assert "--log-driver=journald" in argv
     assert "--signature-verification=false" not in argv  # RHEL-only flag, dropped
-    assert "dropped RHEL-only dockerd flags: --signature-verification=false" in \
-        (node.log_dir / "docker.log").read_text()
+    assert (
+        "dropped RHEL-only dockerd flags: --signature-verification=false"
+        in (node.log_dir / "docker.log").read_text()
+    )
     raw = node.read(f"/proc/{node.docker_pid()}/cmdline")
     assert b"--log-driver=journald\0" in raw
 
     # a flag put into OPTIONS reaches dockerd after `service docker restart`
-    node.write("/etc/sysconfig/docker", sysconfig.replace(
-        'OPTIONS="--log-driver=journald',
-        'OPTIONS="--default-ulimit nofile=2048:4096 --log-driver=journald'))
+    node.write(
+        "/etc/sysconfig/docker",
+        sysconfig.replace(
+            'OPTIONS="--log-driver=journald',
+            'OPTIONS="--default-ulimit nofile=2048:4096 --log-driver=journald',
+        ),
+    )
     proc = node.exec("service", "docker", "restart", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     node.wait_docker()
@@ -284,7 +318,7 @@ def go_version(path: str) -> tuple[int, int]:
         shift += 7
         if b < 0x80:
             break
-    major, minor = data[pos:pos + length].decode().removeprefix("go").split(".")[:2]
+    major, minor = data[pos : pos + length].decode().removeprefix("go").split(".")[:2]
     return int(major), int(minor)
 
 
@@ -292,21 +326,26 @@ def test_systemd_node_boots_services_and_files(bed, make_node):
     canary = Path(f"/tmp/tnp-canary-{uuid.uuid4().hex}")  # systemd-tmpfiles would wipe it
     canary.write_text("host /tmp\n")
     try:
-        node = make_node(init="systemd", docker=False, files={
-            "/var/lib/kubelet/config.yaml": "kind: KubeletConfiguration\n",
-            "/etc/systemd/system/containerd.service.d/10-x.conf":
-                "[Service]\nEnvironment=TNP_DROPIN=1\n"})
+        node = make_node(
+            init="systemd",
+            docker=False,
+            files={
+                "/var/lib/kubelet/config.yaml": "kind: KubeletConfiguration\n",
+                "/etc/systemd/system/containerd.service.d/10-x.conf": "[Service]\nEnvironment=TNP_DROPIN=1\n",
+            },
+        )
         assert node.read("/proc/1/comm") == b"systemd\n"
         assert node.exec("hostname").stdout.strip() == node.name
         assert node.systemctl("is-system-running").stdout.strip() == "running"
-        assert node.systemctl("is-active", "ssh", "containerd").stdout.split() == \
-            ["active", "active"]
+        assert node.systemctl("is-active", "ssh", "containerd").stdout.split() == [
+            "active",
+            "active",
+        ]
         assert node.systemctl("is-active", "docker", check=False).stdout.strip() != "active"
         # initial files are in place before systemd starts: the drop-in is in effect
         assert node.read("/var/lib/kubelet/config.yaml") == b"kind: KubeletConfiguration\n"
         assert not Path("/var/lib/kubelet/config.yaml").exists()
-        assert "TNP_DROPIN=1" in node.systemctl("show", "-p", "Environment",
-                                                "containerd").stdout
+        assert "TNP_DROPIN=1" in node.systemctl("show", "-p", "Environment", "containerd").stdout
         assert "Server:" in node.exec("ctr", "version").stdout  # containerd answers
 
         # ssh (ssh.service) as root and as deploy with sudo, as on tini nodes
@@ -334,30 +373,43 @@ def test_systemd_node_boots_services_and_files(bed, make_node):
 def test_systemd_node_limits_sysctl_and_stop(bed, make_node):
     host_before = host_value("vm.max_map_count")
     node = make_node(init="systemd", docker=False)
-    node.write("/etc/systemd/system/containerd.service.d/99-x.conf",
-               "[Service]\nLimitNOFILE=1024:65536\nLimitMEMLOCK=infinity\n")
+    node.write(
+        "/etc/systemd/system/containerd.service.d/99-x.conf",
+        "[Service]\nLimitNOFILE=1024:65536\nLimitMEMLOCK=infinity\n",
+    )
     node.systemctl("daemon-reload")
     node.systemctl("restart", "containerd")
-    shown = node.systemctl("show", "-p", "LimitNOFILE", "-p", "LimitNOFILESoft",
-                           "-p", "LimitMEMLOCK", "containerd").stdout.split()
-    assert sorted(shown) == ["LimitMEMLOCK=infinity", "LimitNOFILE=65536",
-                             "LimitNOFILESoft=1024"]
+    shown = node.systemctl(
+        "show", "-p", "LimitNOFILE", "-p", "LimitNOFILESoft", "-p", "LimitMEMLOCK", "containerd"
+    ).stdout.split()
+    assert sorted(shown) == ["LimitMEMLOCK=infinity", "LimitNOFILE=65536", "LimitNOFILESoft=1024"]
 
     # What the kernel gives: root here lacks CAP_SYS_RESOURCE, so systemd cannot raise a hard
     # limit above the node's own (nofile 20000, memlock 8 MiB on this machine) and sets the
     # closest it can: soft as asked, hard lowered. A non-Go process of the same unit shows it:
     nofile_hard = capped(65536, host_hard(resource.RLIMIT_NOFILE))
     memlock = host_hard(resource.RLIMIT_MEMLOCK)
-    out = node.exec("systemd-run", "--wait", "--pipe", "--quiet", "-p", "LimitNOFILE=1024:65536",
-                    "-p", "LimitMEMLOCK=infinity", "sh", "-c",
-                    "ulimit -Sn; ulimit -Hn; ulimit -Sl; ulimit -Hl").stdout.split()
+    out = node.exec(
+        "systemd-run",
+        "--wait",
+        "--pipe",
+        "--quiet",
+        "-p",
+        "LimitNOFILE=1024:65536",
+        "-p",
+        "LimitMEMLOCK=infinity",
+        "sh",
+        "-c",
+        "ulimit -Sn; ulimit -Hn; ulimit -Sl; ulimit -Hl",
+    ).stdout.split()
     kib = "unlimited" if memlock == -1 else str(memlock // 1024)
     assert out == ["1024", str(nofile_hard), kib, kib]
     # containerd itself, and its shim, are Go programs: Go (>= 1.19) raises its own soft
     # RLIMIT_NOFILE to the hard limit at start.
     limits = node.exec("cat", f"/proc/{node.unit_pid('containerd')}/limits").stdout
-    nofile = next(line.split()[3:5] for line in limits.splitlines()
-                  if line.startswith("Max open files"))
+    nofile = next(
+        line.split()[3:5] for line in limits.splitlines() if line.startswith("Max open files")
+    )
     assert nofile == [str(nofile_hard), str(nofile_hard)]
 
     # What containerd passes down (what a CRI pod gets): the runtime wrapper's own limits.
@@ -368,8 +420,10 @@ def test_systemd_node_limits_sysctl_and_stop(bed, make_node):
     got = node.run_containerd_container()
     go = go_version("/usr/bin/containerd-shim-runc-v2")
     soft = 1024 if go >= (1, 21) else nofile_hard
-    assert got["inherited"] == {"RLIMIT_NOFILE": (soft, nofile_hard),
-                                "RLIMIT_MEMLOCK": (memlock, memlock)}
+    assert got["inherited"] == {
+        "RLIMIT_NOFILE": (soft, nofile_hard),
+        "RLIMIT_MEMLOCK": (memlock, memlock),
+    }
     assert got["requested"] == {"RLIMIT_NOFILE": (1024, 1024)}  # ctr's default spec
     assert node.rlimit_records()[-1]["process_rlimits"][0]["type"] == "RLIMIT_NOFILE"
 
@@ -382,18 +436,27 @@ def test_systemd_node_limits_sysctl_and_stop(bed, make_node):
     assert host_value("vm.max_map_count") == host_before
 
     # stop: no process, netns, veth, cgroup directory or node directory is left
-    cgroups = [Path("/sys/fs/cgroup", h, node.cgroup_path)
-               for h in os.listdir("/sys/fs/cgroup")]
+    cgroups = [Path("/sys/fs/cgroup", h, node.cgroup_path) for h in os.listdir("/sys/fs/cgroup")]
     assert any(c.is_dir() for c in cgroups)
-    procs = [int(p) for c in cgroups for sub, _dirs, _files in os.walk(c)
-             for p in Path(sub, "cgroup.procs").read_text().split()]
+    procs = [
+        int(p)
+        for c in cgroups
+        for sub, _dirs, _files in os.walk(c)
+        for p in Path(sub, "cgroup.procs").read_text().split()
+    ]
     assert node.ns_pid in procs
     netns, veth, pids, d = node.netns, node.veth, (node.init_pid, node.ns_pid), node.dir
     node.stop()
-    assert netns not in subprocess.run(["ip", "netns", "list"], capture_output=True,
-                                       text=True, check=True).stdout
-    assert subprocess.run(["ip", "link", "show", veth], capture_output=True,
-                          check=False).returncode != 0
+    assert (
+        netns
+        not in subprocess.run(
+            ["ip", "netns", "list"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert (
+        subprocess.run(["ip", "link", "show", veth], capture_output=True, check=False).returncode
+        != 0
+    )
     for gone in (*pids, *procs):
         stat = Path(f"/proc/{gone}/stat")
         assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
@@ -403,8 +466,10 @@ def test_systemd_node_limits_sysctl_and_stop(bed, make_node):
 
 def test_systemd_node_with_docker(bed, make_node):
     node = make_node(init="systemd", docker=True)
-    assert node.systemctl("is-active", "docker.socket", "docker", "containerd").stdout.split() \
+    assert (
+        node.systemctl("is-active", "docker.socket", "docker", "containerd").stdout.split()
         == ["active"] * 3
+    )
     argv = node.dockerd_argv()
     assert argv[:3] == ["/usr/sbin/dockerd", "-H", "fd://"]
     assert argv[argv.index("--default-runtime") + 1] == "tnp"  # from /etc/default/docker
@@ -417,11 +482,25 @@ def test_systemd_node_with_docker(bed, make_node):
 
 # --------------------------------------------------------------------------- hygiene
 
-HOST_FILES = ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/sudoers",
-              "/etc/ssh/sshd_config", "/etc/init.d/docker", "/etc/default/docker",
-              "/etc/hostname", "/etc/machine-id")
-HOST_KEYS = ("vm.max_map_count", "kernel.pid_max", "net.ipv4.ip_forward", "fs.nr_open",
-             "fs.file-max", "kernel.hostname")
+HOST_FILES = (
+    "/etc/passwd",
+    "/etc/shadow",
+    "/etc/group",
+    "/etc/sudoers",
+    "/etc/ssh/sshd_config",
+    "/etc/init.d/docker",
+    "/etc/default/docker",
+    "/etc/hostname",
+    "/etc/machine-id",
+)
+HOST_KEYS = (
+    "vm.max_map_count",
+    "kernel.pid_max",
+    "net.ipv4.ip_forward",
+    "fs.nr_open",
+    "fs.file-max",
+    "kernel.hostname",
+)
 
 
 def host_state() -> dict:

@@ -167,7 +167,9 @@ class Step:
 class ApplyResult:
     exit_status: int
     steps: tuple[Step, ...]
-    after: NodeFacts | None = None  # the node read again once the change was done (None: read it separately)
+    after: NodeFacts | None = (
+        None  # the node read again once the change was done (None: read it separately)
+    )
 
     @property
     def ok(self) -> bool:
@@ -197,18 +199,34 @@ class ApplyResult:
     @property
     def failure(self) -> str:
         failed = [s for s in self.steps if s.status == "fail"]
-        return "; ".join(f"{s.subject}: {s.message}" for s in failed) or f"the apply script exited with status {self.exit_status}"
+        return (
+            "; ".join(f"{s.subject}: {s.message}" for s in failed)
+            or f"the apply script exited with status {self.exit_status}"
+        )
 
 
 VERIFY_MARKER = b"__TNP_VERIFY__\n"
 
 
-def render_apply_script(plan: Plan, *, init_system: str, stamp: str, restart_timeout: int, keep_backups: int,
-                        facts_script: str | None = None) -> str:
+def render_apply_script(
+    plan: Plan,
+    *,
+    init_system: str,
+    stamp: str,
+    restart_timeout: int,
+    keep_backups: int,
+    facts_script: str | None = None,
+) -> str:
     """One shell script that applies `plan` and reports each step on stdout; then, if given, runs
     the facts script to read the node again for the verification, in the same round trip."""
     q = shlex.quote
-    lines = ["T='\t'", _PRELUDE.strip(), f"STAMP={q(stamp)}", f"INIT={q(init_system)}", f"KEEP={int(keep_backups)}"]
+    lines = [
+        "T='\t'",
+        _PRELUDE.strip(),
+        f"STAMP={q(stamp)}",
+        f"INIT={q(init_system)}",
+        f"KEEP={int(keep_backups)}",
+    ]
     lines.append(f"mkdir -p {q(LOCK_FILE.rsplit('/', 1)[0])} && exec 9>{q(LOCK_FILE)}")
     lines.append(
         f"flock -w {LOCK_WAIT_SECONDS} 9 || {{ say lock {q(LOCK_FILE)} fail "
@@ -218,7 +236,7 @@ def render_apply_script(plan: Plan, *, init_system: str, stamp: str, restart_tim
         lines.append("open_secrets")
     # Compare every file first, so a stale plan writes nothing at all.
     for change in plan.file_changes:
-        lines.append(f"resolve {q(change.path)}; checked \"$R\" {q(change.old.sha256)}")
+        lines.append(f'resolve {q(change.path)}; checked "$R" {q(change.old.sha256)}')
     for directory in plan.dir_changes:
         owner = "-" if directory.owner is None else str(directory.owner)
         group = "-" if directory.group is None else str(directory.group)
@@ -238,8 +256,8 @@ def render_apply_script(plan: Plan, *, init_system: str, stamp: str, restart_tim
     for write in plan.sysctl_writes:
         assignment = f"{write.key}={write.new}"
         lines.append(
-            f"if out=$(sysctl -w {q(assignment)} 2>&1); then say sysctl {q(write.key)} ok \"$out\"; "
-            f"else fail {q(write.key)} \"sysctl -w {assignment} failed: $out\"; fi"
+            f'if out=$(sysctl -w {q(assignment)} 2>&1); then say sysctl {q(write.key)} ok "$out"; '
+            f'else fail {q(write.key)} "sysctl -w {assignment} failed: $out"; fi'
         )
     if plan.restart_containerd:
         lines += _restart_containerd_lines(init_system, restart_timeout)
@@ -258,14 +276,16 @@ def render_apply_script(plan: Plan, *, init_system: str, stamp: str, restart_tim
 def _restart_lines(plan: Plan, init_system: str, restart_timeout: int) -> list[str]:
     lines = []
     if init_system not in ("systemd", "sysvinit"):
-        lines.append("fail docker 'no systemctl or service command on this node: restart docker by hand'")
+        lines.append(
+            "fail docker 'no systemctl or service command on this node: restart docker by hand'"
+        )
     if any(c.path == DAEMON_JSON and c.new is not None for c in plan.file_changes):
         # `dockerd --validate` exists from Docker 23.0; older engines: the restart is the validation.
         lines += [
             "version=$(dockerd --version 2>/dev/null); major=$(printf %s \"$version\" | sed -n 's/^Docker version \\([0-9]*\\)\\..*/\\1/p')",
             'if [ "${major:-0}" -ge 23 ]; then',
-            f"  if out=$(dockerd --validate --config-file {DAEMON_JSON} 2>&1); then say validate docker ok \"$out\"; "
-            "else fail docker \"dockerd --validate rejected the new daemon.json: $out\"; fi",
+            f'  if out=$(dockerd --validate --config-file {DAEMON_JSON} 2>&1); then say validate docker ok "$out"; '
+            'else fail docker "dockerd --validate rejected the new daemon.json: $out"; fi',
             'else say validate docker info "${version:-dockerd} has no --validate (Docker 23+): the restart is the validation"; fi',
         ]
     timeout = int(restart_timeout)
@@ -296,7 +316,7 @@ def _restart_containerd_lines(init_system: str, restart_timeout: int) -> list[st
         "(restart_containerd) >/dev/null 2>&1",
         f'if wait_containerd "${{old_cpid:-none}}" {timeout}; then CONTAINERD_RESTARTED=1; say restart containerd ok "$(containerd_pid)"; else',
         f'  log=$(containerd_log); say restart containerd fail "containerd did not answer within {timeout} s after the restart: $log"',
-        '  failed_cpid=$(containerd_pid); restore_files; (restart_containerd) >/dev/null 2>&1',
+        "  failed_cpid=$(containerd_pid); restore_files; (restart_containerd) >/dev/null 2>&1",
         f'  if wait_containerd "${{failed_cpid:-none}}" {timeout}; then say rollback containerd ok "files restored, containerd restarted with the previous limits"; '
         "else say rollback containerd fail 'files restored, but containerd is still not answering: check it on the node now'; fi",
         "  exit 1",
@@ -308,7 +328,11 @@ def printf_escaped(content: bytes) -> str:
     """`content` for the shell's printf %b: printable ASCII, tab and newline as they are (a backslash
     doubled), every other byte as \\0NNN. No process decodes it; NUL is left to base64."""
     return "".join(
-        "\\\\" if byte == 0x5C else chr(byte) if 0x20 <= byte < 0x7F or byte in (0x09, 0x0A) else f"\\0{byte:03o}"
+        "\\\\"
+        if byte == 0x5C
+        else chr(byte)
+        if 0x20 <= byte < 0x7F or byte in (0x09, 0x0A)
+        else f"\\0{byte:03o}"
         for byte in content
     )
 
@@ -338,11 +362,23 @@ def parse_apply_output(exit_status: int, output: str) -> ApplyResult:
     return ApplyResult(exit_status, tuple(steps))
 
 
-def apply_plan(node, plan: Plan, *, init_system: str, stamp: str, restart_timeout: int, keep_backups: int,
-               facts_script: str | None = None) -> ApplyResult:
+def apply_plan(
+    node,
+    plan: Plan,
+    *,
+    init_system: str,
+    stamp: str,
+    restart_timeout: int,
+    keep_backups: int,
+    facts_script: str | None = None,
+) -> ApplyResult:
     """Apply `plan` on the node; with `facts_script`, the result carries the node's facts read afterwards."""
     script = render_apply_script(
-        plan, init_system=init_system, stamp=stamp, restart_timeout=restart_timeout, keep_backups=keep_backups,
+        plan,
+        init_system=init_system,
+        stamp=stamp,
+        restart_timeout=restart_timeout,
+        keep_backups=keep_backups,
         facts_script=facts_script,
     )
     timeout = 2 * LOCK_WAIT_SECONDS + 2 * restart_timeout + 60
@@ -351,7 +387,9 @@ def apply_plan(node, plan: Plan, *, init_system: str, stamp: str, restart_timeou
     steps, marker, facts_output = result.output.partition(b"\n" + VERIFY_MARKER)
     applied = parse_apply_output(result.exit_status, steps.decode("utf-8", errors="replace"))
     if not any(s.kind == "done" for s in applied.steps) and applied.ok:
-        raise ApplyError(f"{node.label}: the apply script stopped early (exit {result.exit_status}): {result.stderr.strip()[-300:]}")
+        raise ApplyError(
+            f"{node.label}: the apply script stopped early (exit {result.exit_status}): {result.stderr.strip()[-300:]}"
+        )
     if marker and applied.ok:
         try:
             return dataclasses.replace(applied, after=parse_facts(facts_output))

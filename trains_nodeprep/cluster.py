@@ -12,7 +12,11 @@ from dataclasses import dataclass, field
 from .plan import Requirement
 
 TRAINS_NAMESPACE = "trains"
-TRAINS_NODE_PORTS = {30008: "apiserver-service", 30080: "webserver-service", 30081: "fileserver-service"}
+TRAINS_NODE_PORTS = {
+    30008: "apiserver-service",
+    30080: "webserver-service",
+    30081: "fileserver-service",
+}
 MIN_KUBECTL = (1, 14)  # `apply -k`
 
 
@@ -47,19 +51,36 @@ def parse_version(text: str | None) -> tuple[int, int] | None:
     return (int(match[1]), int(match[2])) if match else None
 
 
-def cluster_requirements(facts: ClusterFacts, *, selector: str, targets: list[set[str]] | None, allow_many: bool, kustomize_dir: str) -> list[Requirement]:
+def cluster_requirements(
+    facts: ClusterFacts,
+    *,
+    selector: str,
+    targets: list[set[str]] | None,
+    allow_many: bool,
+    kustomize_dir: str,
+) -> list[Requirement]:
     """Each pre-check as a requirement; `targets`: for each node being prepared, the names it goes by."""
     reqs = []
     version = parse_version(facts.kubectl_version)
-    reqs.append(Requirement(
-        "kubectl.version", f">= {MIN_KUBECTL[0]}.{MIN_KUBECTL[1]} (for apply -k)",
-        facts.kubectl_version or "kubectl not found on PATH", version is not None and version >= MIN_KUBECTL, "kubectl",
-    ))
+    reqs.append(
+        Requirement(
+            "kubectl.version",
+            f">= {MIN_KUBECTL[0]}.{MIN_KUBECTL[1]} (for apply -k)",
+            facts.kubectl_version or "kubectl not found on PATH",
+            version is not None and version >= MIN_KUBECTL,
+            "kubectl",
+        )
+    )
     reachable = facts.server_version is not None
-    reqs.append(Requirement(
-        "cluster.reachable", "API server answers", facts.server_version or f"error: {facts.server_error}", reachable,
-        f"context {facts.context}" if facts.context else "current context",
-    ))
+    reqs.append(
+        Requirement(
+            "cluster.reachable",
+            "API server answers",
+            facts.server_version or f"error: {facts.server_error}",
+            reachable,
+            f"context {facts.context}" if facts.context else "current context",
+        )
+    )
     if not reachable:
         return reqs
     labeled = facts.labeled_nodes
@@ -69,24 +90,48 @@ def cluster_requirements(facts: ClusterFacts, *, selector: str, targets: list[se
     else:
         actual = ", ".join(n.name for n in labeled)
         if len(labeled) > 1 and not allow_many:
-            actual += " (the data lives on one node: unlabel the others, or pass --allow-many-labeled)"
-    reqs.append(Requirement("cluster.labeled-node", f"exactly one node with {selector}", actual, count_ok, selector))
+            actual += (
+                " (the data lives on one node: unlabel the others, or pass --allow-many-labeled)"
+            )
+    reqs.append(
+        Requirement(
+            "cluster.labeled-node", f"exactly one node with {selector}", actual, count_ok, selector
+        )
+    )
     if targets is not None and labeled:
         known = set().union(*(n.names for n in labeled))
         for names in targets:
             label = sorted(names)[0]
-            reqs.append(Requirement(
-                "cluster.target-is-labeled", f"node carries {selector}", "yes" if names & known else f"{label} is not a labeled node",
-                bool(names & known), label,
-            ))
-    taken = {port: owner for port, owner in facts.node_ports.items()
-             if port in TRAINS_NODE_PORTS and owner != f"{TRAINS_NAMESPACE}/{TRAINS_NODE_PORTS[port]}"}
-    reqs.append(Requirement(
-        "cluster.node-ports", "free: " + ", ".join(map(str, TRAINS_NODE_PORTS)),
-        ", ".join(f"{port} used by {owner}" for port, owner in sorted(taken.items())) or "free", not taken, "Services",
-    ))
-    reqs.append(Requirement(
-        "kustomize.builds", "kubectl kustomize succeeds", f"error: {facts.kustomize_error}" if facts.kustomize_error else "yes",
-        facts.kustomize_error is None, kustomize_dir,
-    ))
+            reqs.append(
+                Requirement(
+                    "cluster.target-is-labeled",
+                    f"node carries {selector}",
+                    "yes" if names & known else f"{label} is not a labeled node",
+                    bool(names & known),
+                    label,
+                )
+            )
+    taken = {
+        port: owner
+        for port, owner in facts.node_ports.items()
+        if port in TRAINS_NODE_PORTS and owner != f"{TRAINS_NAMESPACE}/{TRAINS_NODE_PORTS[port]}"
+    }
+    reqs.append(
+        Requirement(
+            "cluster.node-ports",
+            "free: " + ", ".join(map(str, TRAINS_NODE_PORTS)),
+            ", ".join(f"{port} used by {owner}" for port, owner in sorted(taken.items())) or "free",
+            not taken,
+            "Services",
+        )
+    )
+    reqs.append(
+        Requirement(
+            "kustomize.builds",
+            "kubectl kustomize succeeds",
+            f"error: {facts.kustomize_error}" if facts.kustomize_error else "yes",
+            facts.kustomize_error is None,
+            kustomize_dir,
+        )
+    )
     return reqs

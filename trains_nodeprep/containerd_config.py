@@ -12,13 +12,32 @@ from .model import UNLIMITED, Ulimit
 UNIT = "containerd.service"
 # docker ulimit name -> systemd directive (systemd.exec(5) "Process Properties")
 SYSTEMD_LIMITS = {
-    "core": "LimitCORE", "cpu": "LimitCPU", "data": "LimitDATA", "fsize": "LimitFSIZE", "locks": "LimitLOCKS",
-    "memlock": "LimitMEMLOCK", "msgqueue": "LimitMSGQUEUE", "nice": "LimitNICE", "nofile": "LimitNOFILE",
-    "nproc": "LimitNPROC", "rss": "LimitRSS", "rtprio": "LimitRTPRIO", "rttime": "LimitRTTIME",
-    "sigpending": "LimitSIGPENDING", "stack": "LimitSTACK",
+    "core": "LimitCORE",
+    "cpu": "LimitCPU",
+    "data": "LimitDATA",
+    "fsize": "LimitFSIZE",
+    "locks": "LimitLOCKS",
+    "memlock": "LimitMEMLOCK",
+    "msgqueue": "LimitMSGQUEUE",
+    "nice": "LimitNICE",
+    "nofile": "LimitNOFILE",
+    "nproc": "LimitNPROC",
+    "rss": "LimitRSS",
+    "rtprio": "LimitRTPRIO",
+    "rttime": "LimitRTTIME",
+    "sigpending": "LimitSIGPENDING",
+    "stack": "LimitSTACK",
 }
 # `ulimit` flags for the hint on nodes without systemd (units as the kernel counts them)
-SHELL_ULIMIT_FLAGS = {"nofile": "-n", "nproc": "-u", "core": "-c", "stack": "-s", "fsize": "-f", "data": "-d", "cpu": "-t"}
+SHELL_ULIMIT_FLAGS = {
+    "nofile": "-n",
+    "nproc": "-u",
+    "core": "-c",
+    "stack": "-s",
+    "fsize": "-f",
+    "data": "-d",
+    "cpu": "-t",
+}
 HEADER = (
     "# Managed by trains-nodeprep: minimums for trains-server (Elasticsearch), for the containers\n"
     "# containerd starts. Higher values are kept. Containers started before containerd restarted\n"
@@ -97,7 +116,9 @@ def render_systemd_limit(limit: Ulimit) -> str:
 
 
 def render_dropin(limits: list[Ulimit]) -> bytes:
-    return (HEADER + "[Service]\n" + "".join(render_systemd_limit(limit) + "\n" for limit in limits)).encode()
+    return (
+        HEADER + "[Service]\n" + "".join(render_systemd_limit(limit) + "\n" for limit in limits)
+    ).encode()
 
 
 def dropin_limits(desired: tuple[Ulimit, ...], *sources: dict[str, Ulimit]) -> list[Ulimit]:
@@ -118,11 +139,15 @@ def shell_ulimit_hint(desired: tuple[Ulimit, ...]) -> str:
     for want in desired:
         if want.name == "memlock":  # `ulimit -l` counts KiB
             for side, value in (("-H", want.hard), ("-S", want.soft)):
-                commands.append(f"ulimit {side} -l {'unlimited' if value == UNLIMITED else value // 1024}")
+                commands.append(
+                    f"ulimit {side} -l {'unlimited' if value == UNLIMITED else value // 1024}"
+                )
         elif want.name in SHELL_ULIMIT_FLAGS:
             flag = SHELL_ULIMIT_FLAGS[want.name]
             for side, value in (("-H", want.hard), ("-S", want.soft)):
-                commands.append(f"ulimit {side} {flag} {'unlimited' if value == UNLIMITED else value}")
+                commands.append(
+                    f"ulimit {side} {flag} {'unlimited' if value == UNLIMITED else value}"
+                )
         else:
             commands.append(f"set RLIMIT_{want.name.upper()} to {want.display()}")
     return "; ".join(commands)

@@ -30,14 +30,22 @@ def parse_ulimit_value(value: str, where: str) -> Ulimit:
         soft = int(soft_text)  # not int() alone: it takes " 1", "1_000", which dockerd rejects
         hard = int(hard_text) if hard_text else soft
     if not sep or not name or soft is None or hard is None:
-        raise ConfigError(where, f"cannot parse --default-ulimit {value!r}", "write it as NAME=SOFT:HARD, e.g. nofile=1024:65536")
+        raise ConfigError(
+            where,
+            f"cannot parse --default-ulimit {value!r}",
+            "write it as NAME=SOFT:HARD, e.g. nofile=1024:65536",
+        )
     _check_order(Ulimit(name, soft, hard), where)
     return Ulimit(name, soft, hard)
 
 
 def _check_order(limit: Ulimit, where: str) -> None:
     if not limit_at_least(limit.hard, limit.soft):
-        raise ConfigError(where, f"ulimit {limit.name} has soft {limit.soft} above hard {limit.hard}", "docker refuses that: lower soft or raise hard")
+        raise ConfigError(
+            where,
+            f"ulimit {limit.name} has soft {limit.soft} above hard {limit.hard}",
+            "docker refuses that: lower soft or raise hard",
+        )
 
 
 def render_ulimit_flag(limit: Ulimit) -> str:
@@ -65,7 +73,9 @@ def json_type(value) -> str:
         return "null"
     if isinstance(value, bool):
         return "boolean"
-    return {dict: "object", list: "array", str: "string", int: "number", float: "number"}.get(type(value), type(value).__name__)
+    return {dict: "object", list: "array", str: "string", int: "number", float: "number"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def parse_daemon_json(content: bytes, path: str) -> dict:
@@ -73,19 +83,35 @@ def parse_daemon_json(content: bytes, path: str) -> dict:
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ConfigError(path, f"is not UTF-8 (byte {err.start})", "save it as UTF-8 JSON") from err
+        raise ConfigError(
+            path, f"is not UTF-8 (byte {err.start})", "save it as UTF-8 JSON"
+        ) from err
     if text.startswith("\ufeff"):
-        raise ConfigError(path, "starts with a byte-order mark", "remove the BOM; dockerd reads plain UTF-8 JSON")
+        raise ConfigError(
+            path, "starts with a byte-order mark", "remove the BOM; dockerd reads plain UTF-8 JSON"
+        )
     if not text.strip():
-        raise ConfigError(path, "is empty, which dockerd rejects as invalid JSON", "write {} into it or delete it")
+        raise ConfigError(
+            path, "is empty, which dockerd rejects as invalid JSON", "write {} into it or delete it"
+        )
     try:
         data = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as err:
-        raise ConfigError(path, f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}", "fix the JSON (dockerd will not start with it)") from err
+        raise ConfigError(
+            path,
+            f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}",
+            "fix the JSON (dockerd will not start with it)",
+        ) from err
     except ValueError as err:  # NaN, Infinity: Python reads them, dockerd does not
-        raise ConfigError(path, f"invalid JSON: {err}", "fix the JSON (dockerd will not start with it)") from err
+        raise ConfigError(
+            path, f"invalid JSON: {err}", "fix the JSON (dockerd will not start with it)"
+        ) from err
     if not isinstance(data, dict):
-        raise ConfigError(path, f"top level is a JSON {json_type(data)}, not an object", "make it a JSON object {...}")
+        raise ConfigError(
+            path,
+            f"top level is a JSON {json_type(data)}, not an object",
+            "make it a JSON object {...}",
+        )
     return data
 
 
@@ -104,7 +130,11 @@ def _field(entry: dict, name: str):
 def _entry_limit(key: str, entry, path: str) -> Ulimit:
     where = f"{path} ({DAEMON_JSON_KEY}.{key})"
     if not isinstance(entry, dict):
-        raise ConfigError(path, f"{DAEMON_JSON_KEY}.{key} is not an object", 'write it as {"Name": ..., "Soft": N, "Hard": N}')
+        raise ConfigError(
+            path,
+            f"{DAEMON_JSON_KEY}.{key} is not an object",
+            'write it as {"Name": ..., "Soft": N, "Hard": N}',
+        )
     _, name = _field(entry, "name")
     values = {}
     for field in ("soft", "hard"):
@@ -112,10 +142,18 @@ def _entry_limit(key: str, entry, path: str) -> Ulimit:
         if value is None:
             value = 0  # what dockerd assumes for a missing field
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(path, f"{DAEMON_JSON_KEY}.{key}.{field} is {value!r}, not an integer", "dockerd refuses that: use a whole number or -1")
+            raise ConfigError(
+                path,
+                f"{DAEMON_JSON_KEY}.{key}.{field} is {value!r}, not an integer",
+                "dockerd refuses that: use a whole number or -1",
+            )
         values[field] = value
     if name is not None and not isinstance(name, str):
-        raise ConfigError(path, f"{DAEMON_JSON_KEY}.{key}.Name is not a string", "use the ulimit's name, e.g. \"nofile\"")
+        raise ConfigError(
+            path,
+            f"{DAEMON_JSON_KEY}.{key}.Name is not a string",
+            'use the ulimit\'s name, e.g. "nofile"',
+        )
     limit = Ulimit(name or key, values["soft"], values["hard"])
     _check_order(limit, where)
     return limit
@@ -127,8 +165,16 @@ def daemon_json_ulimits(config: dict, path: str) -> dict[str, Ulimit]:
     if entries is None:
         return {}
     if not isinstance(entries, dict):
-        raise ConfigError(path, f"{DAEMON_JSON_KEY} is a JSON {json_type(entries)}, not an object", 'use {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 65536}}')
-    return {limit.name: limit for key, entry in entries.items() for limit in [_entry_limit(key, entry, path)]}
+        raise ConfigError(
+            path,
+            f"{DAEMON_JSON_KEY} is a JSON {json_type(entries)}, not an object",
+            'use {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 65536}}',
+        )
+    return {
+        limit.name: limit
+        for key, entry in entries.items()
+        for limit in [_entry_limit(key, entry, path)]
+    }
 
 
 def _indent_of(text: str):
@@ -156,7 +202,11 @@ def merge_daemon_json(content: bytes | None, desired: tuple[Ulimit, ...], path: 
         if entry is None:
             if limit.name in entries:
                 other = _field(entries[limit.name], "name")[1]
-                raise ConfigError(path, f"{DAEMON_JSON_KEY}.{limit.name} has Name {other!r}", f"rename that entry's key to {other!r} so that a {limit.name} entry can be added")
+                raise ConfigError(
+                    path,
+                    f"{DAEMON_JSON_KEY}.{limit.name} has Name {other!r}",
+                    f"rename that entry's key to {other!r} so that a {limit.name} entry can be added",
+                )
             entries[limit.name] = {"Name": limit.name, "Soft": limit.soft, "Hard": limit.hard}
             continue
         for field, value in (("soft", limit.soft), ("hard", limit.hard)):
@@ -183,6 +233,8 @@ DEFAULT_VARIABLE = "DOCKER_OPTS"
 @functools.lru_cache(maxsize=4)
 def _assignment(variable: str) -> re.Pattern:
     return re.compile(rf"^[ \t]*(?:export[ \t]+)?{re.escape(variable)}=", re.M)
+
+
 _ULIMIT_FLAG = re.compile(r"--default-ulimit(?:=|[ \t]+)(?P<value>[^\s'\"]+)")
 
 
@@ -202,13 +254,21 @@ def _options_values(text: str, path: str, variable: str) -> list[_OptionsValue]:
             end = _closing_quote(text, start + 1, quote)
             if end < 0:
                 line = text.count("\n", 0, start) + 1
-                raise ConfigError(path, f"unterminated {quote} in {variable} at line {line}", f"close the quote (docker would read a broken {variable})")
+                raise ConfigError(
+                    path,
+                    f"unterminated {quote} in {variable} at line {line}",
+                    f"close the quote (docker would read a broken {variable})",
+                )
             values.append(_OptionsValue(start + 1, end, quote))
         else:
             # Unquoted: systemd's EnvironmentFile (how docker.service reads this file) takes the
             # rest of the line, spaces included; a shell stops at ';' and at a ' #' comment.
             end = start
-            while end < len(text) and text[end] not in "\n;" and not (text[end] == "#" and end > start and text[end - 1] in " \t"):
+            while (
+                end < len(text)
+                and text[end] not in "\n;"
+                and not (text[end] == "#" and end > start and text[end - 1] in " \t")
+            ):
                 end += 1
             end = start + len(text[start:end].rstrip(" \t"))
             values.append(_OptionsValue(start, end, ""))
@@ -235,16 +295,23 @@ def _flag_ulimits_in(value: str, path: str) -> dict[str, tuple[Ulimit, re.Match]
     return found
 
 
-def sysconfig_ulimits(text: str, path: str, variable: str = SYSCONFIG_VARIABLE) -> dict[str, Ulimit]:
+def sysconfig_ulimits(
+    text: str, path: str, variable: str = SYSCONFIG_VARIABLE
+) -> dict[str, Ulimit]:
     """The --default-ulimit flags in the effective (last) assignment of `variable`."""
     values = _options_values(text, path, variable)
     if not values:
         return {}
     last = values[-1]
-    return {name: limit for name, (limit, _) in _flag_ulimits_in(text[last.start:last.end], path).items()}
+    return {
+        name: limit
+        for name, (limit, _) in _flag_ulimits_in(text[last.start : last.end], path).items()
+    }
 
 
-def merge_sysconfig(text: str, desired: tuple[Ulimit, ...], path: str, variable: str = SYSCONFIG_VARIABLE) -> str:
+def merge_sysconfig(
+    text: str, desired: tuple[Ulimit, ...], path: str, variable: str = SYSCONFIG_VARIABLE
+) -> str:
     """The file with `desired` ulimits as flags in `variable`; weaker flags raised in place."""
     values = _options_values(text, path, variable)
     if not values:
@@ -255,7 +322,7 @@ def merge_sysconfig(text: str, desired: tuple[Ulimit, ...], path: str, variable:
         separator = "" if not text or text.endswith("\n") else "\n"
         return f'{text}{separator}{variable}="{flags}"\n'
     last = values[-1]
-    value = text[last.start:last.end]
+    value = text[last.start : last.end]
     existing = _flag_ulimits_in(value, path)
     todo = missing_ulimits({name: limit for name, (limit, _) in existing.items()}, desired)
     if not todo:
@@ -265,7 +332,9 @@ def merge_sysconfig(text: str, desired: tuple[Ulimit, ...], path: str, variable:
     for limit in todo:
         if limit.name in existing:
             match = existing[limit.name][1]
-            replacements.append((match.start("value"), match.end("value"), render_ulimit_flag(limit)))
+            replacements.append(
+                (match.start("value"), match.end("value"), render_ulimit_flag(limit))
+            )
         else:
             appended.append(f"--default-ulimit {render_ulimit_flag(limit)}")
     for start, end, new in sorted(replacements, reverse=True):
@@ -273,11 +342,15 @@ def merge_sysconfig(text: str, desired: tuple[Ulimit, ...], path: str, variable:
     if appended:
         value = f"{value} {' '.join(appended)}" if value.strip() else " ".join(appended)
     if last.quote:
-        return text[:last.start] + value + text[last.end:]
+        return text[: last.start] + value + text[last.end :]
     if any(char in value for char in "\"'\\"):
         line = text.count("\n", 0, last.start) + 1
-        raise ConfigError(path, f"unquoted {variable} at line {line} contains quotes or backslashes", f"put the whole value in quotes, e.g. {variable}='...'")
-    return text[:last.start] + f'"{value}"' + text[last.end:]
+        raise ConfigError(
+            path,
+            f"unquoted {variable} at line {line} contains quotes or backslashes",
+            f"put the whole value in quotes, e.g. {variable}='...'",
+        )
+    return text[: last.start] + f'"{value}"' + text[last.end :]
 
 
 def unit_exec_start(unit_text: str) -> tuple[str, ...]:
@@ -288,7 +361,7 @@ def unit_exec_start(unit_text: str) -> tuple[str, ...]:
     for line in unit_text.replace("\\\n", " ").splitlines():
         stripped = line.strip()
         if stripped.startswith("ExecStart="):
-            command = stripped[len("ExecStart="):].lstrip("-@:+!")
+            command = stripped[len("ExecStart=") :].lstrip("-@:+!")
             try:
                 effective = tuple(shlex.split(command)) if command else ()
             except ValueError:

@@ -18,9 +18,16 @@ import shlex
 import tarfile
 from dataclasses import dataclass, field
 
-from .model import DAEMON_JSON, DEFAULT_DOCKER, LOCK_FILE, LOCK_WAIT_SECONDS, SYSCONFIG_DOCKER, DesiredState
 from .containerd_config import UNIT as CONTAINERD_UNIT
 from .containerd_config import parse_show, show_properties
+from .model import (
+    DAEMON_JSON,
+    DEFAULT_DOCKER,
+    LOCK_FILE,
+    LOCK_WAIT_SECONDS,
+    SYSCONFIG_DOCKER,
+    DesiredState,
+)
 from .runtime import CRI_SOCKETS, KUBELET_CONFIG, KUBELET_FLAG_FILES
 from .sysctl import SYSCTL_CONF, SYSCTL_DIRS
 
@@ -67,18 +74,30 @@ class NodeFacts:
     sysctl_runtime: dict[str, int | None]  # key -> current value (None: no such key)
     sysctl_files: tuple[str, ...] = field(default=())  # paths of the sysctl config files found
     docker_unit: str | None = None  # `systemctl cat docker.service` on systemd nodes
-    backups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # file -> its backups, oldest first
+    backups: dict[str, tuple[str, ...]] = field(
+        default_factory=dict
+    )  # file -> its backups, oldest first
     directories: dict[str, DirFact] = field(default_factory=dict)
     dockerd_age: float | None = None  # seconds since dockerd started
-    file_ages: dict[str, float] = field(default_factory=dict)  # seconds since each file read last changed (daemon.json, the drop-in: read only at start)
+    file_ages: dict[str, float] = field(
+        default_factory=dict
+    )  # seconds since each file read last changed (daemon.json, the drop-in: read only at start)
     containerd_installed: bool = False
     kubelet_argv: tuple[str, ...] = ()
-    containerd_processes: tuple[tuple[int, tuple[str, ...]], ...] = ()  # (pid, argv) of every containerd (docker may run its own)
-    process_limits: dict[int, str] = field(default_factory=dict)  # pid -> /proc/PID/limits (containerd, nodes without systemd)
+    containerd_processes: tuple[
+        tuple[int, tuple[str, ...]], ...
+    ] = ()  # (pid, argv) of every containerd (docker may run its own)
+    process_limits: dict[int, str] = field(
+        default_factory=dict
+    )  # pid -> /proc/PID/limits (containerd, nodes without systemd)
     sockets: tuple[str, ...] = ()  # the CRI sockets present
-    containerd_unit: dict[str, str] | None = None  # `systemctl show containerd.service` (systemd nodes)
+    containerd_unit: dict[str, str] | None = (
+        None  # `systemctl show containerd.service` (systemd nodes)
+    )
     containerd_age: float | None = None  # seconds since containerd.service's main process started
-    unreadable_names: tuple[str, ...] = ()  # files the facts had to read whose names hold a tab or newline
+    unreadable_names: tuple[
+        str, ...
+    ] = ()  # files the facts had to read whose names hold a tab or newline
 
     @property
     def docker_running(self) -> bool:
@@ -116,7 +135,15 @@ started() {  # NAME PID: when the process started, in clock ticks since boot, be
 # (atime and ctime left out). tar's 10 KiB records, zero-padded, keep it to one SSH packet per
 # 10 KiB (512-byte records made ~10 packets, each costing the client ~0.1 ms). A path tar cannot
 # read is simply not in it.
-TAR_ARGV = ("tar", "--format=posix", "--pax-option=delete=atime,delete=ctime", "-chf", "-", "--no-recursion", "--")
+TAR_ARGV = (
+    "tar",
+    "--format=posix",
+    "--pax-option=delete=atime,delete=ctime",
+    "-chf",
+    "-",
+    "--no-recursion",
+    "--",
+)
 ARCHIVE_MARKER = b"archive\tall\tok\t=\n"
 NOW_ENTRY = "/proc/self"
 # Forks are what this script costs the node (50 nodes on 2 cores feel each one): shell
@@ -128,7 +155,9 @@ def render_facts_script(desired: DesiredState) -> str:
     q = shlex.quote
     lines = ["T='\t'", _SHELL_FUNCTIONS.strip()]
     # A shared hold on the run lock: facts never see a node halfway through another run's apply.
-    lines.append(f"[ -d {q(LOCK_FILE.rsplit('/', 1)[0])} ] || mkdir -p {q(LOCK_FILE.rsplit('/', 1)[0])}; exec 9>>{q(LOCK_FILE)} && flock -s -w {LOCK_WAIT_SECONDS} 9")
+    lines.append(
+        f"[ -d {q(LOCK_FILE.rsplit('/', 1)[0])} ] || mkdir -p {q(LOCK_FILE.rsplit('/', 1)[0])}; exec 9>>{q(LOCK_FILE)} && flock -s -w {LOCK_WAIT_SECONDS} 9"
+    )
     lines.append('raw id user ok "${USER:-$(id -un)}"')
     lines.append(
         "if [ -d /run/systemd/system ]; then raw init system ok systemd; "
@@ -139,9 +168,11 @@ def render_facts_script(desired: DesiredState) -> str:
     # Where a systemd unit (and its drop-ins) could pass flags to dockerd.
     lines.append(
         "[ -d /run/systemd/system ] && u=$(systemctl cat docker.service 2>/dev/null) && "
-        "emit unit docker.service ok \"$(printf %s \"$u\" | base64 -w0)\""
+        'emit unit docker.service ok "$(printf %s "$u" | base64 -w0)"'
     )
-    lines.append("if command -v containerd >/dev/null 2>&1; then raw containerd installed ok yes; fi")
+    lines.append(
+        "if command -v containerd >/dev/null 2>&1; then raw containerd installed ok yes; fi"
+    )
     # One grep finds the running dockerd, kubelet and containerd (a process's name is its comm)
     # and reads the kernel's values (procfs answers whole reads only; the shell reads byte by byte).
     # A kernel value is a number, possibly negative; a process whose name starts with one is skipped.
@@ -152,7 +183,10 @@ def render_facts_script(desired: DesiredState) -> str:
     )
     # Each daemon: argv (where flags really came from) and, for the first of each, when it
     # started: its start in clock ticks since boot against the uptime.
-    sysctl_arms = " ".join(f'{q(s.proc_path)}) raw sysctl {q(s.key)} ok "$value"; got="$got"{q(s.key)}" " ;;' for s in desired.sysctls)
+    sysctl_arms = " ".join(
+        f'{q(s.proc_path)}) raw sysctl {q(s.key)} ok "$value"; got="$got"{q(s.key)}" " ;;'
+        for s in desired.sysctls
+    )
     lines.append(
         "got=' '; seen=' '; for line do path=${line%%:*}; value=${line#*:}; case \"$path\" in "
         f"{sysctl_arms} "
@@ -167,12 +201,18 @@ def render_facts_script(desired: DesiredState) -> str:
         ";; esac; done"
     )
     for setting in desired.sysctls:
-        lines.append(f'case "$got" in *" "{q(setting.key)}" "*) ;; *) raw sysctl {q(setting.key)} absent \'\' ;; esac')
+        lines.append(
+            f'case "$got" in *" "{q(setting.key)}" "*) ;; *) raw sysctl {q(setting.key)} absent \'\' ;; esac'
+        )
     # Which runtime the kubelet hands pods to: its flag files, its config, the CRI sockets.
     for path in KUBELET_FLAG_FILES + (KUBELET_CONFIG,):
         lines.append(f"[ -e {q(path)} ] && readfile {q(path)}")
-    lines.append(f'[ -n "${{kubelet_config:-}}" ] && [ "$kubelet_config" != {q(KUBELET_CONFIG)} ] && readfile "$kubelet_config"')
-    lines.append(f"for s in {' '.join(q(s) for s in CRI_SOCKETS)}; do [ -S \"$s\" ] && raw socket \"$s\" ok ''; done")
+    lines.append(
+        f'[ -n "${{kubelet_config:-}}" ] && [ "$kubelet_config" != {q(KUBELET_CONFIG)} ] && readfile "$kubelet_config"'
+    )
+    lines.append(
+        f'for s in {" ".join(q(s) for s in CRI_SOCKETS)}; do [ -S "$s" ] && raw socket "$s" ok \'\'; done'
+    )
     # containerd's limits as systemd loaded them (unit + drop-ins), and when its main process started
     properties = " ".join(f"-p {name}" for name in show_properties(desired.ulimits))
     lines.append(
@@ -199,7 +239,7 @@ def render_facts_script(desired: DesiredState) -> str:
     managed = " ".join(q(p) for p in managed_paths(desired))
     lines.append(
         f'for p in {managed} /etc/sysctl.d/*.conf; do set -- "$p".*.bak; [ -e "$1" ] || continue; '
-        'for b in "$@"; do raw backup "$p" ok "$b"; done; eval "readfile \"\\${$#}\""; done'
+        'for b in "$@"; do raw backup "$p" ok "$b"; done; eval "readfile "\\${$#}""; done'
     )
     # The server's directories go in the archive as entries (owner, mode; followed like a hostPath is).
     for directory in desired.directories:
@@ -220,9 +260,14 @@ def render_facts_script(desired: DesiredState) -> str:
 
 def managed_paths(desired: DesiredState) -> tuple[str, ...]:
     """Every file `run` may write (and `restore` may put back)."""
-    return (DAEMON_JSON, SYSCONFIG_DOCKER, DEFAULT_DOCKER, desired.containerd_dropin, desired.sysctl_file, SYSCTL_CONF) + tuple(
-        f.path for f in desired.server_files
-    )
+    return (
+        DAEMON_JSON,
+        SYSCONFIG_DOCKER,
+        DEFAULT_DOCKER,
+        desired.containerd_dropin,
+        desired.sysctl_file,
+        SYSCTL_CONF,
+    ) + tuple(f.path for f in desired.server_files)
 
 
 class FactsParseError(ValueError):
@@ -294,7 +339,11 @@ def parse_facts(output: bytes) -> NodeFacts:
     for path, fact in files.items():
         if fact.state == "unreadable" and path in contents:
             files[path] = FileFact(path, "file", contents[path])
-    sysctl_files = tuple(path for path, fact in files.items() if fact.exists and _is_sysctl_config(path) and path.endswith(".conf"))
+    sysctl_files = tuple(
+        path
+        for path, fact in files.items()
+        if fact.exists and _is_sysctl_config(path) and path.endswith(".conf")
+    )
     unit_show = values.get(("unit-show", CONTAINERD_UNIT))
     file_ages = {path: now - mtime for path, mtime in mtimes.items()} if now is not None else {}
     return NodeFacts(
@@ -306,7 +355,9 @@ def parse_facts(output: bytes) -> NodeFacts:
         files=files,
         sysctl_runtime=sysctl_runtime,
         sysctl_files=sysctl_files,
-        docker_unit=values[("unit", "docker.service")][1].decode(errors="replace") if ("unit", "docker.service") in values else None,
+        docker_unit=values[("unit", "docker.service")][1].decode(errors="replace")
+        if ("unit", "docker.service") in values
+        else None,
         backups={path: tuple(names) for path, names in backups.items()},
         directories=directories,
         dockerd_age=_process_age(clocks.get("dockerd-started")),
@@ -343,10 +394,12 @@ def _split_output(output: bytes) -> tuple[bytes, bytes]:
         if found < 0:
             raise FactsParseError("the facts output ended early")
         at = found + 1
-    return output[:at], output[at + len(ARCHIVE_MARKER):]
+    return output[:at], output[at + len(ARCHIVE_MARKER) :]
 
 
-def _read_archive(data: bytes) -> tuple[dict[str, bytes], dict[str, float], dict[str, DirFact], float | None]:
+def _read_archive(
+    data: bytes,
+) -> tuple[dict[str, bytes], dict[str, float], dict[str, DirFact], float | None]:
     """From the facts' archive (read in memory, never extracted), by absolute path: the regular
     files' contents and mtimes, and what each other entry is; and the node's clock (NOW_ENTRY)."""
     contents: dict[str, bytes] = {}
@@ -360,18 +413,22 @@ def _read_archive(data: bytes) -> tuple[dict[str, bytes], dict[str, float], dict
                 if path == NOW_ENTRY:
                     now = float(member.mtime)
                 elif member.isdir():
-                    directories[path] = DirFact(path, "ok", member.uid, member.gid, member.mode & 0o7777)
+                    directories[path] = DirFact(
+                        path, "ok", member.uid, member.gid, member.mode & 0o7777
+                    )
                 else:
                     directories[path] = DirFact(path, "notdir")
                     # islnk: a hard link, a second path to a file already in the archive
-                    handle = archive.extractfile(member) if member.isfile() or member.islnk() else None
+                    handle = (
+                        archive.extractfile(member) if member.isfile() or member.islnk() else None
+                    )
                     if handle is not None:
                         contents[path] = handle.read()
                         mtimes[path] = float(member.mtime)
             end = archive.offset  # where the members ended
     except (tarfile.TarError, KeyError, ValueError) as err:
         raise FactsParseError(f"the files' archive is damaged: {err}") from err
-    if data[end:end + 1024] != bytes(1024):  # tar ends an archive with two zero blocks
+    if data[end : end + 1024] != bytes(1024):  # tar ends an archive with two zero blocks
         raise FactsParseError("the files' archive is damaged: it ends early")
     return contents, mtimes, directories, now
 

@@ -12,10 +12,10 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .cluster import TRAINS_NAMESPACE, ClusterFacts, KubeNode
 from .errors import NodePrepError, UsageError
@@ -61,7 +61,9 @@ class Kubectl:
     def __post_init__(self) -> None:
         self.binary = shutil.which("kubectl")
         # removed by close(), or at exit if an error came first
-        self._cache = tempfile.TemporaryDirectory(prefix="trains-nodeprep-kube-", ignore_cleanup_errors=True)
+        self._cache = tempfile.TemporaryDirectory(
+            prefix="trains-nodeprep-kube-", ignore_cleanup_errors=True
+        )
         self.cache_dir = self._cache.name
 
     def close(self) -> None:
@@ -77,25 +79,44 @@ class Kubectl:
 
     def _require_binary(self) -> None:
         if not self.binary:
-            raise NodePrepError("kubectl is not installed or not on PATH; install kubectl 1.14+ or pass --no-deploy")
+            raise NodePrepError(
+                "kubectl is not installed or not on PATH; install kubectl 1.14+ or pass --no-deploy"
+            )
 
     def run(self, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
         self._require_binary()
         try:
-            return subprocess.run(self.argv(*args), capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout or self.timeout)
+            return subprocess.run(
+                self.argv(*args),
+                capture_output=True,
+                text=True,
+                stdin=subprocess.DEVNULL,
+                timeout=timeout or self.timeout,
+            )
         except subprocess.TimeoutExpired as err:
-            raise NodePrepError(f"kubectl {' '.join(args[:2])} did not finish within {timeout or self.timeout:.0f} s; check the cluster") from err
+            raise NodePrepError(
+                f"kubectl {' '.join(args[:2])} did not finish within {timeout or self.timeout:.0f} s; check the cluster"
+            ) from err
 
     def gather(self, selector: str, kustomize_dir: Path) -> ClusterFacts:
         """Everything the pre-checks need; the calls run side by side."""
         if not self.binary:
-            return ClusterFacts(context=self.context, kubectl_version=None, server_error="kubectl not found")
+            return ClusterFacts(
+                context=self.context, kubectl_version=None, server_error="kubectl not found"
+            )
         with ThreadPoolExecutor(max_workers=4) as pool:
-            version = pool.submit(self.run, "version", "-o", "json")  # the client's version too, even when the server is down
+            version = pool.submit(
+                self.run, "version", "-o", "json"
+            )  # the client's version too, even when the server is down
             nodes = pool.submit(self.run, "get", "nodes", "-l", selector, "-o", "json")
             services = pool.submit(self.run, "get", "services", "--all-namespaces", "-o", "json")
             built = pool.submit(self.run, "kustomize", str(kustomize_dir))
-        version, nodes, services, built = version.result(), nodes.result(), services.result(), built.result()
+        version, nodes, services, built = (
+            version.result(),
+            nodes.result(),
+            services.result(),
+            built.result(),
+        )
         try:
             versions = json.loads(version.stdout)
         except ValueError:
@@ -103,10 +124,16 @@ class Kubectl:
         client = (versions.get("clientVersion") or {}).get("gitVersion")
         server = (versions.get("serverVersion") or {}).get("gitVersion")
         if client is None:
-            return ClusterFacts(context=self.context, kubectl_version=None, server_error=_last_line(version.stderr) or "kubectl gave no version")
+            return ClusterFacts(
+                context=self.context,
+                kubectl_version=None,
+                server_error=_last_line(version.stderr) or "kubectl gave no version",
+            )
         if server is None or nodes.returncode != 0:
             error = _last_line(version.stderr or nodes.stderr) or "no answer"
-            return ClusterFacts(self.context, client, server_error=error, kustomize_error=_error_of(built))
+            return ClusterFacts(
+                self.context, client, server_error=error, kustomize_error=_error_of(built)
+            )
         return ClusterFacts(
             context=self.context,
             kubectl_version=client,
@@ -120,8 +147,13 @@ class Kubectl:
         """`kubectl apply -k DIR`, streaming its lines; (ok, the output)."""
         self._require_binary()
         lines = []
-        with subprocess.Popen(self.argv("apply", "-k", str(kustomize_dir)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, text=True) as process:
+        with subprocess.Popen(
+            self.argv("apply", "-k", str(kustomize_dir)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        ) as process:
             for line in process.stdout:
                 lines.append(line.rstrip("\n"))
                 on_line(line.rstrip("\n"))
@@ -132,7 +164,15 @@ class Kubectl:
         """The Deployments that did not become available in time (empty: all did)."""
         failed = []
         for name in DEPLOYMENTS:
-            done = self.run("rollout", "status", f"deployment/{name}", "-n", TRAINS_NAMESPACE, f"--timeout={timeout}s", timeout=timeout + 10)
+            done = self.run(
+                "rollout",
+                "status",
+                f"deployment/{name}",
+                "-n",
+                TRAINS_NAMESPACE,
+                f"--timeout={timeout}s",
+                timeout=timeout + 10,
+            )
             if done.returncode != 0:
                 failed.append(f"{name}: {_last_line(done.stderr) or 'not available'}")
         return failed
@@ -162,12 +202,16 @@ class Kubectl:
         """One `kubectl exec POD -c elasticsearch -- cat /proc/1/limits /proc/sys/...`: what the pod sees."""
         keys = tuple(sysctl_keys)
         try:
-            done = self.run("exec", "-n", ES_NAMESPACE, pod.name, "-c", ES_CONTAINER, "--", *read_command(keys))
+            done = self.run(
+                "exec", "-n", ES_NAMESPACE, pod.name, "-c", ES_CONTAINER, "--", *read_command(keys)
+            )
         except NodePrepError as err:
             return PodReading(pod.name, pod.node, None, error=str(err))
         only_missing_sysctls = done.returncode == 1 and all(
-            line.endswith(": No such file or directory") or line.startswith("command terminated with exit code")
-            for line in done.stderr.strip().splitlines())
+            line.endswith(": No such file or directory")
+            or line.startswith("command terminated with exit code")
+            for line in done.stderr.strip().splitlines()
+        )
         if done.returncode != 0 and not only_missing_sysctls:
             return PodReading(pod.name, pod.node, None, error=_exec_error(done))
         try:
@@ -176,7 +220,9 @@ class Kubectl:
             return PodReading(pod.name, pod.node, None, error=str(err))
         return PodReading(pod.name, pod.node, limits_text, values)
 
-    def elasticsearch_pod_requirements(self, desired: DesiredState, *, required: bool = True) -> list[Requirement]:
+    def elasticsearch_pod_requirements(
+        self, desired: DesiredState, *, required: bool = True
+    ) -> list[Requirement]:
         """Is there a Running Elasticsearch pod, and did the desired limits and sysctls reach each one.
 
         Not `required` (trains-server may not be deployed yet): no pod at all gives no requirement."""
@@ -187,7 +233,9 @@ class Kubectl:
         keys = [setting.key for setting in desired.sysctls]
         for pod in pods:
             seen = self.read_pod(pod, keys)
-            reqs += pod_requirements(seen.pod, seen.limits_text, seen.sysctl_values, desired, seen.error, node=seen.node)
+            reqs += pod_requirements(
+                seen.pod, seen.limits_text, seen.sysctl_values, desired, seen.error, node=seen.node
+            )
         return reqs
 
 
@@ -212,8 +260,14 @@ def with_image_version(kustomize_dir: Path, version: str | None, workdir: str) -
 def parse_nodes(text: str) -> tuple[KubeNode, ...]:
     nodes = []
     for item in json.loads(text).get("items", []):
-        addresses = {a.get("type"): a.get("address") for a in item.get("status", {}).get("addresses", [])}
-        nodes.append(KubeNode(item["metadata"]["name"], addresses.get("InternalIP"), addresses.get("Hostname")))
+        addresses = {
+            a.get("type"): a.get("address") for a in item.get("status", {}).get("addresses", [])
+        }
+        nodes.append(
+            KubeNode(
+                item["metadata"]["name"], addresses.get("InternalIP"), addresses.get("Hostname")
+            )
+        )
     return tuple(sorted(nodes, key=lambda n: n.name))
 
 
@@ -228,13 +282,21 @@ def parse_node_ports(text: str) -> dict[int, str]:
 
 
 def _error_of(done: subprocess.CompletedProcess) -> str | None:
-    return None if done.returncode == 0 else (_last_line(done.stderr) or f"exit status {done.returncode}")
+    return (
+        None
+        if done.returncode == 0
+        else (_last_line(done.stderr) or f"exit status {done.returncode}")
+    )
 
 
 def _exec_error(done: subprocess.CompletedProcess) -> str:
     """The command's own last complaint rather than kubectl's "command terminated with exit code N"."""
-    lines = [line for line in (done.stderr or "").strip().splitlines()
-             if line.strip() and not line.startswith(("command terminated with exit code", "Defaulted container"))]
+    lines = [
+        line
+        for line in (done.stderr or "").strip().splitlines()
+        if line.strip()
+        and not line.startswith(("command terminated with exit code", "Defaulted container"))
+    ]
     return lines[-1][:400] if lines else _error_of(done) or f"exit status {done.returncode}"
 
 

@@ -48,12 +48,14 @@ class Ulimit:
             return format_limit(self.soft)
         return f"{format_limit(self.soft)}:{format_limit(self.hard)}"
 
-    def satisfies(self, minimum: "Ulimit") -> bool:
+    def satisfies(self, minimum: Ulimit) -> bool:
         return limit_at_least(self.soft, minimum.soft) and limit_at_least(self.hard, minimum.hard)
 
-    def raised_to(self, minimum: "Ulimit") -> "Ulimit":
+    def raised_to(self, minimum: Ulimit) -> Ulimit:
         """The lowest limit that keeps what is higher here and meets `minimum`."""
-        return Ulimit(self.name, higher_limit(self.soft, minimum.soft), higher_limit(self.hard, minimum.hard))
+        return Ulimit(
+            self.name, higher_limit(self.soft, minimum.soft), higher_limit(self.hard, minimum.hard)
+        )
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,20 @@ class DesiredState:
     source: str  # where it was loaded from, for messages
     directories: tuple[Directory, ...] = ()
     server_files: tuple[ServerFile, ...] = ()
-    containerd_dropin: str = CONTAINERD_DROPIN_DIR + "/99-trains.conf"  # playbook containerd.drop-in
+    containerd_dropin: str = (
+        CONTAINERD_DROPIN_DIR + "/99-trains.conf"
+    )  # playbook containerd.drop-in
 
 
-LOCK_FILE = "/run/lock/trains-nodeprep.lock"  # on the node: one apply at a time, facts never mid-apply
+LOCK_FILE = (
+    "/run/lock/trains-nodeprep.lock"  # on the node: one apply at a time, facts never mid-apply
+)
 LOCK_WAIT_SECONDS = 60
 DAEMON_JSON = "/etc/docker/daemon.json"
-SYSCONFIG_DOCKER = "/etc/sysconfig/docker"  # RHEL-family: OPTIONS="..." passed to dockerd by its unit
+SYSCONFIG_DOCKER = (
+    "/etc/sysconfig/docker"  # RHEL-family: OPTIONS="..." passed to dockerd by its unit
+)
 APISERVER_CONF = "/opt/trains/config/apiserver.conf"  # holds fixed users' passwords
-DEFAULT_DOCKER = "/etc/default/docker"  # Debian sysvinit: DOCKER_OPTS="..." passed by /etc/init.d/docker
+DEFAULT_DOCKER = (
+    "/etc/default/docker"  # Debian sysvinit: DOCKER_OPTS="..." passed by /etc/init.d/docker
+)

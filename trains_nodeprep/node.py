@@ -57,7 +57,9 @@ class Target:
         return f"{user}{host}{port}"
 
 
-_TARGET = re.compile(r"^(?:(?P<user>[A-Za-z0-9._][A-Za-z0-9._-]*)@)?(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9._-]+))(?::(?P<port>\d{1,5}))?$")
+_TARGET = re.compile(
+    r"^(?:(?P<user>[A-Za-z0-9._][A-Za-z0-9._-]*)@)?(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9._-]+))(?::(?P<port>\d{1,5}))?$"
+)
 
 
 def parse_target(text: str) -> Target:
@@ -96,13 +98,25 @@ def sudo_failure(result: Result, label: str, user: str) -> ConnectionFailed | No
         return None
     text = result.stderr
     if "a password is required" in text:
-        return ConnectionFailed(f"{label}: sudo asks {user} for a password; pass --ask-sudo-password or set {SUDO_PASSWORD_ENV}")
+        return ConnectionFailed(
+            f"{label}: sudo asks {user} for a password; pass --ask-sudo-password or set {SUDO_PASSWORD_ENV}"
+        )
     if "incorrect password" in text or "Sorry, try again" in text:
-        return ConnectionFailed(f"{label}: sudo refused the password for {user}; check --ask-sudo-password / {SUDO_PASSWORD_ENV}")
-    if "is not in the sudoers file" in text or "is not allowed to execute" in text or "may not run sudo" in text:
-        return ConnectionFailed(f"{label}: {user} may not run commands as root with sudo; log in as root or grant sudo rights")
+        return ConnectionFailed(
+            f"{label}: sudo refused the password for {user}; check --ask-sudo-password / {SUDO_PASSWORD_ENV}"
+        )
+    if (
+        "is not in the sudoers file" in text
+        or "is not allowed to execute" in text
+        or "may not run sudo" in text
+    ):
+        return ConnectionFailed(
+            f"{label}: {user} may not run commands as root with sudo; log in as root or grant sudo rights"
+        )
     if result.exit_status == 127 and "sudo" in text:
-        return ConnectionFailed(f"{label}: sudo is not installed and {user} is not root; log in as root (--user root)")
+        return ConnectionFailed(
+            f"{label}: sudo is not installed and {user} is not root; log in as root (--user root)"
+        )
     return None
 
 
@@ -126,11 +140,17 @@ class LocalNode:
         """`payload` reaches the script on stdin, after the sudo password line if there is one."""
         self.exec_count += 1
         argv = root_argv(script, self.user, self.sudo_password)
-        stdin = (self.sudo_password + "\n").encode() if self.sudo_password is not None and self.user != "root" else b""
+        stdin = (
+            (self.sudo_password + "\n").encode()
+            if self.sudo_password is not None and self.user != "root"
+            else b""
+        )
         try:
             done = subprocess.run(argv, input=stdin + payload, capture_output=True, timeout=timeout)
         except subprocess.TimeoutExpired as err:
-            raise ConnectionFailed(f"localhost: a command did not finish within {timeout:.0f} s") from err
+            raise ConnectionFailed(
+                f"localhost: a command did not finish within {timeout:.0f} s"
+            ) from err
         result = Result(done.returncode, done.stdout, done.stderr.decode("utf-8", errors="replace"))
         failure = sudo_failure(result, self.label, self.user)
         if failure:
@@ -201,10 +221,14 @@ class SSHNode:
             stderr = _read_all(channel.recv_stderr)
             status = channel.recv_exit_status()
             channel.close()
-        except (socket.timeout, TimeoutError) as err:
-            raise ConnectionFailed(f"{self.label}: no answer within {timeout:.0f} s; the node may be overloaded or the connection dropped") from err
+        except TimeoutError as err:
+            raise ConnectionFailed(
+                f"{self.label}: no answer within {timeout:.0f} s; the node may be overloaded or the connection dropped"
+            ) from err
         except (OSError, EOFError) as err:
-            raise ConnectionFailed(f"{self.label}: the SSH connection dropped ({err or type(err).__name__}); run again once the node is reachable") from err
+            raise ConnectionFailed(
+                f"{self.label}: the SSH connection dropped ({err or type(err).__name__}); run again once the node is reachable"
+            ) from err
         result = Result(status, stdout, stderr.decode("utf-8", errors="replace"))
         failure = sudo_failure(result, self.label, self.user)
         if failure:
@@ -226,7 +250,9 @@ class Hop:
     user: str
     identity_files: tuple[str, ...]
     known_hosts: tuple[tuple[Path, ...], Path]  # files to trust keys from; the one new keys go to
-    proxy_command: str | None = None  # used for the first hop only (later hops go through the one before)
+    proxy_command: str | None = (
+        None  # used for the first hop only (later hops go through the one before)
+    )
     kex_algorithms: str | None = None  # KexAlgorithms, as written
 
 
@@ -236,7 +262,14 @@ def resolve_route(target: Target, options: SSHOptions) -> tuple[Hop, ...]:
     resolved from its own Host entry (HostName, User, Port, IdentityFile, ProxyCommand for the
     first), without its own ProxyJump."""
     settings = _lookup(target.host, target.label)
-    node = _hop(target.host, target.user or options.user, target.port or options.port, options.identity_files, target.label, settings)
+    node = _hop(
+        target.host,
+        target.user or options.user,
+        target.port or options.port,
+        options.identity_files,
+        target.label,
+        settings,
+    )
     jumps = settings.get("proxyjump", "none")
     if jumps.strip().lower() == "none":
         return (node,)
@@ -245,19 +278,39 @@ def resolve_route(target: Target, options: SSHOptions) -> tuple[Hop, ...]:
         try:
             hop_target = parse_target(jump.strip().removeprefix("ssh://"))
         except UsageError as err:
-            raise ConnectionFailed(f"{target.label}: ProxyJump {jump.strip()!r} in ~/.ssh/config is not [user@]host[:port]; fix that line") from err
-        hops.append(_hop(hop_target.host, hop_target.user, hop_target.port, (), target.label, _lookup(hop_target.host, target.label)))
+            raise ConnectionFailed(
+                f"{target.label}: ProxyJump {jump.strip()!r} in ~/.ssh/config is not [user@]host[:port]; fix that line"
+            ) from err
+        hops.append(
+            _hop(
+                hop_target.host,
+                hop_target.user,
+                hop_target.port,
+                (),
+                target.label,
+                _lookup(hop_target.host, target.label),
+            )
+        )
     return (*hops, node)
 
 
-def _hop(host: str, user: str | None, port: int | None, identity_files: tuple[str, ...], label: str, settings: dict) -> Hop:
+def _hop(
+    host: str,
+    user: str | None,
+    port: int | None,
+    identity_files: tuple[str, ...],
+    label: str,
+    settings: dict,
+) -> Hop:
     """`settings`: the host's ~/.ssh/config entry (_lookup)."""
     import getpass
 
     try:
         config_port = int(settings.get("port", 22))
     except ValueError:
-        raise ConnectionFailed(f"{label}: Port {settings['port']!r} for {host} in ~/.ssh/config is not a number; fix that line") from None
+        raise ConnectionFailed(
+            f"{label}: Port {settings['port']!r} for {host} in ~/.ssh/config is not a number; fix that line"
+        ) from None
     proxy_command = settings.get("proxycommand")
     return Hop(
         host=host,
@@ -266,7 +319,9 @@ def _hop(host: str, user: str | None, port: int | None, identity_files: tuple[st
         user=user or settings.get("user") or getpass.getuser(),
         identity_files=tuple(identity_files) + tuple(settings.get("identityfile", ())),
         known_hosts=_known_hosts_files(settings),
-        proxy_command=None if proxy_command is None or proxy_command.strip().lower() == "none" else proxy_command,
+        proxy_command=None
+        if proxy_command is None or proxy_command.strip().lower() == "none"
+        else proxy_command,
         kex_algorithms=settings.get("kexalgorithms"),
     )
 
@@ -274,14 +329,18 @@ def _hop(host: str, user: str | None, port: int | None, identity_files: tuple[st
 def _lookup(host: str, label: str) -> dict:
     try:
         return dict(_ssh_config().lookup(host))
-    except Exception as err:  # paramiko raises several types for one bad line (e.g. Match exec needs invoke)
-        raise ConnectionFailed(f"{label}: cannot use ~/.ssh/config for {host} ({err or type(err).__name__}); fix or remove that entry") from err
+    except (
+        Exception
+    ) as err:  # paramiko raises several types for one bad line (e.g. Match exec needs invoke)
+        raise ConnectionFailed(
+            f"{label}: cannot use ~/.ssh/config for {host} ({err or type(err).__name__}); fix or remove that entry"
+        ) from err
 
 
 SSH_CONFIG_FILES = (Path("~/.ssh/config"), Path("/etc/ssh/ssh_config"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _ssh_config():
     """~/.ssh/config, then /etc/ssh/ssh_config: parsed once per process (the first value found wins)."""
     texts = []
@@ -291,7 +350,9 @@ def _ssh_config():
         except FileNotFoundError:
             pass
         except OSError as err:
-            raise ConnectionFailed(f"cannot read {path} ({err.strerror or err}); fix its permissions or move it away") from err
+            raise ConnectionFailed(
+                f"cannot read {path} ({err.strerror or err}); fix its permissions or move it away"
+            ) from err
     paramiko = _import_paramiko(needs_invoke=any(MATCH_EXEC.search(text) for text in texts))
     config = _host_blocks_fast(paramiko.SSHConfig)()
     for text in texts:
@@ -322,7 +383,9 @@ def _import_paramiko(needs_invoke: bool):
     if "paramiko" in sys.modules or needs_invoke or "invoke" in sys.modules:
         import paramiko
     else:
-        sys.modules["invoke"] = None  # makes `import invoke` raise ImportError, which paramiko expects
+        sys.modules["invoke"] = (
+            None  # makes `import invoke` raise ImportError, which paramiko expects
+        )
         try:
             import paramiko
         finally:
@@ -345,12 +408,23 @@ def _open_route(route: tuple[Hop, ...], options: SSHOptions, label: str) -> list
     """Logged-in clients along the route: each hop's connection carries the next (direct-tcpip)."""
     clients: list = []
     try:
-        for previous, hop in zip((None, *route), route):
+        for previous, hop in zip((None, *route), route, strict=False):
             if clients:
                 try:
-                    sock = clients[-1].get_transport().open_channel("direct-tcpip", (hop.hostname, hop.port), ("", 0), timeout=options.connect_timeout)
+                    sock = (
+                        clients[-1]
+                        .get_transport()
+                        .open_channel(
+                            "direct-tcpip",
+                            (hop.hostname, hop.port),
+                            ("", 0),
+                            timeout=options.connect_timeout,
+                        )
+                    )
                 except Exception as err:  # paramiko.ChannelException, SSHException, socket errors
-                    raise ConnectionFailed(f"{label}: the jump host {previous.host} could not reach {hop.hostname}:{hop.port} ({err}); check ProxyJump") from err
+                    raise ConnectionFailed(
+                        f"{label}: the jump host {previous.host} could not reach {hop.hostname}:{hop.port} ({err}); check ProxyJump"
+                    ) from err
             elif hop.proxy_command:
                 sock = _start_proxy_command(hop.proxy_command, label)
             else:
@@ -368,7 +442,9 @@ def _start_proxy_command(command: str, label: str):
     try:
         return paramiko.ProxyCommand(command)
     except (paramiko.SSHException, OSError, ValueError) as err:
-        raise ConnectionFailed(f"{label}: cannot start the ProxyCommand {command!r} from ~/.ssh/config ({err}); fix that line") from err
+        raise ConnectionFailed(
+            f"{label}: cannot start the ProxyCommand {command!r} from ~/.ssh/config ({err}); fix that line"
+        ) from err
 
 
 def _login(hop: Hop, sock, options: SSHOptions, label: str):
@@ -377,16 +453,28 @@ def _login(hop: Hop, sock, options: SSHOptions, label: str):
     client = paramiko.SSHClient()
     # paramiko has no public setter for the read-only "system" keys: share the parsed set.
     client._system_host_keys = _trusted_host_keys(hop.known_hosts[0])
-    client.set_missing_host_key_policy(_host_key_policy(hop.known_hosts[1], options.accept_new_host_keys))
+    client.set_missing_host_key_policy(
+        _host_key_policy(hop.known_hosts[1], options.accept_new_host_keys)
+    )
     try:
         client.connect(
-            hop.hostname, port=hop.port, username=hop.user, key_filename=list(hop.identity_files) or None,
-            timeout=options.connect_timeout, banner_timeout=options.connect_timeout, auth_timeout=options.connect_timeout, sock=sock,
-            transport_factory=functools.partial(_tuned_transport, kex_algorithms=hop.kex_algorithms),
+            hop.hostname,
+            port=hop.port,
+            username=hop.user,
+            key_filename=list(hop.identity_files) or None,
+            timeout=options.connect_timeout,
+            banner_timeout=options.connect_timeout,
+            auth_timeout=options.connect_timeout,
+            sock=sock,
+            transport_factory=functools.partial(
+                _tuned_transport, kex_algorithms=hop.kex_algorithms
+            ),
         )
     except UnusableKexAlgorithms as err:
         client.close()
-        raise ConnectionFailed(f"{label}: {err}, in ~/.ssh/config for {hop.host}; fix that line") from err
+        raise ConnectionFailed(
+            f"{label}: {err}, in ~/.ssh/config for {hop.host}; fix that line"
+        ) from err
     except UnknownHostKey as err:
         client.close()
         raise ConnectionFailed(
@@ -401,10 +489,16 @@ def _login(hop: Hop, sock, options: SSHOptions, label: str):
         ) from err
     except paramiko.AuthenticationException as err:
         client.close()
-        raise ConnectionFailed(f"{label}: authentication refused for user {hop.user} on {hop.hostname}; check --user and --identity (or your ssh agent)") from err
+        raise ConnectionFailed(
+            f"{label}: authentication refused for user {hop.user} on {hop.hostname}; check --user and --identity (or your ssh agent)"
+        ) from err
     except (paramiko.SSHException, OSError, EOFError) as err:
         client.close()
-        through = " through the ProxyCommand of ~/.ssh/config" if isinstance(sock, paramiko.ProxyCommand) else ""
+        through = (
+            " through the ProxyCommand of ~/.ssh/config"
+            if isinstance(sock, paramiko.ProxyCommand)
+            else ""
+        )
         raise _TransientSSHError(
             f"{label}: SSH connection to {hop.hostname}:{hop.port}{through} failed ({err or type(err).__name__}); check the address, port and sshd{through and ', and that command'}"
         ) from err
@@ -464,11 +558,17 @@ def _open_socket(host: str, port: int, timeout: float, label: str) -> socket.soc
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except socket.gaierror as err:
-        raise ConnectionFailed(f"{label}: cannot resolve host name {host!r}; check the name or use an IP address") from err
-    except (socket.timeout, TimeoutError) as err:
-        raise ConnectionFailed(f"{label}: no answer from {host}:{port} within {timeout:.0f} s; check the address, port and firewall") from err
+        raise ConnectionFailed(
+            f"{label}: cannot resolve host name {host!r}; check the name or use an IP address"
+        ) from err
+    except TimeoutError as err:
+        raise ConnectionFailed(
+            f"{label}: no answer from {host}:{port} within {timeout:.0f} s; check the address, port and firewall"
+        ) from err
     except OSError as err:
-        raise ConnectionFailed(f"{label}: cannot connect to {host}:{port} ({err.strerror or err}); check that sshd runs there") from err
+        raise ConnectionFailed(
+            f"{label}: cannot connect to {host}:{port} ({err.strerror or err}); check that sshd runs there"
+        ) from err
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if TCP_QUICKACK is None:
         return sock
@@ -489,8 +589,15 @@ class UnknownHostKey(Exception):
 
 def _known_hosts_files(ssh_config: dict) -> tuple[tuple[Path, ...], Path]:
     """Files to trust keys from, and the one new keys are added to (ssh's UserKnownHostsFile)."""
-    user_files = [Path(os.path.expanduser(p)) for p in " ".join(ssh_config.get("userknownhostsfile", "~/.ssh/known_hosts").split()).split()]
-    global_files = [Path(p) for p in ssh_config.get("globalknownhostsfile", "/etc/ssh/ssh_known_hosts").split()]
+    user_files = [
+        Path(os.path.expanduser(p))
+        for p in " ".join(
+            ssh_config.get("userknownhostsfile", "~/.ssh/known_hosts").split()
+        ).split()
+    ]
+    global_files = [
+        Path(p) for p in ssh_config.get("globalknownhostsfile", "/etc/ssh/ssh_known_hosts").split()
+    ]
     return tuple(user_files + global_files), user_files[0]
 
 

@@ -10,7 +10,16 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import PlaybookError
-from .model import CONTAINERD_DROPIN_DIR, UNLIMITED, DesiredState, Directory, ServerFile, SysctlSetting, Ulimit, limit_at_least
+from .model import (
+    CONTAINERD_DROPIN_DIR,
+    UNLIMITED,
+    DesiredState,
+    Directory,
+    ServerFile,
+    SysctlSetting,
+    Ulimit,
+    limit_at_least,
+)
 
 BUNDLED_PLAYBOOK = "trains-node.yaml"
 
@@ -45,7 +54,9 @@ def load_playbook(path: Path | None = None) -> DesiredState:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
-        raise PlaybookError(f"cannot read playbook {path}: {err.strerror}; check the path given to --playbook") from err
+        raise PlaybookError(
+            f"cannot read playbook {path}: {err.strerror}; check the path given to --playbook"
+        ) from err
     return parse_playbook(text, str(path))
 
 
@@ -53,7 +64,9 @@ def parse_playbook(text: str, source: str) -> DesiredState:
     import yaml  # deferred: only commands that read a playbook pay for it
 
     try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml's: 10x faster
+        data = yaml.load(
+            text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        )  # libyaml's: 10x faster
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
@@ -89,7 +102,9 @@ class _State:
             raise self.fail(key, f"must be a mapping, got {type(value).__name__}")
         unknown = sorted(str(k) for k in value if k not in allowed)
         if unknown:
-            raise self.fail(key, f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+            raise self.fail(
+                key, f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+            )
         return value
 
     def integer(self, value: Any, key: str, minimum: int) -> int:
@@ -101,47 +116,74 @@ class _State:
 
     def build(self, data: Any) -> DesiredState:
         if data is None:
-            raise self.fail("(top)", "the playbook is empty; start from the bundled playbooks/trains-node.yaml")
-        top = self.mapping(data, "(top)", {"version", "limits", "docker", "containerd", "sysctl", "server"})
+            raise self.fail(
+                "(top)", "the playbook is empty; start from the bundled playbooks/trains-node.yaml"
+            )
+        top = self.mapping(
+            data, "(top)", {"version", "limits", "docker", "containerd", "sysctl", "server"}
+        )
         if type(top.get("version")) is not int or top["version"] != 1:  # not True, not 1.0
             raise self.fail("version", f"must be 1, got {top.get('version')!r}")
         docker = self.mapping(top.get("docker", {}), "docker", {"default-ulimits"})
         containerd = self.mapping(top.get("containerd", {}), "containerd", {"drop-in"})
         if "limits" in top and "default-ulimits" in docker:
-            raise self.fail("docker.default-ulimits", "the limits are stated twice; keep only the top-level 'limits' (it applies to docker and containerd)")
+            raise self.fail(
+                "docker.default-ulimits",
+                "the limits are stated twice; keep only the top-level 'limits' (it applies to docker and containerd)",
+            )
         limits_key = "limits" if "limits" in top else "docker.default-ulimits"
         sysctl = self.mapping(top.get("sysctl", {}), "sysctl", {"file", "settings"})
         server = self.mapping(top.get("server", {}), "server", {"directories", "watchdog"})
         return DesiredState(
-            ulimits=self.ulimits(top["limits"] if "limits" in top else docker.get("default-ulimits", {}), limits_key),
+            ulimits=self.ulimits(
+                top["limits"] if "limits" in top else docker.get("default-ulimits", {}), limits_key
+            ),
             sysctls=self.sysctls(sysctl.get("settings", {})),
             sysctl_file=self.sysctl_file(sysctl.get("file", "/etc/sysctl.d/99-trains.conf")),
             source=self.source,
             directories=self.directories(server.get("directories", {})),
             server_files=self.watchdog(server["watchdog"]) if "watchdog" in server else (),
-            containerd_dropin=self.containerd_dropin(containerd.get("drop-in", DesiredState.containerd_dropin)),
+            containerd_dropin=self.containerd_dropin(
+                containerd.get("drop-in", DesiredState.containerd_dropin)
+            ),
         )
 
     def containerd_dropin(self, value: Any) -> str:
         if not isinstance(value, str):
             raise self.fail("containerd.drop-in", "must be a path")
         path = PurePosixPath(value)
-        if path.parent != PurePosixPath(CONTAINERD_DROPIN_DIR) or not DROPIN_FILE_NAME.match(path.name):
-            raise self.fail("containerd.drop-in", f"must be a NAME.conf file directly in {CONTAINERD_DROPIN_DIR}, got {value!r}")
+        if path.parent != PurePosixPath(CONTAINERD_DROPIN_DIR) or not DROPIN_FILE_NAME.match(
+            path.name
+        ):
+            raise self.fail(
+                "containerd.drop-in",
+                f"must be a NAME.conf file directly in {CONTAINERD_DROPIN_DIR}, got {value!r}",
+            )
         return str(path)
 
     def directories(self, value: Any) -> tuple[Directory, ...]:
-        entries = self.mapping(value, "server.directories", set(value) if isinstance(value, dict) else set())
+        entries = self.mapping(
+            value, "server.directories", set(value) if isinstance(value, dict) else set()
+        )
         result = []
         for path, spec in entries.items():
             key = f"server.directories.{path}"
-            if not isinstance(path, str) or not SAFE_PATH.match(path) or ".." in path.split("/") or not PurePosixPath(path).is_relative_to(SERVER_ROOT):
-                raise self.fail(key, f"must be an absolute path under {SERVER_ROOT} (letters, digits, _ . - /)")
+            if (
+                not isinstance(path, str)
+                or not SAFE_PATH.match(path)
+                or ".." in path.split("/")
+                or not PurePosixPath(path).is_relative_to(SERVER_ROOT)
+            ):
+                raise self.fail(
+                    key, f"must be an absolute path under {SERVER_ROOT} (letters, digits, _ . - /)"
+                )
             spec = self.mapping(spec or {}, key, {"owner", "group", "mode"})
             mode = spec.get("mode")
             if mode is not None:
                 if not isinstance(mode, str) or not re.fullmatch(r"0?[0-7]{3}", mode):
-                    raise self.fail(f"{key}.mode", f"must be an octal string like \"0755\", got {mode!r}")
+                    raise self.fail(
+                        f"{key}.mode", f'must be an octal string like "0755", got {mode!r}'
+                    )
                 mode = int(mode, 8)
             owner = self.integer(spec["owner"], f"{key}.owner", 0) if "owner" in spec else None
             group = self.integer(spec["group"], f"{key}.group", 0) if "group" in spec else owner
@@ -150,8 +192,12 @@ class _State:
 
     def watchdog(self, value: Any) -> tuple[ServerFile, ...]:
         spec = self.mapping(value, "server.watchdog", {"threshold_sec", "watch_interval_sec"})
-        threshold = self.integer(spec.get("threshold_sec", 7200), "server.watchdog.threshold_sec", 1)
-        interval = self.integer(spec.get("watch_interval_sec", 900), "server.watchdog.watch_interval_sec", 1)
+        threshold = self.integer(
+            spec.get("threshold_sec", 7200), "server.watchdog.threshold_sec", 1
+        )
+        interval = self.integer(
+            spec.get("watch_interval_sec", 900), "server.watchdog.watch_interval_sec", 1
+        )
         return (ServerFile(SERVICES_CONF, render_services_conf(threshold, interval), 0o644),)
 
     def ulimits(self, value: Any, base: str) -> tuple[Ulimit, ...]:
@@ -175,7 +221,9 @@ class _State:
         result = []
         for key, minimum in value.items():
             if not isinstance(key, str) or not SYSCTL_KEY.match(key):
-                raise self.fail(f"sysctl.settings.{key}", "is not a sysctl key like vm.max_map_count")
+                raise self.fail(
+                    f"sysctl.settings.{key}", "is not a sysctl key like vm.max_map_count"
+                )
             result.append(SysctlSetting(key, self.integer(minimum, f"sysctl.settings.{key}", 0)))
         return tuple(result)
 
@@ -184,5 +232,7 @@ class _State:
             raise self.fail("sysctl.file", "must be a path")
         path = PurePosixPath(value)
         if path.parent != SYSCTL_DIR or not SYSCTL_FILE_NAME.match(path.name):
-            raise self.fail("sysctl.file", f"must be a NAME.conf file directly in {SYSCTL_DIR}, got {value!r}")
+            raise self.fail(
+                "sysctl.file", f"must be a NAME.conf file directly in {SYSCTL_DIR}, got {value!r}"
+            )
         return str(path)

@@ -61,7 +61,9 @@ def read_command(sysctl_keys: list[str] | tuple[str, ...]) -> list[str]:
     return ["cat", PROC_LIMITS, *(sysctl_path(key) for key in sysctl_keys)]
 
 
-def split_read(stdout: str, stderr: str, sysctl_keys: list[str] | tuple[str, ...]) -> tuple[str, dict[str, str | None]]:
+def split_read(
+    stdout: str, stderr: str, sysctl_keys: list[str] | tuple[str, ...]
+) -> tuple[str, dict[str, str | None]]:
     """Split the output of `read_command(sysctl_keys)` into the limits text and the sysctl values.
 
     /proc/1/limits comes first: its header line ("Limit  Soft Limit  Hard Limit  Units") and
@@ -81,7 +83,9 @@ def split_read(stdout: str, stderr: str, sysctl_keys: list[str] | tuple[str, ...
             raise ValueError(f"cat: {sysctl_path(key)}: {reason}")
     lines = (stdout or "").splitlines()
     if not lines or not lines[0].startswith("Limit"):
-        raise ValueError(f"{PROC_LIMITS} does not start with its header line: {(lines[0] if lines else '(no output)')[:80]!r}")
+        raise ValueError(
+            f"{PROC_LIMITS} does not start with its header line: {(lines[0] if lines else '(no output)')[:80]!r}"
+        )
     end = 1
     while end < len(lines) and lines[end].startswith("Max "):
         end += 1
@@ -89,9 +93,11 @@ def split_read(stdout: str, stderr: str, sysctl_keys: list[str] | tuple[str, ...
     rest = lines[end:]
     present = [key for key in sysctl_keys if sysctl_path(key) not in failed]
     if len(rest) != len(present):
-        raise ValueError(f"expected {len(present)} sysctl value line(s) after {PROC_LIMITS}, got {len(rest)}")
+        raise ValueError(
+            f"expected {len(present)} sysctl value line(s) after {PROC_LIMITS}, got {len(rest)}"
+        )
     values: dict[str, str | None] = {key: None for key in sysctl_keys}
-    values.update({key: line.strip() for key, line in zip(present, rest)})
+    values.update({key: line.strip() for key, line in zip(present, rest, strict=False)})
     return limits_text, values
 
 
@@ -105,21 +111,35 @@ def parse_running_pods(text: str) -> tuple[EsPod, ...]:
     return tuple(sorted(pods, key=lambda p: p.name))
 
 
-def running_pods_requirement(pods: tuple[EsPod, ...] | list[EsPod], error: str | None = None) -> Requirement:
+def running_pods_requirement(
+    pods: tuple[EsPod, ...] | list[EsPod], error: str | None = None
+) -> Requirement:
     """Whether there is an Elasticsearch pod to look into at all."""
     where = f"namespace {ES_NAMESPACE}"
     expected = f"a Running pod with {ES_SELECTOR}"
     if error:
         return Requirement("pod.elasticsearch.running", expected, f"error: {error}", False, where)
     if not pods:
-        return Requirement("pod.elasticsearch.running", expected,
-                           "none running: deploy trains-server first, then check again", False, where)
+        return Requirement(
+            "pod.elasticsearch.running",
+            expected,
+            "none running: deploy trains-server first, then check again",
+            False,
+            where,
+        )
     actual = ", ".join(f"{p.name} on {p.node}" if p.node else p.name for p in pods)
     return Requirement("pod.elasticsearch.running", expected, actual, True, where)
 
 
-def pod_requirements(pod: str, limits_text: str | None, sysctl_values: dict[str, str | None], desired: DesiredState,
-                     error: str | None = None, *, node: str | None = None) -> list[Requirement]:
+def pod_requirements(
+    pod: str,
+    limits_text: str | None,
+    sysctl_values: dict[str, str | None],
+    desired: DesiredState,
+    error: str | None = None,
+    *,
+    node: str | None = None,
+) -> list[Requirement]:
     """One requirement per desired ulimit (pod.ulimit.NAME) and per sysctl
     (pod.sysctl.KEY), as the pod sees them. A failed read (`error`) fails them all."""
     where_pod = f"pod {pod}" + (f" on {node}" if node else "")
@@ -128,12 +148,30 @@ def pod_requirements(pod: str, limits_text: str | None, sysctl_values: dict[str,
         error = f"{PROC_LIMITS}: no limit rows recognised"
     if error is None and limits_text is None:
         error = f"{PROC_LIMITS} was not read"
-    checks = [(f"pod.ulimit.{want.name}", f">= {want.display()}", f"{where_pod}: {PROC_LIMITS}", lambda want=want: _judge_ulimit(want, limits))
-              for want in desired.ulimits]
-    checks += [(f"pod.sysctl.{setting.key}", f">= {setting.minimum}", f"{where_pod}: {setting.proc_path}",
-                lambda setting=setting: _judge_sysctl(setting, sysctl_values)) for setting in desired.sysctls]
-    return [Requirement(id_, expected, *(judge() if error is None else (f"error: {error}", False)), where)
-            for id_, expected, where, judge in checks]
+    checks = [
+        (
+            f"pod.ulimit.{want.name}",
+            f">= {want.display()}",
+            f"{where_pod}: {PROC_LIMITS}",
+            lambda want=want: _judge_ulimit(want, limits),
+        )
+        for want in desired.ulimits
+    ]
+    checks += [
+        (
+            f"pod.sysctl.{setting.key}",
+            f">= {setting.minimum}",
+            f"{where_pod}: {setting.proc_path}",
+            lambda setting=setting: _judge_sysctl(setting, sysctl_values),
+        )
+        for setting in desired.sysctls
+    ]
+    return [
+        Requirement(
+            id_, expected, *(judge() if error is None else (f"error: {error}", False)), where
+        )
+        for id_, expected, where, judge in checks
+    ]
 
 
 def _judge_ulimit(want: Ulimit, limits: dict[str, tuple[int, int]]) -> tuple[str, bool]:
@@ -151,4 +189,3 @@ def _judge_sysctl(setting: SysctlSetting, values: dict[str, str | None]) -> tupl
     value = raw.strip()
     number = int(value) if re.fullmatch(r"-?\d+", value) else None
     return value or "(empty)", number is not None and number >= setting.minimum
-

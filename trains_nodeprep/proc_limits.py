@@ -28,7 +28,9 @@ PROC_LIMIT_NAMES = {
     "Max realtime timeout": "rttime",
 }
 
-_LIMIT_ROW = re.compile(r"^(?P<name>Max [A-Za-z ]+?)\s+(?P<soft>\d+|unlimited)\s+(?P<hard>\d+|unlimited)(?:\s+\S+)?\s*$")
+_LIMIT_ROW = re.compile(
+    r"^(?P<name>Max [A-Za-z ]+?)\s+(?P<soft>\d+|unlimited)\s+(?P<hard>\d+|unlimited)(?:\s+\S+)?\s*$"
+)
 
 
 def _limit_value(text: str) -> int:
@@ -42,5 +44,8 @@ def parse_proc_limits(text: str) -> dict[str, tuple[int, int]]:
     for line in (text or "").splitlines():
         match = _LIMIT_ROW.match(line.strip())
         if match and match["name"] in PROC_LIMIT_NAMES:
-            limits[PROC_LIMIT_NAMES[match["name"]]] = (_limit_value(match["soft"]), _limit_value(match["hard"]))
+            limits[PROC_LIMIT_NAMES[match["name"]]] = (
+                _limit_value(match["soft"]),
+                _limit_value(match["hard"]),
+            )
     return limits

@@ -11,8 +11,15 @@ from .runner import NodeOutcome
 JSON_SCHEMA = "trains-nodeprep/v1"
 
 _STYLE = {
-    "ready": "green", "unchanged": "green", "changed": "yellow", "planned": "cyan", "drift": "red",
-    "refused": "red", "failed": "bold red", "unreachable": "bold red", "error": "bold red",
+    "ready": "green",
+    "unchanged": "green",
+    "changed": "yellow",
+    "planned": "cyan",
+    "drift": "red",
+    "refused": "red",
+    "failed": "bold red",
+    "unreachable": "bold red",
+    "error": "bold red",
 }
 
 
@@ -28,12 +35,17 @@ class Progress:
         self.lock = threading.Lock()
         self.live = None
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         if self.live_console is not None:
             from rich.live import Live
 
             # Live's own refresh thread renders the table 8 times a second; node threads only set states.
-            self.live = Live(console=self.live_console, transient=True, refresh_per_second=8, get_renderable=self._render)
+            self.live = Live(
+                console=self.live_console,
+                transient=True,
+                refresh_per_second=8,
+                get_renderable=self._render,
+            )
             self.live.__enter__()
         return self
 
@@ -86,7 +98,12 @@ def _requirement_lines(console, requirements) -> None:
 def print_cluster(console, cluster) -> None:
     if cluster is None:
         return
-    _status(console, "cluster", "ready" if cluster.ready else "drift", f"context {cluster.context or '(current)'}")
+    _status(
+        console,
+        "cluster",
+        "ready" if cluster.ready else "drift",
+        f"context {cluster.context or '(current)'}",
+    )
     _requirement_lines(console, cluster.requirements)
     for note in cluster.notes:
         console.print(f"  note   {note}", highlight=False, soft_wrap=True)
@@ -111,10 +128,16 @@ def print_check(console, outcomes: list[NodeOutcome]) -> None:
         if outcome.plan is None:
             continue
         if outcome.plan.runtime is not None:
-            console.print(Text("  runtime  ", style="cyan") + Text(outcome.plan.runtime.describe()), highlight=False, soft_wrap=True)
+            console.print(
+                Text("  runtime  ", style="cyan") + Text(outcome.plan.runtime.describe()),
+                highlight=False,
+                soft_wrap=True,
+            )
         _requirement_lines(console, outcome.plan.requirements)
         for blocker in outcome.plan.blockers:
-            console.print(Text("  refused  ", style="red") + Text(blocker), highlight=False, soft_wrap=True)
+            console.print(
+                Text("  refused  ", style="red") + Text(blocker), highlight=False, soft_wrap=True
+            )
     ready = sum(o.status == "ready" for o in outcomes)
     console.print(f"{ready} of {len(outcomes)} node(s) ready", highlight=False)
 
@@ -123,10 +146,14 @@ def _diff(change) -> str:
     old = change.old.text if change.old.content is not None else ""
     new = change.new.decode("utf-8", errors="replace") if change.new is not None else ""
     lines = difflib.unified_diff(
-        old.splitlines(keepends=True), new.splitlines(keepends=True),
-        fromfile=change.path if change.old.exists else "/dev/null", tofile=change.path if change.new is not None else "/dev/null",
+        old.splitlines(keepends=True),
+        new.splitlines(keepends=True),
+        fromfile=change.path if change.old.exists else "/dev/null",
+        tofile=change.path if change.new is not None else "/dev/null",
     )
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+    return "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
+    )
 
 
 def restart_command(init_system: str) -> str:
@@ -151,7 +178,9 @@ def restart_warnings(plan: Plan) -> list[str]:
             "limits until they are recreated (delete the Elasticsearch pod afterwards)"
         )
     if plan.restart_docker:
-        warnings.append(f"docker will restart ({plan.restart_reason}): every container on this node restarts")
+        warnings.append(
+            f"docker will restart ({plan.restart_reason}): every container on this node restarts"
+        )
     return warnings
 
 
@@ -161,18 +190,38 @@ def print_plan(console, outcomes: list[NodeOutcome]) -> None:
     for outcome in outcomes:
         plan = outcome.plan
         if plan is None or not (plan.file_changes or plan.sysctl_writes or plan.restarts):
-            _status(console, outcome.label, outcome.status if outcome.status != "planned" else "unchanged", outcome.error or "nothing to change")
+            _status(
+                console,
+                outcome.label,
+                outcome.status if outcome.status != "planned" else "unchanged",
+                outcome.error or "nothing to change",
+            )
             continue
-        _status(console, outcome.label, "planned", f"{len(plan.file_changes)} file(s), {len(plan.sysctl_writes)} sysctl write(s)")
+        _status(
+            console,
+            outcome.label,
+            "planned",
+            f"{len(plan.file_changes)} file(s), {len(plan.sysctl_writes)} sysctl write(s)",
+        )
         for change in plan.file_changes:
             action = "remove" if change.new is None else "modify" if change.old.exists else "create"
-            backup = f" (backup {change.path}.<UTC time>.bak)" if change.old.exists else " (new file)"
+            backup = (
+                f" (backup {change.path}.<UTC time>.bak)" if change.old.exists else " (new file)"
+            )
             console.print(f"  {action} {change.path}{backup}", highlight=False)
             if change.secret:
                 console.print("    (content not shown: it holds passwords)", highlight=False)
                 continue
             for line in _diff(change).splitlines():
-                style = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else ""
+                style = (
+                    "green"
+                    if line.startswith("+")
+                    else "red"
+                    if line.startswith("-")
+                    else "cyan"
+                    if line.startswith("@@")
+                    else ""
+                )
                 console.print(Text("    " + line, style=style), highlight=False, soft_wrap=True)
         for command in plan_commands(plan, outcome.facts.init_system if outcome.facts else ""):
             console.print(f"  run    {command}", highlight=False)
@@ -189,15 +238,23 @@ def print_run(console, outcomes: list[NodeOutcome]) -> None:
             done += [f"set {s.subject}" for s in outcome.applied.steps if s.kind == "sysctl"]
             done += [f"restarted {service}" for service in outcome.applied.restarted]
             backups = outcome.applied.backups
-            detail = ", ".join(done) + (f"; backups: {', '.join(backups)}" if backups else "") + "; verified"
-            detail += "".join(f"; note: {s.message}" for s in outcome.applied.steps if s.status == "info")
+            detail = (
+                ", ".join(done)
+                + (f"; backups: {', '.join(backups)}" if backups else "")
+                + "; verified"
+            )
+            detail += "".join(
+                f"; note: {s.message}" for s in outcome.applied.steps if s.status == "info"
+            )
         elif outcome.status == "unchanged":
             detail = "already ready: nothing written, nothing restarted"
         _status(console, outcome.label, outcome.status, detail)
     counts = {}
     for outcome in outcomes:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
-    console.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())), highlight=False)
+    console.print(
+        ", ".join(f"{n} {status}" for status, n in sorted(counts.items())), highlight=False
+    )
 
 
 def outcome_json(outcome: NodeOutcome) -> dict:
@@ -209,11 +266,17 @@ def outcome_json(outcome: NodeOutcome) -> dict:
         "requirements": [_requirement_json(r) for r in (plan.requirements if plan else ())],
         "blockers": list(plan.blockers) if plan else [],
         "changes": [
-            {"path": c.path, "action": "remove" if c.new is None else "modify" if c.old.exists else "create",
-             "restarts_docker": c.restarts_docker, "restarts_containerd": c.restarts_containerd}
+            {
+                "path": c.path,
+                "action": "remove" if c.new is None else "modify" if c.old.exists else "create",
+                "restarts_docker": c.restarts_docker,
+                "restarts_containerd": c.restarts_containerd,
+            }
             for c in (plan.file_changes if plan else ())
         ],
-        "commands": plan_commands(plan, outcome.facts.init_system if outcome.facts else "") if plan else [],
+        "commands": plan_commands(plan, outcome.facts.init_system if outcome.facts else "")
+        if plan
+        else [],
         "restart_docker": bool(plan and plan.restart_docker),
         "restart_containerd": bool(plan and plan.restart_containerd),
         "runtime": _runtime_json(plan.runtime if plan else None),
@@ -237,7 +300,13 @@ def _runtime_json(choice) -> dict | None:
 
 
 def _requirement_json(req) -> dict:
-    return {"id": req.id, "expected": req.expected, "actual": req.actual, "ok": req.ok, "where": req.where}
+    return {
+        "id": req.id,
+        "expected": req.expected,
+        "actual": req.actual,
+        "ok": req.ok,
+        "where": req.where,
+    }
 
 
 def cluster_json(cluster) -> dict | None:
@@ -258,8 +327,11 @@ def cluster_json(cluster) -> dict | None:
 
 def outcomes_json(command: str, outcomes: list[NodeOutcome], ok: bool, cluster=None) -> dict:
     return {
-        "schema": JSON_SCHEMA, "command": command, "ok": ok,
-        "cluster": cluster_json(cluster), "nodes": [outcome_json(o) for o in outcomes],
+        "schema": JSON_SCHEMA,
+        "command": command,
+        "ok": ok,
+        "cluster": cluster_json(cluster),
+        "nodes": [outcome_json(o) for o in outcomes],
     }
 
 
@@ -272,7 +344,9 @@ def render_junit(outcomes: list[NodeOutcome], cluster=None) -> str:
         tests += 1
         if not req.ok:
             failures += 1
-            ET.SubElement(case, "failure", message=f"expected {req.expected}, actual {req.actual}").text = f"{req.id}: expected {req.expected}, actual {req.actual} ({req.where})"
+            ET.SubElement(
+                case, "failure", message=f"expected {req.expected}, actual {req.actual}"
+            ).text = f"{req.id}: expected {req.expected}, actual {req.actual} ({req.where})"
     for outcome in outcomes:
         classname = f"trains-nodeprep.{outcome.label}"
         if outcome.plan is None:
@@ -286,10 +360,14 @@ def render_junit(outcomes: list[NodeOutcome], cluster=None) -> str:
             tests += 1
             if not req.ok:
                 failures += 1
-                failure = ET.SubElement(case, "failure", message=f"expected {req.expected}, actual {req.actual}")
+                failure = ET.SubElement(
+                    case, "failure", message=f"expected {req.expected}, actual {req.actual}"
+                )
                 failure.text = f"{req.id} on {outcome.label}: expected {req.expected}, actual {req.actual} ({req.where})"
         for index, blocker in enumerate(outcome.plan.blockers, 1):
-            case = ET.SubElement(suite, "testcase", classname=classname, name=f"config.refused.{index}")
+            case = ET.SubElement(
+                suite, "testcase", classname=classname, name=f"config.refused.{index}"
+            )
             ET.SubElement(case, "failure", message=blocker)
             tests += 1
             failures += 1

@@ -11,7 +11,13 @@ import re
 from dataclasses import dataclass
 
 from .facts import NodeFacts
-from .model import APISERVER_CONF, CONTAINERD_DROPIN_DIR, DAEMON_JSON, DEFAULT_DOCKER, SYSCONFIG_DOCKER
+from .model import (
+    APISERVER_CONF,
+    CONTAINERD_DROPIN_DIR,
+    DAEMON_JSON,
+    DEFAULT_DOCKER,
+    SYSCONFIG_DOCKER,
+)
 from .plan import FileChange, Plan
 
 DOCKER_FILES = (DAEMON_JSON, SYSCONFIG_DOCKER, DEFAULT_DOCKER)
@@ -53,11 +59,24 @@ def make_restore_plan(facts: NodeFacts, only_path: str | None = None) -> Plan:
         else:
             saved = facts.file(backup.name)
             if saved.content is None:
-                return Plan(requirements=(), blockers=(f"{backup.name}: backup cannot be read ({saved.state}); restore it by hand",))
+                return Plan(
+                    requirements=(),
+                    blockers=(
+                        f"{backup.name}: backup cannot be read ({saved.state}); restore it by hand",
+                    ),
+                )
             new = saved.content
         if current.content != new:
-            changes.append(FileChange(path, current, new, restarts_docker=path in DOCKER_FILES, secret=path == APISERVER_CONF,
-                                      restarts_containerd=path.startswith(CONTAINERD_DROPIN_DIR + "/")))
+            changes.append(
+                FileChange(
+                    path,
+                    current,
+                    new,
+                    restarts_docker=path in DOCKER_FILES,
+                    secret=path == APISERVER_CONF,
+                    restarts_containerd=path.startswith(CONTAINERD_DROPIN_DIR + "/"),
+                )
+            )
     return Plan(
         requirements=(),
         file_changes=tuple(changes),

@@ -10,8 +10,8 @@ import datetime
 import functools
 import threading
 import traceback as traceback_module
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .apply import ApplyResult, apply_plan
 from .errors import EXIT_CONNECTION, EXIT_DRIFT, EXIT_OK, ConnectionFailed, NodePrepError
@@ -66,7 +66,9 @@ def gather_facts(node, desired: DesiredState) -> NodeFacts:
         return parse_facts(result.output)
     except FactsParseError as err:
         detail = result.stderr.strip().splitlines()[-1:] or [f"exit status {result.exit_status}"]
-        raise NodePrepError(f"{node.label}: could not read the node's facts ({err}): {detail[0]}") from err
+        raise NodePrepError(
+            f"{node.label}: could not read the node's facts ({err}): {detail[0]}"
+        ) from err
 
 
 def check_node(node, desired: DesiredState) -> NodeOutcome:
@@ -74,7 +76,9 @@ def check_node(node, desired: DesiredState) -> NodeOutcome:
     with _recorded(outcome, node):
         outcome.facts = gather_facts(node, desired)
         outcome.plan = make_plan(outcome.facts, desired)
-        outcome.status = "refused" if outcome.plan.blockers else "ready" if outcome.plan.ready else "drift"
+        outcome.status = (
+            "refused" if outcome.plan.blockers else "ready" if outcome.plan.ready else "drift"
+        )
     return outcome
 
 
@@ -85,30 +89,82 @@ Confirm = Callable[[str, Plan, NodeFacts], bool]
 MAX_ATTEMPTS = 3  # a concurrent change between facts and apply makes us plan again
 
 
-def run_node(node, desired: DesiredState, *, confirm: Confirm, dry_run: bool, restart_timeout: int, keep_backups: int) -> NodeOutcome:
+def run_node(
+    node,
+    desired: DesiredState,
+    *,
+    confirm: Confirm,
+    dry_run: bool,
+    restart_timeout: int,
+    keep_backups: int,
+) -> NodeOutcome:
     def still_off(after: NodeFacts, _plan: Plan) -> list[str]:
         again = make_plan(after, desired)
         if again.empty:
             return []
-        return [f"{r.id} is {r.actual}" for r in again.requirements if not r.ok] or list(again.blockers) or ["the plan is still not empty"]
+        return (
+            [f"{r.id} is {r.actual}" for r in again.requirements if not r.ok]
+            or list(again.blockers)
+            or ["the plan is still not empty"]
+        )
 
-    return _converge(node, desired, lambda facts: make_plan(facts, desired), still_off, "verification after apply failed",
-                     confirm=confirm, dry_run=dry_run, restart_timeout=restart_timeout, keep_backups=keep_backups)
+    return _converge(
+        node,
+        desired,
+        lambda facts: make_plan(facts, desired),
+        still_off,
+        "verification after apply failed",
+        confirm=confirm,
+        dry_run=dry_run,
+        restart_timeout=restart_timeout,
+        keep_backups=keep_backups,
+    )
 
 
-def restore_node(node, desired: DesiredState, *, confirm: Confirm, only_path: str | None, restart_timeout: int, keep_backups: int) -> NodeOutcome:
+def restore_node(
+    node,
+    desired: DesiredState,
+    *,
+    confirm: Confirm,
+    only_path: str | None,
+    restart_timeout: int,
+    keep_backups: int,
+) -> NodeOutcome:
     """Put back the newest backup set; verify that each file now has the backed-up content."""
     from .restore import make_restore_plan
 
     def differing(after: NodeFacts, plan: Plan) -> list[str]:
-        return [f"{c.path} differs from its backup" for c in plan.file_changes if after.file(c.path).content != c.new]
+        return [
+            f"{c.path} differs from its backup"
+            for c in plan.file_changes
+            if after.file(c.path).content != c.new
+        ]
 
-    return _converge(node, desired, lambda facts: make_restore_plan(facts, only_path), differing, "verification after restore failed",
-                     confirm=confirm, dry_run=False, restart_timeout=restart_timeout, keep_backups=keep_backups)
+    return _converge(
+        node,
+        desired,
+        lambda facts: make_restore_plan(facts, only_path),
+        differing,
+        "verification after restore failed",
+        confirm=confirm,
+        dry_run=False,
+        restart_timeout=restart_timeout,
+        keep_backups=keep_backups,
+    )
 
 
-def _converge(node, desired: DesiredState, make: Callable[[NodeFacts], Plan], still_off: Callable[[NodeFacts, Plan], list[str]],
-              verify_failed: str, *, confirm: Confirm, dry_run: bool, restart_timeout: int, keep_backups: int) -> NodeOutcome:
+def _converge(
+    node,
+    desired: DesiredState,
+    make: Callable[[NodeFacts], Plan],
+    still_off: Callable[[NodeFacts, Plan], list[str]],
+    verify_failed: str,
+    *,
+    confirm: Confirm,
+    dry_run: bool,
+    restart_timeout: int,
+    keep_backups: int,
+) -> NodeOutcome:
     """facts -> plan -> (confirm) -> apply -> facts again, which must show nothing still off.
 
     The second read of the facts runs at the end of the apply command (one round trip less), or
@@ -131,17 +187,31 @@ def _converge(node, desired: DesiredState, make: Callable[[NodeFacts], Plan], st
                 outcome.status = "refused"
                 outcome.error = f"{' and '.join(plan.restarts)} must restart and that was not confirmed; rerun with --yes"
                 return outcome
-            _say(node, "applying" + (f" ({' and '.join(plan.restarts)} restart{'s' if len(plan.restarts) == 1 else ''})" if plan.restarts else ""))
+            _say(
+                node,
+                "applying"
+                + (
+                    f" ({' and '.join(plan.restarts)} restart{'s' if len(plan.restarts) == 1 else ''})"
+                    if plan.restarts
+                    else ""
+                ),
+            )
             outcome.applied = applied = apply_plan(
-                node, plan, init_system=facts.init_system,
-                stamp=backup_stamp(), restart_timeout=restart_timeout, keep_backups=keep_backups,
+                node,
+                plan,
+                init_system=facts.init_system,
+                stamp=backup_stamp(),
+                restart_timeout=restart_timeout,
+                keep_backups=keep_backups,
                 facts_script=render_facts_script(desired),
             )
             if not applied.stale:
                 break
         if not applied.ok:
             outcome.status = "failed"
-            outcome.error = applied.failure + (" (every file this run changed was restored)" if applied.rolled_back else "")
+            outcome.error = applied.failure + (
+                " (every file this run changed was restored)" if applied.rolled_back else ""
+            )
             return outcome
         _say(node, "verifying")
         problems = still_off(applied.after or gather_facts(node, desired), plan)
@@ -153,13 +223,17 @@ def _converge(node, desired: DesiredState, make: Callable[[NodeFacts], Plan], st
 
 
 def _restarts_running_service(plan: Plan, facts: NodeFacts) -> bool:
-    containerd_running = bool(facts.containerd_unit and facts.containerd_unit.get("ActiveState") == "active")
-    return (plan.restart_docker and facts.docker_running) or (plan.restart_containerd and containerd_running)
+    containerd_running = bool(
+        facts.containerd_unit and facts.containerd_unit.get("ActiveState") == "active"
+    )
+    return (plan.restart_docker and facts.docker_running) or (
+        plan.restart_containerd and containerd_running
+    )
 
 
 def backup_stamp() -> str:
     """UTC time to the microsecond: backups sort by name in the order they were made."""
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
 class _recorded:
@@ -189,7 +263,9 @@ class _recorded:
         return True
 
 
-def for_each_node(nodes: list, action: Callable, parallel: int, progress: Callable[[str, str], None] | None = None) -> list[NodeOutcome]:
+def for_each_node(
+    nodes: list, action: Callable, parallel: int, progress: Callable[[str, str], None] | None = None
+) -> list[NodeOutcome]:
     """Run `action(node)` on every node, at most `parallel` at once; outcomes in the nodes' order.
 
     `progress(label, state)` hears each node's steps and its final status.
@@ -235,10 +311,14 @@ def _in_threads(one: Callable, nodes: list, workers: int) -> list:
             index, node = item
             try:
                 results[index] = one(node)
-            except BaseException as err:  # action() records node errors itself: this is a bug, re-raised below
+            except (
+                BaseException
+            ) as err:  # action() records node errors itself: this is a bug, re-raised below
                 errors.append(err)
 
-    threads = [threading.Thread(target=worker, name=f"node-{i}", daemon=True) for i in range(workers)]
+    threads = [
+        threading.Thread(target=worker, name=f"node-{i}", daemon=True) for i in range(workers)
+    ]
     for thread in threads:
         thread.start()
     go.set()

@@ -19,7 +19,11 @@ UNDETERMINED = "undetermined"
 
 KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"  # kubeadm's default --config
 # Files whose variables kubelet.service expands into flags (kubeadm, Debian/Ubuntu, RHEL).
-KUBELET_FLAG_FILES = ("/var/lib/kubelet/kubeadm-flags.env", "/etc/default/kubelet", "/etc/sysconfig/kubelet")
+KUBELET_FLAG_FILES = (
+    "/var/lib/kubelet/kubeadm-flags.env",
+    "/etc/default/kubelet",
+    "/etc/sysconfig/kubelet",
+)
 CRI_SOCKETS = {
     "/run/containerd/containerd.sock": CONTAINERD,
     "/run/cri-dockerd.sock": DOCKER,
@@ -32,7 +36,9 @@ _CONFIG_ENDPOINT = re.compile(r"^containerRuntimeEndpoint:\s*[\"']?([^\"'\s#]+)"
 
 @dataclass(frozen=True)
 class RuntimeChoice:
-    kubelet: str | None  # the kubelet's runtime (docker | containerd | cri-o | unknown | undetermined); None: no kubelet found
+    kubelet: (
+        str | None
+    )  # the kubelet's runtime (docker | containerd | cri-o | unknown | undetermined); None: no kubelet found
     evidence: str  # for people: what this was read from
     targets: tuple[str, ...]  # where the limits go: docker and/or containerd
     problem: str | None = None  # a runtime this tool cannot prepare
@@ -88,44 +94,73 @@ def config_endpoint(text: str) -> str | None:
     return match[1] if match else None
 
 
-def choose_runtime(*, kubelet_argv: tuple[str, ...], kubelet_files: dict[str, str], sockets: tuple[str, ...],
-                   docker_installed: bool, containerd_installed: bool, docker_running: bool = False) -> RuntimeChoice:
+def choose_runtime(
+    *,
+    kubelet_argv: tuple[str, ...],
+    kubelet_files: dict[str, str],
+    sockets: tuple[str, ...],
+    docker_installed: bool,
+    containerd_installed: bool,
+    docker_running: bool = False,
+) -> RuntimeChoice:
     """`kubelet_files`: path -> text of the flag files and config files that exist."""
     kubelet, evidence = _kubelet_runtime(kubelet_argv, kubelet_files, sockets)
     if kubelet is None:
         if docker_installed:
             return RuntimeChoice(None, "no kubelet on this node; dockerd is installed", (DOCKER,))
         if containerd_installed:
-            return RuntimeChoice(None, "no kubelet on this node; containerd is installed, dockerd is not", (CONTAINERD,))
+            return RuntimeChoice(
+                None,
+                "no kubelet on this node; containerd is installed, dockerd is not",
+                (CONTAINERD,),
+            )
         return RuntimeChoice(None, "no kubelet, dockerd or containerd on this node", (DOCKER,))
     if kubelet == CONTAINERD:
         # a running docker's own containers (docker run, compose) still take daemon.json: both, each in its place
-        return RuntimeChoice(kubelet, evidence, (DOCKER, CONTAINERD) if docker_running else (CONTAINERD,))
+        return RuntimeChoice(
+            kubelet, evidence, (DOCKER, CONTAINERD) if docker_running else (CONTAINERD,)
+        )
     if kubelet == DOCKER:
         return RuntimeChoice(kubelet, evidence, (DOCKER,))
     if kubelet == UNDETERMINED:
         # cannot tell which one the pods use: prepare every runtime that is here
-        both = tuple(name for name, here in ((DOCKER, docker_installed), (CONTAINERD, containerd_installed)) if here)
+        both = tuple(
+            name
+            for name, here in ((DOCKER, docker_installed), (CONTAINERD, containerd_installed))
+            if here
+        )
         return RuntimeChoice(kubelet, evidence, both or (DOCKER,))
     return RuntimeChoice(
-        kubelet, evidence, (),
+        kubelet,
+        evidence,
+        (),
         f"the kubelet uses {kubelet} ({evidence}); trains-nodeprep sets limits for docker and containerd only: "
         "set nofile and memlock in that runtime's service limits by hand",
     )
 
 
-def _kubelet_runtime(argv: tuple[str, ...], files: dict[str, str], sockets: tuple[str, ...]) -> tuple[str | None, str]:
+def _kubelet_runtime(
+    argv: tuple[str, ...], files: dict[str, str], sockets: tuple[str, ...]
+) -> tuple[str | None, str]:
     found_kubelet = bool(argv) or bool(files)
     flag_sources: list[tuple[str, dict[str, str]]] = []
     if argv:
         flag_sources.append(("the running kubelet", kubelet_flags(argv)))
     else:  # kubelet not running: what its unit would pass it
-        flag_sources += [(path, kubelet_flags(flag_file_argv(files[path]))) for path in KUBELET_FLAG_FILES if path in files]
+        flag_sources += [
+            (path, kubelet_flags(flag_file_argv(files[path])))
+            for path in KUBELET_FLAG_FILES
+            if path in files
+        ]
     for where, flags in flag_sources:
         if flags.get("container-runtime-endpoint"):
             endpoint = flags["container-runtime-endpoint"]
-            return runtime_of_endpoint(endpoint), f"{where}: --container-runtime-endpoint={endpoint}"
-    config_paths = [flags["config"] for _, flags in flag_sources if flags.get("config")] + [KUBELET_CONFIG]
+            return runtime_of_endpoint(
+                endpoint
+            ), f"{where}: --container-runtime-endpoint={endpoint}"
+    config_paths = [flags["config"] for _, flags in flag_sources if flags.get("config")] + [
+        KUBELET_CONFIG
+    ]
     for path in config_paths:
         endpoint = config_endpoint(files.get(path, ""))
         if endpoint:
@@ -139,4 +174,6 @@ def _kubelet_runtime(argv: tuple[str, ...], files: dict[str, str], sockets: tupl
     kinds = {CRI_SOCKETS[path] for path in present}
     if len(kinds) == 1:
         return kinds.pop(), f"kubelet names no runtime; the only CRI socket is {present[0]}"
-    return UNDETERMINED, "kubelet names no runtime and " + (f"CRI sockets {', '.join(present)} all exist" if present else "no CRI socket exists")
+    return UNDETERMINED, "kubelet names no runtime and " + (
+        f"CRI sockets {', '.join(present)} all exist" if present else "no CRI socket exists"
+    )

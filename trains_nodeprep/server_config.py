@@ -27,7 +27,9 @@ def parse_fixed_users(text: str, source: str) -> list[tuple[str, str, str]]:
         parts = [username, password, name]
         if not rest or ":" not in rest or not _USERNAME.match(username) or not password:
             # never echo the line: it holds a password
-            raise UsageError(f"{source} line {number}: expected username:password:Full Name (username of letters, digits, _ . @ -)")
+            raise UsageError(
+                f"{source} line {number}: expected username:password:Full Name (username of letters, digits, _ . @ -)"
+            )
         users.append((parts[0], parts[1], parts[2].strip() or parts[0]))
     if not users:
         raise UsageError(f"{source}: no users; add lines like jane:S3cret:Jane Doe")
@@ -37,7 +39,8 @@ def parse_fixed_users(text: str, source: str) -> list[tuple[str, str, str]]:
 def render_apiserver_conf(users: list[tuple[str, str, str]]) -> bytes:
     """HOCON accepts JSON strings, so json.dumps quotes every value safely."""
     entries = "\n".join(
-        f"            {{ username: {json.dumps(u)}, password: {json.dumps(p)}, name: {json.dumps(n)} }}," for u, p, n in users
+        f"            {{ username: {json.dumps(u)}, password: {json.dumps(p)}, name: {json.dumps(n)} }},"
+        for u, p, n in users
     )
     return (
         "# Managed by trains-nodeprep (--fixed-users). Holds passwords: keep it 0600 root.\n"
@@ -51,4 +54,9 @@ def load_fixed_users(path: Path) -> ServerFile:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise UsageError(f"cannot read --fixed-users {path}: {err.strerror}") from err
-    return ServerFile(APISERVER_CONF, render_apiserver_conf(parse_fixed_users(text, str(path))), 0o600, secret=True)
+    return ServerFile(
+        APISERVER_CONF,
+        render_apiserver_conf(parse_fixed_users(text, str(path))),
+        0o600,
+        secret=True,
+    )

@@ -40,18 +40,23 @@ def kex_order(offered: tuple[str, ...], configured: str | None = None) -> tuple[
         return default
     value = configured.strip()
     prefix = value[:1] if value[:1] in ("+", "-", "^") else ""
-    names = _with_aliases(name.strip() for name in value[len(prefix):].split(","))
+    names = _with_aliases(name.strip() for name in value[len(prefix) :].split(","))
     if prefix == "+":  # default holds all of offered already
         chosen = default
     elif prefix == "-":
-        chosen = tuple(kex for kex in default if not any(fnmatchcase(kex, pattern) for pattern in names))
+        chosen = tuple(
+            kex for kex in default if not any(fnmatchcase(kex, pattern) for pattern in names)
+        )
     elif prefix == "^":
         chosen = _first(tuple(name for name in names if name in offered), default)
     else:
-        chosen = tuple(dict.fromkeys(kex for pattern in names for kex in offered if fnmatchcase(kex, pattern)))
+        chosen = tuple(
+            dict.fromkeys(kex for pattern in names for kex in offered if fnmatchcase(kex, pattern))
+        )
     if not chosen:
         raise UnusableKexAlgorithms(
-            f"KexAlgorithms {configured!r} leaves no key exchange this client supports ({', '.join(offered)})")
+            f"KexAlgorithms {configured!r} leaves no key exchange this client supports ({', '.join(offered)})"
+        )
     return chosen
 
 
@@ -73,4 +78,6 @@ def _classical_reordered(offered: tuple[str, ...]) -> tuple[str, ...]:
 
 def _first(wanted: tuple[str, ...], offered: tuple[str, ...]) -> tuple[str, ...]:
     """`offered` with those of `wanted` it has moved to the front, in `wanted`'s order."""
-    return tuple(name for name in wanted if name in offered) + tuple(name for name in offered if name not in wanted)
+    return tuple(name for name in wanted if name in offered) + tuple(
+        name for name in offered if name not in wanted
+    )

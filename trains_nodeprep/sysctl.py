@@ -11,7 +11,13 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-SYSCTL_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
+SYSCTL_DIRS = (
+    "/etc/sysctl.d",
+    "/run/sysctl.d",
+    "/usr/local/lib/sysctl.d",
+    "/usr/lib/sysctl.d",
+    "/lib/sysctl.d",
+)
 SYSCTL_CONF = "/etc/sysctl.conf"  # procps `sysctl --system` reads it after the directories
 
 _ASSIGNMENT = re.compile(r"^\s*-?\s*(?P<key>[^=\s]+)\s*=\s*(?P<value>.*?)\s*$")

@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import re
-import shlex
 import shutil
 import signal
 import statistics
@@ -42,9 +41,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from tests.testbed import TestBed
 
@@ -119,11 +118,14 @@ interpreter_python = auto_silent
 retry_files_enabled = False
 """
 # ssh_args below are ansible's own default; pipelining is what this config adds
-ANSIBLE_CFG_TUNED = ANSIBLE_CFG_DEFAULTS + """
+ANSIBLE_CFG_TUNED = (
+    ANSIBLE_CFG_DEFAULTS
+    + """
 [ssh_connection]
 pipelining = True
 ssh_args = -C -o ControlMaster=auto -o ControlPersist=60s
 """
+)
 
 PYINFRA_RUN_DEPLOY = f"""from pyinfra.operations import server
 
@@ -186,8 +188,15 @@ def _kill_group(pid: int) -> None:
 def run_timed(argv: list[str], *, env: dict[str, str], cwd: Path, timeout: float) -> Done:
     """Run argv in its own process group; wall seconds from spawn to exit. Killed on timeout."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, cwd=cwd, start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -199,32 +208,54 @@ def run_timed(argv: list[str], *, env: dict[str, str], cwd: Path, timeout: float
         proc.communicate()
         raise
     seconds = time.perf_counter() - t0
-    return Done(argv, proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"), seconds)
+    return Done(
+        argv, proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"), seconds
+    )
 
 
-def run_parallel(argvs: list[list[str]], *, env: dict[str, str], cwd: Path, timeout: float) -> list[Done]:
+def run_parallel(
+    argvs: list[list[str]], *, env: dict[str, str], cwd: Path, timeout: float
+) -> list[Done]:
     """Start every argv at once; wall seconds from the first spawn to the last exit."""
     t0 = time.perf_counter()
     procs = []
     try:
         for argv in argvs:
-            procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, env=env, cwd=cwd,
-                                          start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=env,
+                    cwd=cwd,
+                    start_new_session=True,
+                )
+            )
         outputs = []
         for proc in procs:
             remaining = max(0.1, timeout - (time.perf_counter() - t0))
             outputs.append(proc.communicate(timeout=remaining))
     except subprocess.TimeoutExpired:
-        raise BenchError(f"{Path(argvs[0][0]).name} x{len(argvs)} did not finish within {timeout:.0f} s")
+        raise BenchError(
+            f"{Path(argvs[0][0]).name} x{len(argvs)} did not finish within {timeout:.0f} s"
+        )
     finally:
         for proc in procs:
             if proc.poll() is None:
                 _kill_group(proc.pid)
                 proc.communicate()
     seconds = time.perf_counter() - t0
-    return [Done(argv, proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"), seconds)
-            for argv, proc, (out, err) in zip(argvs, procs, outputs)]
+    return [
+        Done(
+            argv,
+            proc.returncode,
+            out.decode(errors="replace"),
+            err.decode(errors="replace"),
+            seconds,
+        )
+        for argv, proc, (out, err) in zip(argvs, procs, outputs)
+    ]
 
 
 def _tail(text: str, lines: int = 8) -> str:
@@ -237,14 +268,19 @@ def _tail(text: str, lines: int = 8) -> str:
 def ensure_tool_venv(timeout: float) -> None:
     """Create /tmp/trains-nodeprep-bench-venv with the peers unless it is already there."""
     probe = [str(TOOL_PYTHON), "-c", "import ansible, pyinfra, asyncssh"]
-    have = (TOOL_VENV / "bin" / "ansible-playbook").exists() and (TOOL_VENV / "bin" / "pyinfra").exists()
+    have = (TOOL_VENV / "bin" / "ansible-playbook").exists() and (
+        TOOL_VENV / "bin" / "pyinfra"
+    ).exists()
     if have and subprocess.run(probe, capture_output=True, timeout=60).returncode == 0:
         return
     print(f"creating the peer tools' venv {TOOL_VENV} ({', '.join(TOOL_PACKAGES)}) ...", flush=True)
     base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base, "-m", "venv", str(TOOL_VENV)], check=True, timeout=120)
-    subprocess.run([str(TOOL_VENV / "bin" / "pip"), "install", "-q", *TOOL_PACKAGES],
-                   check=True, timeout=timeout)
+    subprocess.run(
+        [str(TOOL_VENV / "bin" / "pip"), "install", "-q", *TOOL_PACKAGES],
+        check=True,
+        timeout=timeout,
+    )
     subprocess.run(probe, check=True, timeout=60)
 
 
@@ -256,10 +292,17 @@ def tool_versions() -> dict[str, str]:
             return f"? ({err})"
         return (done.stdout + done.stderr).strip()
 
-    code = ("import importlib.metadata as m, json, sys; "
-            "print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))")
-    peers = json.loads(out([str(TOOL_PYTHON), "-c", code, "ansible-core", "pyinfra", "asyncssh", "paramiko"]) or "{}")
-    ours = json.loads(out([sys.executable, "-c", code, "trains-nodeprep", "paramiko", "cryptography"]) or "{}")
+    code = (
+        "import importlib.metadata as m, json, sys; "
+        "print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))"
+    )
+    peers = json.loads(
+        out([str(TOOL_PYTHON), "-c", code, "ansible-core", "pyinfra", "asyncssh", "paramiko"])
+        or "{}"
+    )
+    ours = json.loads(
+        out([sys.executable, "-c", code, "trains-nodeprep", "paramiko", "cryptography"]) or "{}"
+    )
     return {
         "trains-nodeprep": ours.get("trains-nodeprep", "?"),
         "trains-nodeprep's paramiko / cryptography": f"{ours.get('paramiko')} / {ours.get('cryptography')}",
@@ -277,21 +320,50 @@ def machine_description() -> dict[str, str]:
         except OSError:
             return ""
 
-    model = next((line.split(":", 1)[1].strip() for line in read("/proc/cpuinfo").splitlines()
-                  if line.startswith("model name")), "?")
-    mem = next((line.split()[1] for line in read("/proc/meminfo").splitlines() if line.startswith("MemTotal")), "0")
-    os_name = next((line.split("=", 1)[1].strip('"') for line in read("/etc/os-release").splitlines()
-                    if line.startswith("PRETTY_NAME=")), "?")
-    git = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=30).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "trains_nodeprep"],
-                           capture_output=True, text=True, timeout=30).stdout.strip()
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in read("/proc/cpuinfo").splitlines()
+            if line.startswith("model name")
+        ),
+        "?",
+    )
+    mem = next(
+        (
+            line.split()[1]
+            for line in read("/proc/meminfo").splitlines()
+            if line.startswith("MemTotal")
+        ),
+        "0",
+    )
+    os_name = next(
+        (
+            line.split("=", 1)[1].strip('"')
+            for line in read("/etc/os-release").splitlines()
+            if line.startswith("PRETTY_NAME=")
+        ),
+        "?",
+    )
+    git = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", "trains_nodeprep"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout.strip()
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": f"{os.cpu_count()} cores ({model})",
         "memory": f"{int(mem) // 1024} MiB",
         "os": f"{os_name} ({read('/etc/debian_version').strip()}), kernel {platform.release()}",
         "python": f"{platform.python_version()} ({sys.executable})",
-        "trains-nodeprep source": f"git {git}" + (" + uncommitted changes in trains_nodeprep/" if dirty else ""),
+        "trains-nodeprep source": f"git {git}"
+        + (" + uncommitted changes in trains_nodeprep/" if dirty else ""),
         "load average at start": " ".join(read("/proc/loadavg").split()[:3]),
     }
 
@@ -336,7 +408,9 @@ class Results:
 
 
 class Bench:
-    def __init__(self, bed: TestBed, workdir: Path, args: argparse.Namespace, results: Results) -> None:
+    def __init__(
+        self, bed: TestBed, workdir: Path, args: argparse.Namespace, results: Results
+    ) -> None:
         self.bed = bed
         self.workdir = workdir
         self.args = args
@@ -364,7 +438,9 @@ class Bench:
         (workdir / "pyinfra-run.py").write_text(PYINFRA_RUN_DEPLOY)
         (workdir / "floor_asyncssh.py").write_text(ASYNCSSH_FLOOR)
         (workdir / "pyinfra-cwd").mkdir(exist_ok=True)
-        self.sshd_config = (bed.layer / "etc" / "ssh" / "sshd_config").read_text() + "LogLevel VERBOSE\n"
+        self.sshd_config = (
+            bed.layer / "etc" / "ssh" / "sshd_config"
+        ).read_text() + "LogLevel VERBOSE\n"
 
     # ----------------------------------------------------------------- nodes
     def add_nodes(self, prefix: str, k: int, files: dict[str, str] | None) -> list:
@@ -427,20 +503,36 @@ class Bench:
                 argv += ["--no-cluster"]
                 ok_codes, ok_states = (0, 1), {"drift", "ready"}
             else:
-                argv += ["--no-deploy", "--yes", "--playbook", str(self.workdir / "run-playbook.yaml")]
+                argv += [
+                    "--no-deploy",
+                    "--yes",
+                    "--playbook",
+                    str(self.workdir / "run-playbook.yaml"),
+                ]
                 ok_codes, ok_states = (0,), {"changed"}
             done = run_timed(argv, env=self.env, cwd=self.workdir, timeout=self.timeout)
             try:
                 report = json.loads(done.stdout)
             except ValueError:
-                raise BenchError(f"trains-nodeprep {command} exit {done.returncode}, no JSON: {_tail(done.stderr)}")
+                raise BenchError(
+                    f"trains-nodeprep {command} exit {done.returncode}, no JSON: {_tail(done.stderr)}"
+                )
             states = [n.get("status") for n in report.get("nodes", [])]
-            if done.returncode not in ok_codes or len(states) != len(nodes) or not set(states) <= ok_states:
-                errors = sorted({str(n.get("error")) for n in report.get("nodes", []) if n.get("error")})
-                raise BenchError(f"trains-nodeprep {command}: exit {done.returncode}, {len(states)} nodes, "
-                                 f"states {sorted(set(states))}, errors {errors[:3]}; {_tail(done.stderr, 3)}")
+            if (
+                done.returncode not in ok_codes
+                or len(states) != len(nodes)
+                or not set(states) <= ok_states
+            ):
+                errors = sorted(
+                    {str(n.get("error")) for n in report.get("nodes", []) if n.get("error")}
+                )
+                raise BenchError(
+                    f"trains-nodeprep {command}: exit {done.returncode}, {len(states)} nodes, "
+                    f"states {sorted(set(states))}, errors {errors[:3]}; {_tail(done.stderr, 3)}"
+                )
             commands = [n.get("remote_commands", 0) for n in report["nodes"]]
             return done.seconds, sum(commands) / len(commands)
+
         return measure
 
     def ansible(self, config: str, playbook: str) -> Callable:
@@ -450,28 +542,60 @@ class Bench:
             control.mkdir()
             self.control_dirs.append(control)
             inventory = scratch / "inventory.yml"
-            common = ("-o UserKnownHostsFile={kh} -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes "
-                      "-o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=10").format(kh=self.bed.known_hosts)
-            inventory.write_text(json.dumps({"all": {
-                "hosts": {node.address: None for node in nodes},
-                "vars": {"ansible_user": "root", "ansible_ssh_private_key_file": str(self.bed.client_key),
-                         "ansible_ssh_common_args": common},
-            }}))
-            env = dict(self.env, ANSIBLE_CONFIG=str(self.workdir / config),
-                       ANSIBLE_SSH_CONTROL_PATH_DIR=str(control), ANSIBLE_NOCOLOR="1",
-                       ANSIBLE_LOCAL_TEMP=str(scratch / "tmp"))
-            argv = [str(TOOL_VENV / "bin" / "ansible-playbook"), "-i", str(inventory), "-f", str(len(nodes)),
-                    str(self.workdir / playbook)]
+            common = (
+                f"-o UserKnownHostsFile={self.bed.known_hosts} -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes "
+                "-o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=10"
+            )
+            inventory.write_text(
+                json.dumps(
+                    {
+                        "all": {
+                            "hosts": {node.address: None for node in nodes},
+                            "vars": {
+                                "ansible_user": "root",
+                                "ansible_ssh_private_key_file": str(self.bed.client_key),
+                                "ansible_ssh_common_args": common,
+                            },
+                        }
+                    }
+                )
+            )
+            env = dict(
+                self.env,
+                ANSIBLE_CONFIG=str(self.workdir / config),
+                ANSIBLE_SSH_CONTROL_PATH_DIR=str(control),
+                ANSIBLE_NOCOLOR="1",
+                ANSIBLE_LOCAL_TEMP=str(scratch / "tmp"),
+            )
+            argv = [
+                str(TOOL_VENV / "bin" / "ansible-playbook"),
+                "-i",
+                str(inventory),
+                "-f",
+                str(len(nodes)),
+                str(self.workdir / playbook),
+            ]
             try:
                 done = run_timed(argv, env=env, cwd=scratch, timeout=self.timeout)
             finally:
                 self.close_control_masters(control)
-            recap = re.findall(r"^(\S+)\s+: ok=(\d+)\s+changed=\d+\s+unreachable=(\d+)\s+failed=(\d+)", done.stdout, re.M)
-            good = [h for h, ok, unreachable, failed in recap if unreachable == "0" and failed == "0" and int(ok) > 0]
+            recap = re.findall(
+                r"^(\S+)\s+: ok=(\d+)\s+changed=\d+\s+unreachable=(\d+)\s+failed=(\d+)",
+                done.stdout,
+                re.M,
+            )
+            good = [
+                h
+                for h, ok, unreachable, failed in recap
+                if unreachable == "0" and failed == "0" and int(ok) > 0
+            ]
             if done.returncode != 0 or len(good) != len(nodes):
-                raise BenchError(f"ansible-playbook exit {done.returncode}, {len(good)}/{len(nodes)} hosts ok: "
-                                 f"{_tail(done.stdout + done.stderr)}")
+                raise BenchError(
+                    f"ansible-playbook exit {done.returncode}, {len(good)}/{len(nodes)} hosts ok: "
+                    f"{_tail(done.stdout + done.stderr)}"
+                )
             return done.seconds, None
+
         return measure
 
     def pyinfra_base(self, nodes: list) -> list[str]:
@@ -479,43 +603,78 @@ class Bench:
         # which fails (ENAMETOOLONG) beyond ~20 hosts
         inventory = self._scratch("pyinfra") / "inventory.py"
         inventory.write_text(f"nodes = {[node.address for node in nodes]!r}\n")
-        return [str(TOOL_VENV / "bin" / "pyinfra"), "--ssh-user", "root", "--ssh-key", str(self.bed.client_key),
-                "--parallel", str(len(nodes)),
-                "--data", f"ssh_known_hosts_file={self.bed.known_hosts}",
-                "--data", "ssh_strict_host_key_checking=yes",
-                "--data", "ssh_allow_agent=false", "--data", "ssh_look_for_keys=false",
-                str(inventory)]
+        return [
+            str(TOOL_VENV / "bin" / "pyinfra"),
+            "--ssh-user",
+            "root",
+            "--ssh-key",
+            str(self.bed.client_key),
+            "--parallel",
+            str(len(nodes)),
+            "--data",
+            f"ssh_known_hosts_file={self.bed.known_hosts}",
+            "--data",
+            "ssh_strict_host_key_checking=yes",
+            "--data",
+            "ssh_allow_agent=false",
+            "--data",
+            "ssh_look_for_keys=false",
+            str(inventory),
+        ]
 
     def pyinfra_check(self) -> Callable:
         def measure(nodes: list):
             argv = self.pyinfra_base(nodes) + [
-                "fact", "files.FileContents", f"path={DAEMON_JSON}",
-                "server.Command", f"command=cat {MAX_MAP_COUNT}",
-                "files.FileContents", f"path={SYSCTL_FILE}"]
-            done = run_timed(argv, env=self.env, cwd=self.workdir / "pyinfra-cwd", timeout=self.timeout)
+                "fact",
+                "files.FileContents",
+                f"path={DAEMON_JSON}",
+                "server.Command",
+                f"command=cat {MAX_MAP_COUNT}",
+                "files.FileContents",
+                f"path={SYSCTL_FILE}",
+            ]
+            done = run_timed(
+                argv, env=self.env, cwd=self.workdir / "pyinfra-cwd", timeout=self.timeout
+            )
             output = done.stdout + done.stderr  # pyinfra prints the facts' JSON to stderr
             found = sum(1 for node in nodes if f'"{node.address}"' in output)
             if done.returncode != 0 or found != len(nodes) or "65530" not in output:
-                raise BenchError(f"pyinfra fact exit {done.returncode}, {found}/{len(nodes)} hosts in the output: "
-                                 f"{_tail(done.stdout + done.stderr)}")
+                raise BenchError(
+                    f"pyinfra fact exit {done.returncode}, {found}/{len(nodes)} hosts in the output: "
+                    f"{_tail(done.stdout + done.stderr)}"
+                )
             return done.seconds, None
+
         return measure
 
     def pyinfra_run(self) -> Callable:
         def measure(nodes: list):
             argv = self.pyinfra_base(nodes) + ["-y", str(self.workdir / "pyinfra-run.py")]
-            done = run_timed(argv, env=self.env, cwd=self.workdir / "pyinfra-cwd", timeout=self.timeout)
+            done = run_timed(
+                argv, env=self.env, cwd=self.workdir / "pyinfra-cwd", timeout=self.timeout
+            )
             if done.returncode != 0:
-                raise BenchError(f"pyinfra exit {done.returncode}: {_tail(done.stdout + done.stderr)}")
+                raise BenchError(
+                    f"pyinfra exit {done.returncode}: {_tail(done.stdout + done.stderr)}"
+                )
             return done.seconds, None
+
         return measure
 
     def asyncssh_floor(self, commands: list[str]) -> Callable:
         def measure(nodes: list):
             spec = self._scratch("asyncssh") / "spec.json"
-            spec.write_text(json.dumps({"hosts": [n.address for n in nodes], "key": str(self.bed.client_key),
-                                        "known_hosts": str(self.bed.known_hosts), "commands": commands,
-                                        "timeout": 60}))
+            spec.write_text(
+                json.dumps(
+                    {
+                        "hosts": [n.address for n in nodes],
+                        "key": str(self.bed.client_key),
+                        "known_hosts": str(self.bed.known_hosts),
+                        "commands": commands,
+                        "timeout": 60,
+                    }
+                )
+            )
             argv = [str(TOOL_PYTHON), str(self.workdir / "floor_asyncssh.py"), str(spec)]
             done = run_timed(argv, env=self.env, cwd=self.workdir, timeout=self.timeout)
             try:
@@ -524,8 +683,11 @@ class Bench:
                 raise BenchError(f"asyncssh floor exit {done.returncode}: {_tail(done.stderr)}")
             bad = {h: r for h, r in result.items() if r != [0] * len(commands)}
             if done.returncode != 0 or len(result) != len(nodes) or bad:
-                raise BenchError(f"asyncssh floor: {len(bad)} hosts failed: {list(bad.items())[:3]}")
+                raise BenchError(
+                    f"asyncssh floor: {len(bad)} hosts failed: {list(bad.items())[:3]}"
+                )
             return done.seconds, None
+
         return measure
 
     def openssh_floor(self, command: str) -> Callable:
@@ -536,6 +698,7 @@ class Bench:
             if bad:
                 raise BenchError(f"ssh: {len(bad)} hosts failed: {_tail(bad[0].stderr, 3)}")
             return dones[0].seconds, None
+
         return measure
 
     def close_control_masters(self, control: Path) -> None:
@@ -544,31 +707,73 @@ class Bench:
             return
         for sock in control.iterdir():
             try:
-                subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "bench-master"],
-                               capture_output=True, timeout=10, env=self.env)
+                subprocess.run(
+                    ["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "bench-master"],
+                    capture_output=True,
+                    timeout=10,
+                    env=self.env,
+                )
             except subprocess.TimeoutExpired:
                 pass
 
     # ----------------------------------------------------------------- the two benchmarks
     def check_tools(self) -> list[Tool]:
         tools = [
-            Tool("nodeprep", "trains-nodeprep check (--parallel K)", self.nodeprep("check", parallel=0)),
-            Tool("nodeprep-p16", "trains-nodeprep check (default --parallel 16)", self.nodeprep("check", parallel=None)),
-            Tool("ansible", "ansible-playbook, defaults", self.ansible("ansible-defaults.cfg", "ansible-check.yaml")),
-            Tool("ansible-tuned", "ansible-playbook, pipelining + ControlPersist", self.ansible("ansible-tuned.cfg", "ansible-check.yaml")),
+            Tool(
+                "nodeprep",
+                "trains-nodeprep check (--parallel K)",
+                self.nodeprep("check", parallel=0),
+            ),
+            Tool(
+                "nodeprep-p16",
+                "trains-nodeprep check (default --parallel 16)",
+                self.nodeprep("check", parallel=None),
+            ),
+            Tool(
+                "ansible",
+                "ansible-playbook, defaults",
+                self.ansible("ansible-defaults.cfg", "ansible-check.yaml"),
+            ),
+            Tool(
+                "ansible-tuned",
+                "ansible-playbook, pipelining + ControlPersist",
+                self.ansible("ansible-tuned.cfg", "ansible-check.yaml"),
+            ),
             Tool("pyinfra", "pyinfra, 3 facts", self.pyinfra_check()),
-            Tool("asyncssh", "floor: asyncssh, 1 connection + 1 exec per host", self.asyncssh_floor([READ_COMMAND])),
-            Tool("openssh", "floor: OpenSSH client (ssh -F), K in parallel", self.openssh_floor(READ_COMMAND)),
+            Tool(
+                "asyncssh",
+                "floor: asyncssh, 1 connection + 1 exec per host",
+                self.asyncssh_floor([READ_COMMAND]),
+            ),
+            Tool(
+                "openssh",
+                "floor: OpenSSH client (ssh -F), K in parallel",
+                self.openssh_floor(READ_COMMAND),
+            ),
         ]
         return [t for t in tools if t.key in self.args.tools]
 
     def run_tools(self) -> list[Tool]:
         tools = [
-            Tool("nodeprep", "trains-nodeprep run (--parallel K)", self.nodeprep("run", parallel=0)),
-            Tool("ansible", "ansible-playbook, defaults", self.ansible("ansible-defaults.cfg", "ansible-run.yaml")),
-            Tool("ansible-tuned", "ansible-playbook, pipelining + ControlPersist", self.ansible("ansible-tuned.cfg", "ansible-run.yaml")),
+            Tool(
+                "nodeprep", "trains-nodeprep run (--parallel K)", self.nodeprep("run", parallel=0)
+            ),
+            Tool(
+                "ansible",
+                "ansible-playbook, defaults",
+                self.ansible("ansible-defaults.cfg", "ansible-run.yaml"),
+            ),
+            Tool(
+                "ansible-tuned",
+                "ansible-playbook, pipelining + ControlPersist",
+                self.ansible("ansible-tuned.cfg", "ansible-run.yaml"),
+            ),
             Tool("pyinfra", "pyinfra, server.sysctl persist=True", self.pyinfra_run()),
-            Tool("asyncssh", "floor: asyncssh, 1 connection + 2 execs (read, write+apply)", self.asyncssh_floor([READ_COMMAND, WRITE_COMMAND])),
+            Tool(
+                "asyncssh",
+                "floor: asyncssh, 1 connection + 2 execs (read, write+apply)",
+                self.asyncssh_floor([READ_COMMAND, WRITE_COMMAND]),
+            ),
         ]
         return [t for t in tools if t.key in self.args.tools]
 
@@ -592,8 +797,11 @@ class Bench:
         cell.sessions.append(sessions)
         if remote is not None:
             cell.remote_commands.append(remote)
-        print(f"    {tool.key:14s} K={len(nodes):<3d} {seconds:7.2f} s  "
-              f"({connections:g} conn, {sessions:g} sessions per node)", flush=True)
+        print(
+            f"    {tool.key:14s} K={len(nodes):<3d} {seconds:7.2f} s  "
+            f"({connections:g} conn, {sessions:g} sessions per node)",
+            flush=True,
+        )
 
     def check_benchmark(self, ks: list[int]) -> None:
         tools = self.check_tools()
@@ -633,7 +841,9 @@ class Bench:
         for node in nodes:
             content = (node.read(SYSCTL_FILE) or b"").decode(errors="replace")
             value = node.max_map_count()
-            if value != TARGET or not re.search(rf"^\s*vm\.max_map_count\s*=\s*{TARGET}\s*$", content, re.M):
+            if value != TARGET or not re.search(
+                rf"^\s*vm\.max_map_count\s*=\s*{TARGET}\s*$", content, re.M
+            ):
                 cell = self.results.cell("run", tool, len(nodes))
                 cell.error = f"{node.name}: after the run vm.max_map_count={value}, {SYSCTL_FILE}={content!r}"
                 print(f"    {tool.key} FAILED verification: {cell.error}", flush=True)
@@ -647,22 +857,37 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
-def render_markdown(results: Results, ks: list[int], benches: list[str], repeat: int,
-                    machine: dict[str, str], versions: dict[str, str], elapsed: float) -> str:
+def render_markdown(
+    results: Results,
+    ks: list[int],
+    benches: list[str],
+    repeat: int,
+    machine: dict[str, str],
+    versions: dict[str, str],
+    elapsed: float,
+) -> str:
     out: list[str] = []
     out.append("Machine: " + "; ".join(f"{k}: {v}" for k, v in machine.items()))
     out.append("")
     out.append("Tools: " + "; ".join(f"{k} {v}" for k, v in versions.items()))
     out.append("")
-    out.append(f"Median wall seconds of {repeat} runs per cell (tools interleaved), bench took {elapsed / 60:.1f} min.")
+    out.append(
+        f"Median wall seconds of {repeat} runs per cell (tools interleaved), bench took {elapsed / 60:.1f} min."
+    )
     for bench in benches:
         keys = [key for (b, key) in results.labels if b == bench]
         if not keys:
             continue
         kmax = max(ks)
         out.append("")
-        out.append(f"### {bench}" + (" (read-only)" if bench == "check" else
-                                        " (fresh nodes: write the sysctl file, sysctl -w)"))
+        out.append(
+            f"### {bench}"
+            + (
+                " (read-only)"
+                if bench == "check"
+                else " (fresh nodes: write the sysctl file, sysctl -w)"
+            )
+        )
         out.append("")
         head = ["tool"] + [f"K={k}" for k in ks] + [f"SSH conn / sessions per node (K={kmax})"]
         out.append("| " + " | ".join(head) + " |")
@@ -690,7 +915,9 @@ def render_markdown(results: Results, ks: list[int], benches: list[str], repeat:
         base = {k: results.cells.get((bench, base_key, k)) for k in ks}
         if any(c and c.median for c in base.values()):
             out.append("")
-            out.append(f"Ratios, {bench}: tool's median ÷ trains-nodeprep's median (> 1: trains-nodeprep is faster)")
+            out.append(
+                f"Ratios, {bench}: tool's median ÷ trains-nodeprep's median (> 1: trains-nodeprep is faster)"
+            )
             out.append("")
             out.append("| ratio | " + " | ".join(f"K={k}" for k in ks) + " |")
             out.append("|" + "---|" * (len(ks) + 1))
@@ -705,7 +932,9 @@ def render_markdown(results: Results, ks: list[int], benches: list[str], repeat:
                     else:
                         row.append("—")
                 out.append("| " + " | ".join(row) + " |")
-        errors = [(key, k, c.error) for (b, key, k), c in results.cells.items() if b == bench and c.error]
+        errors = [
+            (key, k, c.error) for (b, key, k), c in results.cells.items() if b == bench and c.error
+        ]
         for key, k, error in errors:
             one_line = " ".join(error.split())
             out.append(f"\n- {bench} {key} K={k} failed: {one_line[:400]}")
@@ -723,31 +952,72 @@ def targets(results: Results, k: int) -> str:
     mine, floor, pyinfra, ansible = med("nodeprep"), med("asyncssh"), med("pyinfra"), med("ansible")
     lines = [f"Targets at K={k} (check):"]
     if mine and floor:
-        lines.append(f"- within 1.3x of the asyncssh floor: {mine / floor:.2f}x -> {'met' if mine / floor <= 1.3 else 'NOT met'}")
+        lines.append(
+            f"- within 1.3x of the asyncssh floor: {mine / floor:.2f}x -> {'met' if mine / floor <= 1.3 else 'NOT met'}"
+        )
     if mine and pyinfra:
-        lines.append(f"- >= 1.5x faster than pyinfra: {pyinfra / mine:.2f}x -> {'met' if pyinfra / mine >= 1.5 else 'NOT met'}")
+        lines.append(
+            f"- >= 1.5x faster than pyinfra: {pyinfra / mine:.2f}x -> {'met' if pyinfra / mine >= 1.5 else 'NOT met'}"
+        )
     if mine and ansible:
-        lines.append(f"- >= 15x faster than ansible (defaults): {ansible / mine:.2f}x -> {'met' if ansible / mine >= 15 else 'NOT met'}")
+        lines.append(
+            f"- >= 15x faster than ansible (defaults): {ansible / mine:.2f}x -> {'met' if ansible / mine >= 15 else 'NOT met'}"
+        )
     return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- main
 
-ALL_TOOLS = ("nodeprep", "nodeprep-p16", "ansible", "ansible-tuned", "pyinfra", "asyncssh", "openssh")
+ALL_TOOLS = (
+    "nodeprep",
+    "nodeprep-p16",
+    "ansible",
+    "ansible-tuned",
+    "pyinfra",
+    "asyncssh",
+    "openssh",
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--nodes", default="1,10,50", help="comma-separated K values (default 1,10,50)")
-    parser.add_argument("--repeat", type=int, default=5, help="runs per tool and K; the median is reported (default 5)")
-    parser.add_argument("--benchmarks", default="check,run", help="check, run or both (default check,run)")
-    parser.add_argument("--tools", default=",".join(ALL_TOOLS), help=f"subset of {','.join(ALL_TOOLS)}")
-    parser.add_argument("--timeout", type=float, default=600, help="seconds per tool invocation (default 600)")
-    parser.add_argument("--lock-timeout", type=float, default=3600, help="seconds to wait for the bed lock (default 3600)")
-    parser.add_argument("--no-warmup", dest="warmup", action="store_false", help="skip the untimed first round of check")
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.benchmarks.bench", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--nodes", default="1,10,50", help="comma-separated K values (default 1,10,50)"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=5,
+        help="runs per tool and K; the median is reported (default 5)",
+    )
+    parser.add_argument(
+        "--benchmarks", default="check,run", help="check, run or both (default check,run)"
+    )
+    parser.add_argument(
+        "--tools", default=",".join(ALL_TOOLS), help=f"subset of {','.join(ALL_TOOLS)}"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=600, help="seconds per tool invocation (default 600)"
+    )
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=3600,
+        help="seconds to wait for the bed lock (default 3600)",
+    )
+    parser.add_argument(
+        "--no-warmup",
+        dest="warmup",
+        action="store_false",
+        help="skip the untimed first round of check",
+    )
     parser.add_argument("--markdown", type=Path, help="also write the report to this file")
     parser.add_argument("--json", type=Path, help="also write every sample to this file")
-    parser.add_argument("--keep-workdir", action="store_true", help="keep the bench's temporary directory")
+    parser.add_argument(
+        "--keep-workdir", action="store_true", help="keep the bench's temporary directory"
+    )
     args = parser.parse_args(argv)
     try:
         args.ks = sorted({int(k) for k in args.nodes.split(",") if k.strip()})
@@ -765,7 +1035,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if os.geteuid() != 0:
-        print("the test bed needs root: sudo .venv/bin/python -m tests.benchmarks.bench", file=sys.stderr)
+        print(
+            "the test bed needs root: sudo .venv/bin/python -m tests.benchmarks.bench",
+            file=sys.stderr,
+        )
         return 2
     ensure_tool_venv(timeout=900)
     machine = machine_description()
@@ -777,8 +1050,10 @@ def main(argv: list[str] | None = None) -> int:
     bench = None
     t0 = time.monotonic()
     try:
-        print(f"starting the test bed in {workdir} (waits while another session holds {'/run/tnp-testbed.lock'})",
-              flush=True)
+        print(
+            f"starting the test bed in {workdir} (waits while another session holds {'/run/tnp-testbed.lock'})",
+            flush=True,
+        )
         bed.start(lock_timeout=args.lock_timeout)
         (workdir / "bench").mkdir()
         bench = Bench(bed, workdir / "bench", args, results)
@@ -798,7 +1073,9 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps(results.to_json(), indent=1))
         if not args.keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
-    report = render_markdown(results, args.ks, args.benches, args.repeat, machine, versions, time.monotonic() - t0)
+    report = render_markdown(
+        results, args.ks, args.benches, args.repeat, machine, versions, time.monotonic() - t0
+    )
     print()
     print(report)
     if args.markdown:

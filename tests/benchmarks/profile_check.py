@@ -53,16 +53,27 @@ def child(out_path: str, cli_args: list[str]) -> None:
 
     def record(kind: str, label: str, t0: float, t1: float, cpu: float = 0.0) -> None:
         with lock:
-            events.append({"kind": kind, "label": label, "t0": t0, "t1": t1, "cpu": cpu,
-                           "thread": threading.current_thread().name})
+            events.append(
+                {
+                    "kind": kind,
+                    "label": label,
+                    "t0": t0,
+                    "t1": t1,
+                    "cpu": cpu,
+                    "thread": threading.current_thread().name,
+                }
+            )
 
     t0 = time.time()
     import trains_nodeprep.cli as cli  # typer, rich, ... as the console script does
+
     record("import cli", "-", t0, time.time())
     import trains_nodeprep.node as node_mod
 
     t0 = time.time()
-    paramiko = node_mod._import_paramiko(needs_invoke=False)  # as the first SSHNode does in a real run
+    paramiko = node_mod._import_paramiko(
+        needs_invoke=False
+    )  # as the first SSHNode does in a real run
     record("import paramiko", "-", t0, time.time())
     import trains_nodeprep.runner as runner
 
@@ -111,9 +122,18 @@ def child(out_path: str, cli_args: list[str]) -> None:
     t_end = time.time()
     cpu1 = os.times()
     with open(out_path, "w") as handle:
-        json.dump({"t_start": t_start, "t_main": t_main, "t_end": t_end, "code": code,
-                   "cpu_user": cpu1.user - cpu0.user, "cpu_sys": cpu1.system - cpu0.system,
-                   "events": events}, handle)
+        json.dump(
+            {
+                "t_start": t_start,
+                "t_main": t_main,
+                "t_end": t_end,
+                "code": code,
+                "cpu_user": cpu1.user - cpu0.user,
+                "cpu_sys": cpu1.system - cpu0.system,
+                "events": events,
+            },
+            handle,
+        )
     sys.stderr.flush()
     os._exit(0)  # as the console script (cli.main) leaves: without the interpreter's teardown
 
@@ -136,14 +156,20 @@ def summarize(data: dict, t_spawn: float, t_exit: float, k: int) -> str:
         for e in phase(kind):
             lines.append(f"  {kind}: {e['t1'] - e['t0']:.3f} s")
     if fe:
-        lines.append(f"  main() to the node phase (options, playbook, session): {fe['t0'] - data['t_main']:.3f} s")
+        lines.append(
+            f"  main() to the node phase (options, playbook, session): {fe['t0'] - data['t_main']:.3f} s"
+        )
         lines.append(f"  node phase (for_each_node, {k} nodes): {fe['t1'] - fe['t0']:.3f} s")
-        lines.append(f"  after the node phase (report, JSON, exit): {data['t_end'] - fe['t1']:.3f} s")
+        lines.append(
+            f"  after the node phase (report, JSON, exit): {data['t_end'] - fe['t1']:.3f} s"
+        )
     lines.append(f"  exit (os._exit, as cli.main): {t_exit - data['t_end']:.3f} s")
     cpu = data["cpu_user"] + data["cpu_sys"]
     main_wall = data["t_end"] - data["t_main"]
-    lines.append(f"CPU in main(): {data['cpu_user']:.2f} user + {data['cpu_sys']:.2f} sys = {cpu:.2f} s "
-                 f"over {main_wall:.2f} s wall ({cpu / main_wall:.2f} cores busy)")
+    lines.append(
+        f"CPU in main(): {data['cpu_user']:.2f} user + {data['cpu_sys']:.2f} sys = {cpu:.2f} s "
+        f"over {main_wall:.2f} s wall ({cpu / main_wall:.2f} cores busy)"
+    )
     if not fe:
         return "\n".join(lines)
     base = fe["t0"]
@@ -151,25 +177,45 @@ def summarize(data: dict, t_spawn: float, t_exit: float, k: int) -> str:
     for e in phase("node total"):
         per_node[e["label"]] = {"start": e["t0"] - base, "end": e["t1"] - base}
     rows = []
-    for kind in ("route (ssh_config)", "known_hosts load", "tcp connect", "kex (start_client)", "auth",
-                 "ssh open (kex+auth)", "connect (all)", "exec", "parse facts", "plan", "close", "node total"):
+    for kind in (
+        "route (ssh_config)",
+        "known_hosts load",
+        "tcp connect",
+        "kex (start_client)",
+        "auth",
+        "ssh open (kex+auth)",
+        "connect (all)",
+        "exec",
+        "parse facts",
+        "plan",
+        "close",
+        "node total",
+    ):
         durations = [e["t1"] - e["t0"] for e in phase(kind)]
         if durations:
-            rows.append(f"  {kind:22s} n={len(durations):3d}  median {statistics.median(durations):.3f}  "
-                        f"max {max(durations):.3f}  sum {sum(durations):.2f} s")
+            rows.append(
+                f"  {kind:22s} n={len(durations):3d}  median {statistics.median(durations):.3f}  "
+                f"max {max(durations):.3f}  sum {sum(durations):.2f} s"
+            )
     starts = sorted(v["start"] for v in per_node.values())
     ends = sorted(v["end"] for v in per_node.values())
     lines.append("per node (seconds):")
     lines.extend(rows)
     if starts:
-        lines.append(f"  node starts after the phase began: first {starts[0]:.3f}, median {statistics.median(starts):.3f}, "
-                     f"last {starts[-1]:.3f} (pool slots)")
-        lines.append(f"  node ends: first {ends[0]:.3f}, median {statistics.median(ends):.3f}, last {ends[-1]:.3f}")
+        lines.append(
+            f"  node starts after the phase began: first {starts[0]:.3f}, median {statistics.median(starts):.3f}, "
+            f"last {starts[-1]:.3f} (pool slots)"
+        )
+        lines.append(
+            f"  node ends: first {ends[0]:.3f}, median {statistics.median(ends):.3f}, last {ends[-1]:.3f}"
+        )
     # when did each connect phase end, across nodes: shows serialisation
     for kind in ("tcp connect", "kex (start_client)", "auth", "exec"):
         ts = sorted(e["t1"] - base for e in phase(kind))
         if ts:
-            lines.append(f"  '{kind}' finished: first {ts[0]:.3f}, median {statistics.median(ts):.3f}, last {ts[-1]:.3f}")
+            lines.append(
+                f"  '{kind}' finished: first {ts[0]:.3f}, median {statistics.median(ts):.3f}, last {ts[-1]:.3f}"
+            )
     return "\n".join(lines)
 
 
@@ -193,8 +239,15 @@ def cpu_split(argv: list[str], env: dict[str, str], cwd: Path, timeout: float = 
     hz = os.sysconf("SC_CLK_TCK")
     busy0, forks0 = _busy_jiffies()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + timeout
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -209,29 +262,38 @@ def cpu_split(argv: list[str], env: dict[str, str], cwd: Path, timeout: float = 
     proc.returncode = os.waitstatus_to_exitcode(status)
     client = usage.ru_utime + usage.ru_stime
     machine = (busy1 - busy0) / hz
-    return {"wall": wall, "client_cpu": client, "machine_cpu": machine, "other_cpu": machine - client,
-            "forks": forks1 - forks0, "code": proc.returncode}
+    return {
+        "wall": wall,
+        "client_cpu": client,
+        "machine_cpu": machine,
+        "other_cpu": machine - client,
+        "forks": forks1 - forks0,
+        "code": proc.returncode,
+    }
 
 
 def _fmt_split(name: str, r: dict, k: int) -> str:
-    return (f"  {name:42s} wall {r['wall']:5.2f} s | client CPU {r['client_cpu']:5.2f} s "
-            f"({1000 * r['client_cpu'] / k:4.0f} ms/node) | machine CPU {r['machine_cpu']:5.2f} s | "
-            f"nodes (sshd + remote) {r['other_cpu']:5.2f} s ({1000 * r['other_cpu'] / k:4.0f} ms/node) | "
-            f"processes started {r['forks']} ({r['forks'] / k:.1f}/node) | exit {r['code']}")
+    return (
+        f"  {name:42s} wall {r['wall']:5.2f} s | client CPU {r['client_cpu']:5.2f} s "
+        f"({1000 * r['client_cpu'] / k:4.0f} ms/node) | machine CPU {r['machine_cpu']:5.2f} s | "
+        f"nodes (sshd + remote) {r['other_cpu']:5.2f} s ({1000 * r['other_cpu'] / k:4.0f} ms/node) | "
+        f"processes started {r['forks']} ({r['forks'] / k:.1f}/node) | exit {r['code']}"
+    )
 
 
 def facts_script_cost(node, repeat: int = 5) -> str:
     """CPU and processes of trains-nodeprep's facts script run in one node (no SSH)."""
     import resource
 
+    from tests.benchmarks.bench import READ_COMMAND
     from trains_nodeprep.facts import render_facts_script
     from trains_nodeprep.playbook import load_playbook
 
-    from tests.benchmarks.bench import READ_COMMAND
-
     results = []
-    for name, script in (("facts script (bundled playbook)", render_facts_script(load_playbook())),
-                         ("the floor's read (cat)", READ_COMMAND)):
+    for name, script in (
+        ("facts script (bundled playbook)", render_facts_script(load_playbook())),
+        ("the floor's read (cat)", READ_COMMAND),
+    ):
         samples = []
         for _ in range(repeat):
             r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -241,10 +303,14 @@ def facts_script_cost(node, repeat: int = 5) -> str:
             wall = time.perf_counter() - t0
             _, forks1 = _busy_jiffies()
             r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            samples.append((wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), forks1 - forks0))
+            samples.append(
+                (wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), forks1 - forks0)
+            )
         wall, cpu, forks = (statistics.median(x) for x in zip(*samples))
-        results.append(f"  {name:32s} wall {1000 * wall:5.0f} ms, CPU {1000 * cpu:5.0f} ms, "
-                       f"processes {forks:.0f} (incl. nsenter's 2)")
+        results.append(
+            f"  {name:32s} wall {1000 * wall:5.0f} ms, CPU {1000 * cpu:5.0f} ms, "
+            f"processes {forks:.0f} (incl. nsenter's 2)"
+        )
     return "\n".join(results)
 
 
@@ -276,7 +342,9 @@ def summarize_py_spy(path: Path) -> str:
             continue
         n = int(count)
         total += n
-        name = next((c for c, needles in PY_SPY_CATEGORIES if all(x in stack for x in needles)), "other")
+        name = next(
+            (c for c, needles in PY_SPY_CATEGORIES if all(x in stack for x in needles)), "other"
+        )
         categories[name] += n
         leaves[stack.split(";")[-1]] += n
     if not total:
@@ -290,13 +358,28 @@ def summarize_py_spy(path: Path) -> str:
 
 def summarize_serial_cpu(data: dict, k: int) -> str:
     """With --parallel 1 only one node is in flight: the process CPU of a step is that step's."""
-    lines = [f"client CPU per node and step, nodes one at a time (--parallel 1, {k} nodes; median ms):"]
-    for kind in ("route (ssh_config)", "known_hosts load", "tcp connect", "kex (start_client)", "auth",
-                 "connect (all)", "exec", "parse facts", "plan", "close", "node total"):
+    lines = [
+        f"client CPU per node and step, nodes one at a time (--parallel 1, {k} nodes; median ms):"
+    ]
+    for kind in (
+        "route (ssh_config)",
+        "known_hosts load",
+        "tcp connect",
+        "kex (start_client)",
+        "auth",
+        "connect (all)",
+        "exec",
+        "parse facts",
+        "plan",
+        "close",
+        "node total",
+    ):
         cpus = [e["cpu"] for e in data["events"] if e["kind"] == kind]
         walls = [e["t1"] - e["t0"] for e in data["events"] if e["kind"] == kind]
         if cpus:
-            lines.append(f"  {kind:22s} CPU {1000 * statistics.median(cpus):6.1f}   wall {1000 * statistics.median(walls):6.1f}")
+            lines.append(
+                f"  {kind:22s} CPU {1000 * statistics.median(cpus):6.1f}   wall {1000 * statistics.median(walls):6.1f}"
+            )
     lines.append("  (exec includes connect: SSHNode.run_as_root connects first)")
     return "\n".join(lines)
 
@@ -332,11 +415,10 @@ def exec_breakdown(bed, node, repeat: int = 10) -> str:
     facts script and simpler commands, on a connection already used and as the first command
     of a fresh connection (what check does), next to the same command run in the node directly."""
     os.environ["HOME"] = str(bed.home)  # before ~/.ssh/config and known_hosts are read
+    from tests.benchmarks.bench import READ_COMMAND
     from trains_nodeprep.facts import render_facts_script
     from trains_nodeprep.node import SSHNode, SSHOptions, Target
     from trains_nodeprep.playbook import load_playbook
-
-    from tests.benchmarks.bench import READ_COMMAND
 
     commands = {
         "facts script": render_facts_script(load_playbook()),
@@ -344,8 +426,10 @@ def exec_breakdown(bed, node, repeat: int = 10) -> str:
         "the floor's cat": READ_COMMAND,
         "true": "true",
     }
-    lines = [f"  {'command':18s} {'connection':10s} {'in node':>8s} {'open':>6s} {'exec':>6s} {'1st byte':>9s} "
-             f"{'stdout EOF':>11s} {'exit st.':>9s}   (ms after the channel request, median of {repeat})"]
+    lines = [
+        f"  {'command':18s} {'connection':10s} {'in node':>8s} {'open':>6s} {'exec':>6s} {'1st byte':>9s} "
+        f"{'stdout EOF':>11s} {'exit st.':>9s}   (ms after the channel request, median of {repeat})"
+    ]
     for name, script in commands.items():
         local = []
         for _ in range(repeat):
@@ -369,9 +453,13 @@ def exec_breakdown(bed, node, repeat: int = 10) -> str:
                 new_node.close()
         for label, samples in (("used", warm), ("fresh", fresh)):
             med = [1000 * statistics.median(x) for x in zip(*samples)]
-            lines.append(f"  {name:18s} {label:10s} {1000 * statistics.median(local):8.1f} {med[0]:6.1f} {med[1]:6.1f} "
-                         f"{med[2]:9.1f} {med[3]:11.1f} {med[4]:9.1f}")
-    lines.append("  ('in node' = the same command through nsenter, no SSH; includes nsenter's own ~2 ms)")
+            lines.append(
+                f"  {name:18s} {label:10s} {1000 * statistics.median(local):8.1f} {med[0]:6.1f} {med[1]:6.1f} "
+                f"{med[2]:9.1f} {med[3]:11.1f} {med[4]:9.1f}"
+            )
+    lines.append(
+        "  ('in node' = the same command through nsenter, no SSH; includes nsenter's own ~2 ms)"
+    )
     return "\n".join(lines)
 
 
@@ -380,12 +468,22 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == CHILD_FLAG:
         child(argv[1], argv[2:])
         return 0
-    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.profile_check", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.benchmarks.profile_check", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--nodes", type=int, default=50)
-    parser.add_argument("--parallel", type=int, default=None, help="--parallel for the check (default: K)")
+    parser.add_argument(
+        "--parallel", type=int, default=None, help="--parallel for the check (default: K)"
+    )
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--py-spy", type=Path, help="also sample one run with py-spy; collapsed stacks to this file")
-    parser.add_argument("--py-spy-idle", action="store_true", help="py-spy: keep idle samples too (default: on-CPU only)")
+    parser.add_argument(
+        "--py-spy", type=Path, help="also sample one run with py-spy; collapsed stacks to this file"
+    )
+    parser.add_argument(
+        "--py-spy-idle",
+        action="store_true",
+        help="py-spy: keep idle samples too (default: on-CPU only)",
+    )
     parser.add_argument("--lock-timeout", type=float, default=3600)
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
@@ -403,11 +501,28 @@ def main(argv: list[str] | None = None) -> int:
     parallel = args.parallel or args.nodes
     try:
         bed.start(lock_timeout=args.lock_timeout)
-        nodes = [bed.add_node(f"p{i}", docker=False, files=CHECK_NODE_FILES) for i in range(args.nodes)]
-        cli_args = ["check", *[a for n in nodes for a in ("--host", n.address)], "--user", "root",
-                    "--no-cluster", "-o", "json", "--parallel", str(parallel)]
-        env = {"PATH": f"{Path(sys.executable).parent}:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(bed.home),
-               "LANG": "C.UTF-8", "TERM": "dumb", "USER": "root", "LOGNAME": "root"}
+        nodes = [
+            bed.add_node(f"p{i}", docker=False, files=CHECK_NODE_FILES) for i in range(args.nodes)
+        ]
+        cli_args = [
+            "check",
+            *[a for n in nodes for a in ("--host", n.address)],
+            "--user",
+            "root",
+            "--no-cluster",
+            "-o",
+            "json",
+            "--parallel",
+            str(parallel),
+        ]
+        env = {
+            "PATH": f"{Path(sys.executable).parent}:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(bed.home),
+            "LANG": "C.UTF-8",
+            "TERM": "dumb",
+            "USER": "root",
+            "LOGNAME": "root",
+        }
         plain = [str(Path(sys.executable).parent / "trains-nodeprep"), *cli_args]
         walls = []
         for _ in range(args.repeat):  # uninstrumented, for reference
@@ -417,8 +532,10 @@ def main(argv: list[str] | None = None) -> int:
             if done.returncode not in (0, 1):
                 print(done.stderr.decode(errors="replace")[-2000:], file=sys.stderr)
                 return 1
-        print(f"K={args.nodes}, --parallel {parallel}: plain runs {', '.join(f'{w:.2f}' for w in walls)} s "
-              f"(median {statistics.median(walls):.2f})")
+        print(
+            f"K={args.nodes}, --parallel {parallel}: plain runs {', '.join(f'{w:.2f}' for w in walls)} s "
+            f"(median {statistics.median(walls):.2f})"
+        )
 
         # CPU: the client process vs the whole machine (= client + the nodes' sshd and commands)
         floor_dir = workdir / "floor"
@@ -426,26 +543,49 @@ def main(argv: list[str] | None = None) -> int:
         from tests.benchmarks.bench import ASYNCSSH_FLOOR, READ_COMMAND, TOOL_PYTHON
 
         (floor_dir / "floor.py").write_text(ASYNCSSH_FLOOR)
-        (floor_dir / "spec.json").write_text(json.dumps({
-            "hosts": [n.address for n in nodes], "key": str(bed.client_key), "known_hosts": str(bed.known_hosts),
-            "commands": [READ_COMMAND], "timeout": 60}))
+        (floor_dir / "spec.json").write_text(
+            json.dumps(
+                {
+                    "hosts": [n.address for n in nodes],
+                    "key": str(bed.client_key),
+                    "known_hosts": str(bed.known_hosts),
+                    "commands": [READ_COMMAND],
+                    "timeout": 60,
+                }
+            )
+        )
         from trains_nodeprep.facts import render_facts_script
         from trains_nodeprep.playbook import load_playbook
 
         (floor_dir / "facts.sh").write_text(render_facts_script(load_playbook()))
-        (floor_dir / "spec-facts.json").write_text(json.dumps({
-            "hosts": [n.address for n in nodes], "key": str(bed.client_key), "known_hosts": str(bed.known_hosts),
-            "commands": [f"sh -c {shlex.quote((floor_dir / 'facts.sh').read_text())}"], "timeout": 60}))
+        (floor_dir / "spec-facts.json").write_text(
+            json.dumps(
+                {
+                    "hosts": [n.address for n in nodes],
+                    "key": str(bed.client_key),
+                    "known_hosts": str(bed.known_hosts),
+                    "commands": [f"sh -c {shlex.quote((floor_dir / 'facts.sh').read_text())}"],
+                    "timeout": 60,
+                }
+            )
+        )
         p16 = [*plain[:-1], "16"] if plain[-2] == "--parallel" else plain
         variants = [
             (f"trains-nodeprep check --parallel {parallel}", plain),
             ("trains-nodeprep check --parallel 16", p16),
-            ("asyncssh floor (cat)", [str(TOOL_PYTHON), str(floor_dir / "floor.py"), str(floor_dir / "spec.json")]),
-            ("asyncssh + trains-nodeprep's facts script", [str(TOOL_PYTHON), str(floor_dir / "floor.py"),
-                                                           str(floor_dir / "spec-facts.json")]),
+            (
+                "asyncssh floor (cat)",
+                [str(TOOL_PYTHON), str(floor_dir / "floor.py"), str(floor_dir / "spec.json")],
+            ),
+            (
+                "asyncssh + trains-nodeprep's facts script",
+                [str(TOOL_PYTHON), str(floor_dir / "floor.py"), str(floor_dir / "spec-facts.json")],
+            ),
             ("trains-nodeprep --version (start-up only)", [plain[0], "--version"]),
         ]
-        print(f"\nCPU split, median of {args.repeat} (client = the command's own threads and children):")
+        print(
+            f"\nCPU split, median of {args.repeat} (client = the command's own threads and children):"
+        )
         for name, command in variants:
             runs = [cpu_split(command, env, workdir) for _ in range(args.repeat)]
             median = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
@@ -457,9 +597,20 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.repeat):
             out = workdir / f"timeline{i}.json"
             t_spawn = time.time()
-            done = subprocess.run([sys.executable, "-m", "tests.benchmarks.profile_check", CHILD_FLAG, str(out), *cli_args],
-                                  env=dict(env, PYTHONPATH=str(Path(__file__).resolve().parents[2])),
-                                  capture_output=True, timeout=600, cwd=Path(__file__).resolve().parents[2])
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.benchmarks.profile_check",
+                    CHILD_FLAG,
+                    str(out),
+                    *cli_args,
+                ],
+                env=dict(env, PYTHONPATH=str(Path(__file__).resolve().parents[2])),
+                capture_output=True,
+                timeout=600,
+                cwd=Path(__file__).resolve().parents[2],
+            )
             t_exit = time.time()
             if not out.exists():
                 print(done.stderr.decode(errors="replace")[-2000:], file=sys.stderr)
@@ -469,20 +620,54 @@ def main(argv: list[str] | None = None) -> int:
         # nodes one at a time: per-step client CPU without contention
         out = workdir / "timeline-serial.json"
         serial_args = [*cli_args[:-1], "1"]
-        subprocess.run([sys.executable, "-m", "tests.benchmarks.profile_check", CHILD_FLAG, str(out), *serial_args],
-                       env=dict(env, PYTHONPATH=str(Path(__file__).resolve().parents[2])),
-                       capture_output=True, timeout=600, cwd=Path(__file__).resolve().parents[2])
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tests.benchmarks.profile_check",
+                CHILD_FLAG,
+                str(out),
+                *serial_args,
+            ],
+            env=dict(env, PYTHONPATH=str(Path(__file__).resolve().parents[2])),
+            capture_output=True,
+            timeout=600,
+            cwd=Path(__file__).resolve().parents[2],
+        )
         if out.exists():
             print("\n" + summarize_serial_cpu(json.loads(out.read_text()), args.nodes))
         if args.py_spy:
             py_spy = TOOL_VENV / "bin" / "py-spy"
             if not py_spy.exists():
-                subprocess.run([str(TOOL_VENV / "bin" / "pip"), "install", "-q", "py-spy"], check=True, timeout=600)
+                subprocess.run(
+                    [str(TOOL_VENV / "bin" / "pip"), "install", "-q", "py-spy"],
+                    check=True,
+                    timeout=600,
+                )
             idle = ["--idle"] if args.py_spy_idle else []
-            done = subprocess.run([str(py_spy), "record", *idle, "--threads", "--rate", "250", "--format", "raw",
-                                   "-o", str(args.py_spy), "--", *plain], env=env, capture_output=True, timeout=600)
-            print(f"\npy-spy ({'all samples' if idle else 'on-CPU samples only'}): exit {done.returncode}, "
-                  f"collapsed stacks in {args.py_spy}")
+            done = subprocess.run(
+                [
+                    str(py_spy),
+                    "record",
+                    *idle,
+                    "--threads",
+                    "--rate",
+                    "250",
+                    "--format",
+                    "raw",
+                    "-o",
+                    str(args.py_spy),
+                    "--",
+                    *plain,
+                ],
+                env=env,
+                capture_output=True,
+                timeout=600,
+            )
+            print(
+                f"\npy-spy ({'all samples' if idle else 'on-CPU samples only'}): exit {done.returncode}, "
+                f"collapsed stacks in {args.py_spy}"
+            )
             print(summarize_py_spy(args.py_spy))
     finally:
         if bed.started:

@@ -10,8 +10,14 @@ from .cli import EXECUTABLE
 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(EXECUTABLE), *args], capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=60)
+    return subprocess.run(
+        [str(EXECUTABLE), *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        timeout=60,
+    )
 
 
 def test_help_teaches_the_commands_and_exit_codes():
@@ -51,12 +57,17 @@ def test_no_nodes_is_a_usage_error():
 
 def test_a_bad_playbook_names_the_file_and_the_key(tmp_path):
     playbook = tmp_path / "bad.yaml"
-    playbook.write_text("version: 1\nsysctl:\n  settings:\n    'vm.max_map_count; reboot': 262144\n")
+    playbook.write_text(
+        "version: 1\nsysctl:\n  settings:\n    'vm.max_map_count; reboot': 262144\n"
+    )
 
     result = cli("check", "--local", "--playbook", str(playbook))
 
     assert result.returncode == 2
-    assert str(playbook) in result.stderr and "sysctl.settings.vm.max_map_count; reboot" in result.stderr
+    assert (
+        str(playbook) in result.stderr
+        and "sysctl.settings.vm.max_map_count; reboot" in result.stderr
+    )
 
 
 def test_a_missing_playbook_is_a_usage_error(tmp_path):

@@ -38,12 +38,17 @@ def test_one_grep_finds_the_daemons_by_name_and_reads_the_kernel_value(bed, make
     """The daemons are found by their exact process name; a process whose name starts with a digit
     (the pattern that lets kernel values through) or only begins like a daemon's is not one."""
     node = make_node(docker=True)
-    node.sh("cp /bin/sleep /run/0day && cp /bin/sleep /run/dockerd-helper && "
-            "(/run/0day 60 >/dev/null 2>&1 &) && (/run/dockerd-helper 60 >/dev/null 2>&1 &)")
+    node.sh(
+        "cp /bin/sleep /run/0day && cp /bin/sleep /run/dockerd-helper && "
+        "(/run/0day 60 >/dev/null 2>&1 &) && (/run/dockerd-helper 60 >/dev/null 2>&1 &)"
+    )
 
     done = node.exec("/bin/sh", "-c", render_facts_script(load_playbook()), text=False, check=False)
     facts = parse_facts(done.stdout)
 
     assert facts.dockerd_pid == node.docker_pid() and facts.dockerd_argv[0].endswith("dockerd")
     assert facts.sysctl_runtime == {"vm.max_map_count": node.max_map_count()}
-    assert b"0day" not in done.stdout.split(b"archive\tall")[0] and b"dockerd-helper" not in done.stdout
+    assert (
+        b"0day" not in done.stdout.split(b"archive\tall")[0]
+        and b"dockerd-helper" not in done.stdout
+    )

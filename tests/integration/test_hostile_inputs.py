@@ -35,9 +35,9 @@ import re
 import shlex
 import subprocess
 import threading
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Union
 
 import pytest
 
@@ -63,8 +63,14 @@ WANT = {"nofile": NOFILE, "memlock": UNLIMITED}
 
 # Everything the tool could write (its files, backups, temp files) and its neighbours.
 SNAPSHOT_ROOTS = (
-    "/etc/docker", "/etc/sysconfig", "/etc/default/docker*", "/etc/default/.docker*",
-    "/etc/sysctl.d", "/etc/sysctl.conf*", "/etc/.sysctl.conf*", "/run/sysctl.d",
+    "/etc/docker",
+    "/etc/sysconfig",
+    "/etc/default/docker*",
+    "/etc/default/.docker*",
+    "/etc/sysctl.d",
+    "/etc/sysctl.conf*",
+    "/etc/.sysctl.conf*",
+    "/run/sysctl.d",
     "/opt/trains",  # trains-server's directories: the tool makes them too, never on a refused node
 )
 SERVER_DIRS = "/opt/trains"  # what the tool creates there is tested elsewhere
@@ -94,14 +100,14 @@ print(json.dumps(out))
 """
 BACKUP = re.compile(r"^(?P<path>.+)\.\d{8}T\d{6}\.\d{6}Z(?P<absent>\.absent)?\.bak$")
 
-Content = Union[str, bytes, Callable[[bytes], bytes]]  # a callable gets the node's current content
+Content = str | bytes | Callable[[bytes], bytes]  # a callable gets the node's current content
 
 
 @dataclass(frozen=True)
 class Case:
     id: str
     outcome: str  # CONVERGED or REFUSED
-    files: Mapping[str, Union[str, bytes]] = field(default_factory=dict)  # in place before dockerd starts
+    files: Mapping[str, str | bytes] = field(default_factory=dict)  # in place before dockerd starts
     later: Mapping[str, Content] = field(default_factory=dict)  # written once the node runs
     restart_docker: bool = False  # restart docker after `later`, so that it runs with those files
     setup: str = ""  # shell, last: symlinks, directories, chmod, chown
@@ -112,7 +118,9 @@ class Case:
     error: tuple[str, ...] = ()
     # CONVERGED: the files whose content changes or that appear (besides backups); all others stay
     changes: tuple[str, ...] = ()
-    exact: Mapping[str, Content] = field(default_factory=dict)  # file -> exact content after the run
+    exact: Mapping[str, Content] = field(
+        default_factory=dict
+    )  # file -> exact content after the run
     ulimits: Mapping | None = None  # the exact "default-ulimits" object of the changed JSON file
     nofile: tuple[int, int] = NOFILE  # RLIMIT_NOFILE that docker asks for afterwards
 
@@ -156,170 +164,528 @@ ES_SYSCTL = "# elasticsearch\nvm.max_map_count = 65530\nvm.swappiness = 1\nvm/ma
 def with_weak_default_nofile(text: bytes) -> bytes:
     """The bed's /etc/default/docker, with a weaker nofile flag between its runtime flags."""
     assert text.count(b' --default-runtime tnp"') == 1, text
-    return text.replace(b' --default-runtime tnp"', b' --default-ulimit nofile=1024:4096 --default-runtime tnp"')
+    return text.replace(
+        b' --default-runtime tnp"', b' --default-ulimit nofile=1024:4096 --default-runtime tnp"'
+    )
 
 
 def raised_default_nofile(text: bytes) -> bytes:
-    return text.replace(b"nofile=1024:4096 --default-runtime tnp\"", b"nofile=1024:65536 --default-runtime tnp --default-ulimit memlock=-1:-1\"")
+    return text.replace(
+        b'nofile=1024:4096 --default-runtime tnp"',
+        b'nofile=1024:65536 --default-runtime tnp --default-ulimit memlock=-1:-1"',
+    )
 
 
 def with_sysctl_conf_line(line: str) -> Callable[[bytes], bytes]:
-    return lambda text: text + (b"" if text.endswith(b"\n") or not text else b"\n") + line.encode() + b"\n"
+    return lambda text: (
+        text + (b"" if text.endswith(b"\n") or not text else b"\n") + line.encode() + b"\n"
+    )
 
 
 CASES = [
     # ------------------------------------------------------------ daemon.json dockerd would reject
-    Case("daemon-json-trailing-comma", REFUSED, later={DJ: TRAILING_COMMA},
-         error=(f"{DJ}: invalid JSON at {json_error_at(TRAILING_COMMA)}", "fix the JSON")),  # 3.11: line 3 column 1
-    Case("daemon-json-missing-comma", REFUSED, later={DJ: '{\n    "log-level": "warn"\n    "debug": true\n}\n'},
-         error=(f"{DJ}: invalid JSON at line 3 column 5", "fix the JSON")),
-    Case("daemon-json-empty-and-docker-down", REFUSED, docker=False, files={DJ: ""},
-         error=(f"{DJ}: is empty", "write {} into it or delete it")),
-    Case("daemon-json-whitespace-only", REFUSED, later={DJ: " \n\t\n"},
-         error=(f"{DJ}: is empty", "write {} into it or delete it")),
-    Case("daemon-json-slash-comment", REFUSED, later={DJ: '{\n  // managed by hand\n  "log-level": "warn"\n}\n'},
-         error=(f"{DJ}: invalid JSON at line 2 column 3", "fix the JSON")),
-    Case("daemon-json-hash-comment", REFUSED, later={DJ: '# managed by puppet\n{"log-level": "warn"}\n'},
-         error=(f"{DJ}: invalid JSON at line 1 column 1", "fix the JSON")),
-    Case("daemon-json-utf8-bom", REFUSED, later={DJ: b'\xef\xbb\xbf{"log-level": "warn"}\n'},
-         error=(f"{DJ}: starts with a byte-order mark", "remove the BOM")),
-    Case("daemon-json-top-level-array", REFUSED, later={DJ: '[{"log-level": "warn"}]\n'},
-         error=(f"{DJ}: top level is a JSON", "not an object", "make it a JSON object")),
+    Case(
+        "daemon-json-trailing-comma",
+        REFUSED,
+        later={DJ: TRAILING_COMMA},
+        error=(f"{DJ}: invalid JSON at {json_error_at(TRAILING_COMMA)}", "fix the JSON"),
+    ),  # 3.11: line 3 column 1
+    Case(
+        "daemon-json-missing-comma",
+        REFUSED,
+        later={DJ: '{\n    "log-level": "warn"\n    "debug": true\n}\n'},
+        error=(f"{DJ}: invalid JSON at line 3 column 5", "fix the JSON"),
+    ),
+    Case(
+        "daemon-json-empty-and-docker-down",
+        REFUSED,
+        docker=False,
+        files={DJ: ""},
+        error=(f"{DJ}: is empty", "write {} into it or delete it"),
+    ),
+    Case(
+        "daemon-json-whitespace-only",
+        REFUSED,
+        later={DJ: " \n\t\n"},
+        error=(f"{DJ}: is empty", "write {} into it or delete it"),
+    ),
+    Case(
+        "daemon-json-slash-comment",
+        REFUSED,
+        later={DJ: '{\n  // managed by hand\n  "log-level": "warn"\n}\n'},
+        error=(f"{DJ}: invalid JSON at line 2 column 3", "fix the JSON"),
+    ),
+    Case(
+        "daemon-json-hash-comment",
+        REFUSED,
+        later={DJ: '# managed by puppet\n{"log-level": "warn"}\n'},
+        error=(f"{DJ}: invalid JSON at line 1 column 1", "fix the JSON"),
+    ),
+    Case(
+        "daemon-json-utf8-bom",
+        REFUSED,
+        later={DJ: b'\xef\xbb\xbf{"log-level": "warn"}\n'},
+        error=(f"{DJ}: starts with a byte-order mark", "remove the BOM"),
+    ),
+    Case(
+        "daemon-json-top-level-array",
+        REFUSED,
+        later={DJ: '[{"log-level": "warn"}]\n'},
+        error=(f"{DJ}: top level is a JSON", "not an object", "make it a JSON object"),
+    ),
     # dockerd 20.10 starts with a daemon.json of `null`; the tool refuses it, and must say "null"
-    Case("daemon-json-top-level-null", REFUSED, files={DJ: "null\n"},
-         error=(f"{DJ}: top level is", "null", "make it a JSON object")),
-    Case("daemon-json-not-utf8", REFUSED, files={DJ: b'{"labels": ["site=K\xf6ln"]}\n'},  # dockerd starts with it
-         error=(f"{DJ}: is not UTF-8 (byte 19)", "save it as UTF-8")),
-    Case("daemon-json-is-a-directory", REFUSED, setup=f"mkdir {DJ} && echo '{{}}' > {DJ}/conf.json",
-         error=(f"{DJ}: is a directory", "move it away")),
+    Case(
+        "daemon-json-top-level-null",
+        REFUSED,
+        files={DJ: "null\n"},
+        error=(f"{DJ}: top level is", "null", "make it a JSON object"),
+    ),
+    Case(
+        "daemon-json-not-utf8",
+        REFUSED,
+        files={DJ: b'{"labels": ["site=K\xf6ln"]}\n'},  # dockerd starts with it
+        error=(f"{DJ}: is not UTF-8 (byte 19)", "save it as UTF-8"),
+    ),
+    Case(
+        "daemon-json-is-a-directory",
+        REFUSED,
+        setup=f"mkdir {DJ} && echo '{{}}' > {DJ}/conf.json",
+        error=(f"{DJ}: is a directory", "move it away"),
+    ),
     # ------------------------------------------------------------ default-ulimits of the wrong shape
-    Case("default-ulimits-is-a-list", REFUSED, later={DJ: daemon_json({"default-ulimits": [entry("nofile", 1024, 65536)]})},
-         error=(f"{DJ}: default-ulimits is a JSON", "not an object", '{"nofile": {"Name": "nofile"')),
-    Case("default-ulimits-hard-is-a-string", REFUSED,
-         later={DJ: daemon_json({"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": "65536"}}})},
-         error=(DJ, "default-ulimits.nofile.hard", "not an integer", "use a whole number")),
+    Case(
+        "default-ulimits-is-a-list",
+        REFUSED,
+        later={DJ: daemon_json({"default-ulimits": [entry("nofile", 1024, 65536)]})},
+        error=(f"{DJ}: default-ulimits is a JSON", "not an object", '{"nofile": {"Name": "nofile"'),
+    ),
+    Case(
+        "default-ulimits-hard-is-a-string",
+        REFUSED,
+        later={
+            DJ: daemon_json(
+                {"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": "65536"}}}
+            )
+        },
+        error=(DJ, "default-ulimits.nofile.hard", "not an integer", "use a whole number"),
+    ),
     # dockerd starts with soft > hard; every container start would then fail (setrlimit EINVAL)
-    Case("default-ulimits-soft-above-hard", REFUSED, files={DJ: daemon_json({"default-ulimits": {"nofile": entry("nofile", 70000, 65536)}})},
-         error=(DJ, "ulimit nofile has soft 70000 above hard 65536", "lower soft or raise hard")),
+    Case(
+        "default-ulimits-soft-above-hard",
+        REFUSED,
+        files={DJ: daemon_json({"default-ulimits": {"nofile": entry("nofile", 70000, 65536)}})},
+        error=(DJ, "ulimit nofile has soft 70000 above hard 65536", "lower soft or raise hard"),
+    ),
     # ------------------------------------------------------------ default-ulimits dockerd reads: merged
-    Case("default-ulimits-null", CONVERGED, files={DJ: daemon_json({"log-level": "warn", "default-ulimits": None})},
-         changes=(DJ, TRAINS), ulimits={"nofile": ADDED_NOFILE, "memlock": ADDED_MEMLOCK}),
-    Case("default-ulimits-lower-case-keys", CONVERGED,
-         files={DJ: daemon_json({"default-ulimits": {"nofile": {"name": "nofile", "soft": 1024, "hard": 4096}}}, indent=2)},
-         changes=(DJ, TRAINS), ulimits={"nofile": {"name": "nofile", "soft": 1024, "hard": 65536}, "memlock": ADDED_MEMLOCK}),
-    Case("default-ulimits-mixed-case-keys", CONVERGED,
-         files={DJ: daemon_json({"default-ulimits": {"nofile": {"Name": "nofile", "soft": 512, "hard": 4096}}})},
-         changes=(DJ, TRAINS), ulimits={"nofile": {"Name": "nofile", "soft": 1024, "hard": 65536}, "memlock": ADDED_MEMLOCK}),
-    Case("default-ulimits-entry-key-is-not-its-name", CONVERGED,
-         files={DJ: daemon_json({"default-ulimits": {"files": entry("nofile", 1024, 4096)}})},
-         changes=(DJ, TRAINS), ulimits={"files": entry("nofile", 1024, 65536), "memlock": ADDED_MEMLOCK}),
-    Case("default-ulimits-higher-nofile-and-nproc-kept", CONVERGED,
-         files={DJ: daemon_json({"default-ulimits": {"nofile": entry("nofile", 4096, 1048576), "nproc": entry("nproc", 2048, 4096)}})},
-         changes=(DJ, TRAINS), nofile=(4096, 1048576),
-         ulimits={"nofile": entry("nofile", 4096, 1048576), "nproc": entry("nproc", 2048, 4096), "memlock": ADDED_MEMLOCK}),
+    Case(
+        "default-ulimits-null",
+        CONVERGED,
+        files={DJ: daemon_json({"log-level": "warn", "default-ulimits": None})},
+        changes=(DJ, TRAINS),
+        ulimits={"nofile": ADDED_NOFILE, "memlock": ADDED_MEMLOCK},
+    ),
+    Case(
+        "default-ulimits-lower-case-keys",
+        CONVERGED,
+        files={
+            DJ: daemon_json(
+                {"default-ulimits": {"nofile": {"name": "nofile", "soft": 1024, "hard": 4096}}},
+                indent=2,
+            )
+        },
+        changes=(DJ, TRAINS),
+        ulimits={
+            "nofile": {"name": "nofile", "soft": 1024, "hard": 65536},
+            "memlock": ADDED_MEMLOCK,
+        },
+    ),
+    Case(
+        "default-ulimits-mixed-case-keys",
+        CONVERGED,
+        files={
+            DJ: daemon_json(
+                {"default-ulimits": {"nofile": {"Name": "nofile", "soft": 512, "hard": 4096}}}
+            )
+        },
+        changes=(DJ, TRAINS),
+        ulimits={
+            "nofile": {"Name": "nofile", "soft": 1024, "hard": 65536},
+            "memlock": ADDED_MEMLOCK,
+        },
+    ),
+    Case(
+        "default-ulimits-entry-key-is-not-its-name",
+        CONVERGED,
+        files={DJ: daemon_json({"default-ulimits": {"files": entry("nofile", 1024, 4096)}})},
+        changes=(DJ, TRAINS),
+        ulimits={"files": entry("nofile", 1024, 65536), "memlock": ADDED_MEMLOCK},
+    ),
+    Case(
+        "default-ulimits-higher-nofile-and-nproc-kept",
+        CONVERGED,
+        files={
+            DJ: daemon_json(
+                {
+                    "default-ulimits": {
+                        "nofile": entry("nofile", 4096, 1048576),
+                        "nproc": entry("nproc", 2048, 4096),
+                    }
+                }
+            )
+        },
+        changes=(DJ, TRAINS),
+        nofile=(4096, 1048576),
+        ulimits={
+            "nofile": entry("nofile", 4096, 1048576),
+            "nproc": entry("nproc", 2048, 4096),
+            "memlock": ADDED_MEMLOCK,
+        },
+    ),
     # dockerd starts with it, but every container fails: "wrong rlimit value: RLIMIT_: unknown"
-    Case("default-ulimits-entry-without-name", CONVERGED, files={DJ: daemon_json({"default-ulimits": {"nofile": entry(None, 1024, 65536)}})},
-         changes=(DJ, TRAINS), ulimits={"nofile": {"Soft": 1024, "Hard": 65536, "Name": "nofile"}, "memlock": ADDED_MEMLOCK}),
+    Case(
+        "default-ulimits-entry-without-name",
+        CONVERGED,
+        files={DJ: daemon_json({"default-ulimits": {"nofile": entry(None, 1024, 65536)}})},
+        changes=(DJ, TRAINS),
+        ulimits={
+            "nofile": {"Soft": 1024, "Hard": 65536, "Name": "nofile"},
+            "memlock": ADDED_MEMLOCK,
+        },
+    ),
     # ------------------------------------------------------------ the rest of daemon.json: kept
-    Case("daemon-json-other-keys-and-nested-log-opts", CONVERGED, changes=(DJ, TRAINS),
-         files={DJ: daemon_json({"log-driver": "json-file", "log-opts": {"max-size": "10m", "max-file": "3", "labels": "app,tier"},
-                                 "registry-mirrors": ["https://mirror.example.org"], "live-restore": False, "max-concurrent-downloads": 3})}),
+    Case(
+        "daemon-json-other-keys-and-nested-log-opts",
+        CONVERGED,
+        changes=(DJ, TRAINS),
+        files={
+            DJ: daemon_json(
+                {
+                    "log-driver": "json-file",
+                    "log-opts": {"max-size": "10m", "max-file": "3", "labels": "app,tier"},
+                    "registry-mirrors": ["https://mirror.example.org"],
+                    "live-restore": False,
+                    "max-concurrent-downloads": 3,
+                }
+            )
+        },
+    ),
     # keys the tool knows nothing about (docker 20.10 takes them), tabs and CRLF line ends
-    Case("daemon-json-keys-the-tool-does-not-know", CONVERGED, changes=(DJ, TRAINS),
-         files={DJ: daemon_json({"features": {"buildkit": True}, "builder": {"gc": {"enabled": True, "defaultKeepStorage": "10GB"}},
-                                 "default-shm-size": "128M"}, indent="\t").replace("\n", "\r\n")}),
-    Case("daemon-json-symlink-to-another-file", CONVERGED, changes=("/etc/docker/daemon-prod.json", TRAINS),
-         later={"/etc/docker/daemon-prod.json": daemon_json({"log-level": "warn"})}, setup=f"ln -s daemon-prod.json {DJ}",
-         ulimits={"nofile": ADDED_NOFILE, "memlock": ADDED_MEMLOCK}),
+    Case(
+        "daemon-json-keys-the-tool-does-not-know",
+        CONVERGED,
+        changes=(DJ, TRAINS),
+        files={
+            DJ: daemon_json(
+                {
+                    "features": {"buildkit": True},
+                    "builder": {"gc": {"enabled": True, "defaultKeepStorage": "10GB"}},
+                    "default-shm-size": "128M",
+                },
+                indent="\t",
+            ).replace("\n", "\r\n")
+        },
+    ),
+    Case(
+        "daemon-json-symlink-to-another-file",
+        CONVERGED,
+        changes=("/etc/docker/daemon-prod.json", TRAINS),
+        later={"/etc/docker/daemon-prod.json": daemon_json({"log-level": "warn"})},
+        setup=f"ln -s daemon-prod.json {DJ}",
+        ulimits={"nofile": ADDED_NOFILE, "memlock": ADDED_MEMLOCK},
+    ),
     # the link points nowhere yet (dockerd then runs without a config): the target is created
-    Case("daemon-json-dangling-symlink", CONVERGED, setup=f"ln -s daemon-real.json {DJ}", changes=("/etc/docker/daemon-real.json", TRAINS),
-         ulimits={"nofile": ADDED_NOFILE, "memlock": ADDED_MEMLOCK}),
+    Case(
+        "daemon-json-dangling-symlink",
+        CONVERGED,
+        setup=f"ln -s daemon-real.json {DJ}",
+        changes=("/etc/docker/daemon-real.json", TRAINS),
+        ulimits={"nofile": ADDED_NOFILE, "memlock": ADDED_MEMLOCK},
+    ),
     # right file, but dockerd was started before someone wrote it: the limits never reach a container
-    Case("daemon-json-right-but-dockerd-started-before-it", CONVERGED, changes=(TRAINS,),
-         later={DJ: daemon_json({"default-ulimits": {"nofile": ADDED_NOFILE, "memlock": ADDED_MEMLOCK}})}),
-    Case("daemon-json-mode-0600", CONVERGED, files={DJ: daemon_json({"log-level": "warn"})}, setup=f"chmod 0600 {DJ}",
-         changes=(DJ, TRAINS)),
+    Case(
+        "daemon-json-right-but-dockerd-started-before-it",
+        CONVERGED,
+        changes=(TRAINS,),
+        later={
+            DJ: daemon_json({"default-ulimits": {"nofile": ADDED_NOFILE, "memlock": ADDED_MEMLOCK}})
+        },
+    ),
+    Case(
+        "daemon-json-mode-0600",
+        CONVERGED,
+        files={DJ: daemon_json({"log-level": "warn"})},
+        setup=f"chmod 0600 {DJ}",
+        changes=(DJ, TRAINS),
+    ),
     # ------------------------------------------------------------ /etc/sysconfig/docker OPTIONS (RHEL)
-    Case("sysconfig-double-quotes", CONVERGED, rhel=True, changes=(SC, TRAINS),
-         exact={SC: lambda before: before.replace(b'OPTIONS="--log-driver=journald --signature-verification=false"',
-                                                  f'OPTIONS="--log-driver=journald --signature-verification=false {FLAGS}"'.encode())}),
-    Case("sysconfig-single-quotes", CONVERGED, rhel=True, changes=(SC, TRAINS),
-         files={SC: "# sysconfig\nOPTIONS='--log-level=warn'\nDOCKER_CERT_PATH=/etc/docker\n"},
-         exact={SC: f"# sysconfig\nOPTIONS='--log-level=warn {FLAGS}'\nDOCKER_CERT_PATH=/etc/docker\n"}),
-    Case("sysconfig-unquoted-single-flag", CONVERGED, rhel=True, changes=(SC, TRAINS),
-         files={SC: "OPTIONS=--log-level=warn\nDOCKER_CERT_PATH=/etc/docker\n"},
-         exact={SC: f'OPTIONS="--log-level=warn {FLAGS}"\nDOCKER_CERT_PATH=/etc/docker\n'}),
-    Case("sysconfig-empty-options", CONVERGED, rhel=True, changes=(SC, TRAINS),
-         files={SC: "# sysconfig\nOPTIONS=\nDOCKER_CERT_PATH=/etc/docker\n"},
-         exact={SC: f'# sysconfig\nOPTIONS="{FLAGS}"\nDOCKER_CERT_PATH=/etc/docker\n'}),
-    Case("sysconfig-without-options-line", CONVERGED, rhel=True, changes=(SC, TRAINS),
-         files={SC: "# sysconfig\nDOCKER_CERT_PATH=/etc/docker"},  # no newline at the end either
-         exact={SC: f'# sysconfig\nDOCKER_CERT_PATH=/etc/docker\nOPTIONS="{FLAGS}"\n'}),
-    Case("sysconfig-comments-export-and-other-variables", CONVERGED, rhel=True, changes=(SC, TRAINS),
-         files={SC: SYSCONFIG_COMMENTS},
-         exact={SC: SYSCONFIG_COMMENTS.replace("'--log-level=warn --iptables=true'", f"'--log-level=warn --iptables=true {FLAGS}'")}),
-    Case("sysconfig-multi-line-options", CONVERGED, rhel=True, changes=(SC, TRAINS),
-         files={SC: '# sysconfig\nOPTIONS="--log-level=warn \\\n  --iptables=true"\nDOCKER_CERT_PATH=/etc/docker\n'},
-         exact={SC: f'# sysconfig\nOPTIONS="--log-level=warn \\\n  --iptables=true {FLAGS}"\nDOCKER_CERT_PATH=/etc/docker\n'}),
-    Case("sysconfig-weaker-nofile-raised-in-place", CONVERGED, rhel=True, changes=(SC, TRAINS),
-         files={SC: 'OPTIONS="--log-level=warn --default-ulimit nofile=1024:4096 --iptables=true"\n'},
-         exact={SC: 'OPTIONS="--log-level=warn --default-ulimit nofile=1024:65536 --iptables=true --default-ulimit memlock=-1:-1"\n'}),
-    Case("sysconfig-options-twice-equals-form", CONVERGED, rhel=True, changes=(SC, TRAINS),
-         files={SC: 'OPTIONS="--log-level=debug"\nOPTIONS="--log-level=warn --default-ulimit=memlock=65536:65536"\n'},
-         exact={SC: 'OPTIONS="--log-level=debug"\nOPTIONS="--log-level=warn --default-ulimit=memlock=-1:-1 --default-ulimit nofile=1024:65536"\n'}),
-    Case("sysconfig-owned-by-deploy-mode-0664", CONVERGED, rhel=True, changes=(SC, TRAINS),
-         files={SC: 'OPTIONS="--log-level=warn"\n'}, setup=f"chown deploy:deploy {SC} && chmod 0664 {SC}",
-         exact={SC: f'OPTIONS="--log-level=warn {FLAGS}"\n'}),
-    Case("sysconfig-and-docker-stopped", CONVERGED, rhel=True, docker=False, changes=(SC, TRAINS),
-         files={SC: 'OPTIONS="--log-level=warn"\n'}, exact={SC: f'OPTIONS="--log-level=warn {FLAGS}"\n'}),
-    Case("sysconfig-beside-daemon-json-without-ulimits", CONVERGED, rhel=True, changes=(SC, TRAINS),
-         files={SC: 'OPTIONS="--log-level=warn"\n', DJ: daemon_json({"debug": False})},
-         exact={SC: f'OPTIONS="--log-level=warn {FLAGS}"\n'}),
-    Case("flagless-sysconfig-beside-daemon-json-with-ulimits", CONVERGED, rhel=True, changes=(DJ, TRAINS),
-         files={SC: 'OPTIONS="--log-level=warn"\n', DJ: daemon_json({"default-ulimits": {"nofile": entry("nofile", 1024, 4096)}})},
-         ulimits={"nofile": ADDED_NOFILE, "memlock": ADDED_MEMLOCK}),
+    Case(
+        "sysconfig-double-quotes",
+        CONVERGED,
+        rhel=True,
+        changes=(SC, TRAINS),
+        exact={
+            SC: lambda before: before.replace(
+                b'OPTIONS="--log-driver=journald --signature-verification=false"',
+                f'OPTIONS="--log-driver=journald --signature-verification=false {FLAGS}"'.encode(),
+            )
+        },
+    ),
+    Case(
+        "sysconfig-single-quotes",
+        CONVERGED,
+        rhel=True,
+        changes=(SC, TRAINS),
+        files={SC: "# sysconfig\nOPTIONS='--log-level=warn'\nDOCKER_CERT_PATH=/etc/docker\n"},
+        exact={
+            SC: f"# sysconfig\nOPTIONS='--log-level=warn {FLAGS}'\nDOCKER_CERT_PATH=/etc/docker\n"
+        },
+    ),
+    Case(
+        "sysconfig-unquoted-single-flag",
+        CONVERGED,
+        rhel=True,
+        changes=(SC, TRAINS),
+        files={SC: "OPTIONS=--log-level=warn\nDOCKER_CERT_PATH=/etc/docker\n"},
+        exact={SC: f'OPTIONS="--log-level=warn {FLAGS}"\nDOCKER_CERT_PATH=/etc/docker\n'},
+    ),
+    Case(
+        "sysconfig-empty-options",
+        CONVERGED,
+        rhel=True,
+        changes=(SC, TRAINS),
+        files={SC: "# sysconfig\nOPTIONS=\nDOCKER_CERT_PATH=/etc/docker\n"},
+        exact={SC: f'# sysconfig\nOPTIONS="{FLAGS}"\nDOCKER_CERT_PATH=/etc/docker\n'},
+    ),
+    Case(
+        "sysconfig-without-options-line",
+        CONVERGED,
+        rhel=True,
+        changes=(SC, TRAINS),
+        files={SC: "# sysconfig\nDOCKER_CERT_PATH=/etc/docker"},  # no newline at the end either
+        exact={SC: f'# sysconfig\nDOCKER_CERT_PATH=/etc/docker\nOPTIONS="{FLAGS}"\n'},
+    ),
+    Case(
+        "sysconfig-comments-export-and-other-variables",
+        CONVERGED,
+        rhel=True,
+        changes=(SC, TRAINS),
+        files={SC: SYSCONFIG_COMMENTS},
+        exact={
+            SC: SYSCONFIG_COMMENTS.replace(
+                "'--log-level=warn --iptables=true'", f"'--log-level=warn --iptables=true {FLAGS}'"
+            )
+        },
+    ),
+    Case(
+        "sysconfig-multi-line-options",
+        CONVERGED,
+        rhel=True,
+        changes=(SC, TRAINS),
+        files={
+            SC: '# sysconfig\nOPTIONS="--log-level=warn \\\n  --iptables=true"\nDOCKER_CERT_PATH=/etc/docker\n'
+        },
+        exact={
+            SC: f'# sysconfig\nOPTIONS="--log-level=warn \\\n  --iptables=true {FLAGS}"\nDOCKER_CERT_PATH=/etc/docker\n'
+        },
+    ),
+    Case(
+        "sysconfig-weaker-nofile-raised-in-place",
+        CONVERGED,
+        rhel=True,
+        changes=(SC, TRAINS),
+        files={
+            SC: 'OPTIONS="--log-level=warn --default-ulimit nofile=1024:4096 --iptables=true"\n'
+        },
+        exact={
+            SC: 'OPTIONS="--log-level=warn --default-ulimit nofile=1024:65536 --iptables=true --default-ulimit memlock=-1:-1"\n'
+        },
+    ),
+    Case(
+        "sysconfig-options-twice-equals-form",
+        CONVERGED,
+        rhel=True,
+        changes=(SC, TRAINS),
+        files={
+            SC: 'OPTIONS="--log-level=debug"\nOPTIONS="--log-level=warn --default-ulimit=memlock=65536:65536"\n'
+        },
+        exact={
+            SC: 'OPTIONS="--log-level=debug"\nOPTIONS="--log-level=warn --default-ulimit=memlock=-1:-1 --default-ulimit nofile=1024:65536"\n'
+        },
+    ),
+    Case(
+        "sysconfig-owned-by-deploy-mode-0664",
+        CONVERGED,
+        rhel=True,
+        changes=(SC, TRAINS),
+        files={SC: 'OPTIONS="--log-level=warn"\n'},
+        setup=f"chown deploy:deploy {SC} && chmod 0664 {SC}",
+        exact={SC: f'OPTIONS="--log-level=warn {FLAGS}"\n'},
+    ),
+    Case(
+        "sysconfig-and-docker-stopped",
+        CONVERGED,
+        rhel=True,
+        docker=False,
+        changes=(SC, TRAINS),
+        files={SC: 'OPTIONS="--log-level=warn"\n'},
+        exact={SC: f'OPTIONS="--log-level=warn {FLAGS}"\n'},
+    ),
+    Case(
+        "sysconfig-beside-daemon-json-without-ulimits",
+        CONVERGED,
+        rhel=True,
+        changes=(SC, TRAINS),
+        files={SC: 'OPTIONS="--log-level=warn"\n', DJ: daemon_json({"debug": False})},
+        exact={SC: f'OPTIONS="--log-level=warn {FLAGS}"\n'},
+    ),
+    Case(
+        "flagless-sysconfig-beside-daemon-json-with-ulimits",
+        CONVERGED,
+        rhel=True,
+        changes=(DJ, TRAINS),
+        files={
+            SC: 'OPTIONS="--log-level=warn"\n',
+            DJ: daemon_json({"default-ulimits": {"nofile": entry("nofile", 1024, 4096)}}),
+        },
+        ulimits={"nofile": ADDED_NOFILE, "memlock": ADDED_MEMLOCK},
+    ),
     # right file, but dockerd runs without its flags (a restart was skipped): restarted, file untouched
-    Case("sysconfig-right-but-dockerd-started-before-it", CONVERGED, rhel=True, changes=(TRAINS,),
-         later={SC: f'OPTIONS="--log-level=warn {FLAGS}"\n'}),
-    Case("sysconfig-unterminated-quote", REFUSED, rhel=True,
-         later={SC: '# sysconfig\nDOCKER_CERT_PATH=/etc/docker\nOPTIONS="--log-level=warn --iptables=true\n# end\n'},
-         error=(f'{SC}: unterminated " in OPTIONS at line 3', "close the quote")),
-    Case("ulimits-in-sysconfig-and-daemon-json", REFUSED, rhel=True,
-         files={SC: 'OPTIONS="--log-level=warn --default-ulimit nofile=1024:4096"\n'},
-         later={DJ: daemon_json({"default-ulimits": {"memlock": entry("memlock", -1, -1)}})},
-         error=(f"set in {SC} and {DJ}", f"remove them from all but {SC}")),
+    Case(
+        "sysconfig-right-but-dockerd-started-before-it",
+        CONVERGED,
+        rhel=True,
+        changes=(TRAINS,),
+        later={SC: f'OPTIONS="--log-level=warn {FLAGS}"\n'},
+    ),
+    Case(
+        "sysconfig-unterminated-quote",
+        REFUSED,
+        rhel=True,
+        later={
+            SC: '# sysconfig\nDOCKER_CERT_PATH=/etc/docker\nOPTIONS="--log-level=warn --iptables=true\n# end\n'
+        },
+        error=(f'{SC}: unterminated " in OPTIONS at line 3', "close the quote"),
+    ),
+    Case(
+        "ulimits-in-sysconfig-and-daemon-json",
+        REFUSED,
+        rhel=True,
+        files={SC: 'OPTIONS="--log-level=warn --default-ulimit nofile=1024:4096"\n'},
+        later={DJ: daemon_json({"default-ulimits": {"memlock": entry("memlock", -1, -1)}})},
+        error=(f"set in {SC} and {DJ}", f"remove them from all but {SC}"),
+    ),
     # ------------------------------------------------------------ /etc/default/docker DOCKER_OPTS (Debian)
-    Case("default-docker-weaker-nofile-flag", CONVERGED, later={DD: with_weak_default_nofile}, restart_docker=True,
-         changes=(DD, TRAINS), exact={DD: raised_default_nofile}),
-    Case("ulimits-in-default-docker-and-daemon-json", REFUSED, later={DD: with_weak_default_nofile}, restart_docker=True,
-         setup=f"printf '%s\\n' '{json.dumps({'default-ulimits': {'nofile': entry('nofile', 1024, 65536)}})}' > {DJ}",
-         error=(f"set in {DD} and {DJ}", f"remove them from all but {DD}")),
+    Case(
+        "default-docker-weaker-nofile-flag",
+        CONVERGED,
+        later={DD: with_weak_default_nofile},
+        restart_docker=True,
+        changes=(DD, TRAINS),
+        exact={DD: raised_default_nofile},
+    ),
+    Case(
+        "ulimits-in-default-docker-and-daemon-json",
+        REFUSED,
+        later={DD: with_weak_default_nofile},
+        restart_docker=True,
+        setup=f"printf '%s\\n' '{json.dumps({'default-ulimits': {'nofile': entry('nofile', 1024, 65536)}})}' > {DJ}",
+        error=(f"set in {DD} and {DJ}", f"remove them from all but {DD}"),
+    ),
     # ------------------------------------------------------------ sysctl files
-    Case("sysctl-later-file-with-lower-value", CONVERGED, docker=False, changes=(DJ, TRAINS, "/etc/sysctl.d/99-zz-es.conf"),
-         files={"/etc/sysctl.d/99-zz-es.conf": ES_SYSCTL},  # the last assignment wins: only that one is raised
-         exact={"/etc/sysctl.d/99-zz-es.conf": ES_SYSCTL.replace("vm/max_map_count = 131072 ", "vm/max_map_count = 262144 ")}),
-    Case("sysctl-earlier-file-with-lower-value", CONVERGED, docker=False, changes=(DJ, TRAINS),
-         files={"/etc/sysctl.d/10-es.conf": "vm.max_map_count=65530\n"}),
-    Case("sysctl-99-trains-higher-with-comments", CONVERGED, changes=(DJ,),
-         files={TRAINS: "# ours, do not lower\n; old style comment\nvm.max_map_count = 524288\n# end\n"}),
-    Case("sysctl-99-trains-lower-owned-by-deploy-mode-0600", CONVERGED, changes=(DJ, TRAINS),
-         files={TRAINS: "# ours\nvm.max_map_count=131072\n"}, setup=f"chown deploy:deploy {TRAINS} && chmod 0600 {TRAINS}",
-         exact={TRAINS: "# ours\nvm.max_map_count=262144\n"}),
-    Case("sysctl-99-trains-conf-is-a-directory", REFUSED, setup=f"mkdir {TRAINS}",
-         error=(f"{TRAINS}: is a directory", "move it away")),
-    Case("sysctl-runtime-already-1048576", CONVERGED, docker=False, max_map_count=1048576, changes=(DJ, TRAINS)),
+    Case(
+        "sysctl-later-file-with-lower-value",
+        CONVERGED,
+        docker=False,
+        changes=(DJ, TRAINS, "/etc/sysctl.d/99-zz-es.conf"),
+        files={
+            "/etc/sysctl.d/99-zz-es.conf": ES_SYSCTL
+        },  # the last assignment wins: only that one is raised
+        exact={
+            "/etc/sysctl.d/99-zz-es.conf": ES_SYSCTL.replace(
+                "vm/max_map_count = 131072 ", "vm/max_map_count = 262144 "
+            )
+        },
+    ),
+    Case(
+        "sysctl-earlier-file-with-lower-value",
+        CONVERGED,
+        docker=False,
+        changes=(DJ, TRAINS),
+        files={"/etc/sysctl.d/10-es.conf": "vm.max_map_count=65530\n"},
+    ),
+    Case(
+        "sysctl-99-trains-higher-with-comments",
+        CONVERGED,
+        changes=(DJ,),
+        files={
+            TRAINS: "# ours, do not lower\n; old style comment\nvm.max_map_count = 524288\n# end\n"
+        },
+    ),
+    Case(
+        "sysctl-99-trains-lower-owned-by-deploy-mode-0600",
+        CONVERGED,
+        changes=(DJ, TRAINS),
+        files={TRAINS: "# ours\nvm.max_map_count=131072\n"},
+        setup=f"chown deploy:deploy {TRAINS} && chmod 0600 {TRAINS}",
+        exact={TRAINS: "# ours\nvm.max_map_count=262144\n"},
+    ),
+    Case(
+        "sysctl-99-trains-conf-is-a-directory",
+        REFUSED,
+        setup=f"mkdir {TRAINS}",
+        error=(f"{TRAINS}: is a directory", "move it away"),
+    ),
+    Case(
+        "sysctl-runtime-already-1048576",
+        CONVERGED,
+        docker=False,
+        max_map_count=1048576,
+        changes=(DJ, TRAINS),
+    ),
     # procps' `sysctl --system` reads /etc/sysctl.conf last (systemd-sysctl through 99-sysctl.conf)
-    Case("sysctl-conf-with-lower-value", CONVERGED, docker=False, changes=(DJ, TRAINS, SYSCTL_CONF),
-         later={SYSCTL_CONF: with_sysctl_conf_line("vm.max_map_count=65530")},
-         exact={SYSCTL_CONF: lambda before: before.replace(b"\nvm.max_map_count=65530\n", b"\nvm.max_map_count=262144\n")}),
+    Case(
+        "sysctl-conf-with-lower-value",
+        CONVERGED,
+        docker=False,
+        changes=(DJ, TRAINS, SYSCTL_CONF),
+        later={SYSCTL_CONF: with_sysctl_conf_line("vm.max_map_count=65530")},
+        exact={
+            SYSCTL_CONF: lambda before: before.replace(
+                b"\nvm.max_map_count=65530\n", b"\nvm.max_map_count=262144\n"
+            )
+        },
+    ),
     # a file the admin does not own (runtime-generated) that wins at boot: not edited, refused
-    Case("sysctl-run-file-with-lower-value", REFUSED, files={"/run/sysctl.d/99-zz-lower.conf": "vm.max_map_count=65530\n"},
-         error=("/run/sysctl.d/99-zz-lower.conf: sets vm.max_map_count=65530", "override it with a file of the same name in /etc/sysctl.d")),
+    Case(
+        "sysctl-run-file-with-lower-value",
+        REFUSED,
+        files={"/run/sysctl.d/99-zz-lower.conf": "vm.max_map_count=65530\n"},
+        error=(
+            "/run/sysctl.d/99-zz-lower.conf: sets vm.max_map_count=65530",
+            "override it with a file of the same name in /etc/sysctl.d",
+        ),
+    ),
     # `sysctl --system` reads these at boot; the facts' records and file list split on tabs and newlines
-    Case("sysctl-file-name-with-a-newline", REFUSED, docker=False, later={"/etc/sysctl.d/zz\nlower.conf": "vm.max_map_count=65530\n"},
-         error=("'/etc/sysctl.d/zz\\nlower.conf': a tab or newline in this file's name", "rename it")),
-    Case("sysctl-file-name-with-a-tab", REFUSED, docker=False, files={"/etc/sysctl.d/zz\tlower.conf": "vm.max_map_count=65530\n"},
-         error=("'/etc/sysctl.d/zz\\tlower.conf': a tab or newline in this file's name", "rename it")),
+    Case(
+        "sysctl-file-name-with-a-newline",
+        REFUSED,
+        docker=False,
+        later={"/etc/sysctl.d/zz\nlower.conf": "vm.max_map_count=65530\n"},
+        error=(
+            "'/etc/sysctl.d/zz\\nlower.conf': a tab or newline in this file's name",
+            "rename it",
+        ),
+    ),
+    Case(
+        "sysctl-file-name-with-a-tab",
+        REFUSED,
+        docker=False,
+        files={"/etc/sysctl.d/zz\tlower.conf": "vm.max_map_count=65530\n"},
+        error=(
+            "'/etc/sysctl.d/zz\\tlower.conf': a tab or newline in this file's name",
+            "rename it",
+        ),
+    ),
 ]
 
 
@@ -387,21 +753,40 @@ def set_up(node, case: Case) -> None:
         node.docker_restart()
     if case.setup:
         node.sh(case.setup)
-    assert (node.docker_pid() is not None) == case.docker, "setup: docker should run iff case.docker"
+    assert (node.docker_pid() is not None) == case.docker, (
+        "setup: docker should run iff case.docker"
+    )
 
 
 def play(bed, case: Case, name: str) -> Seen:
     """Set the case up on a new node, run the tool, observe; the node is stopped afterwards."""
     with BED_LOCK:
-        node = bed.add_node(name, docker=case.docker, rhel=case.rhel, max_map_count=case.max_map_count, files=dict(case.files))
+        node = bed.add_node(
+            name,
+            docker=case.docker,
+            rhel=case.rhel,
+            max_map_count=case.max_map_count,
+            files=dict(case.files),
+        )
     try:
         set_up(node, case)
         before, pid, map_count = snapshot(node), node.docker_pid(), node.max_map_count()
         ran = run_cli(bed, node, "run", "--yes")
         if case.outcome == REFUSED:
             check = trains_nodeprep(bed, "check", "--host", node.name)
-            return Seen(before, pid, map_count, ran, snapshot(node), node.docker_pid(), node.max_map_count(), check=check)
-        seen = Seen(before, pid, map_count, ran, snapshot(node), node.docker_pid(), node.max_map_count())
+            return Seen(
+                before,
+                pid,
+                map_count,
+                ran,
+                snapshot(node),
+                node.docker_pid(),
+                node.max_map_count(),
+                check=check,
+            )
+        seen = Seen(
+            before, pid, map_count, ran, snapshot(node), node.docker_pid(), node.max_map_count()
+        )
         if (ran.code, ran.status) != (0, "changed"):
             return seen  # the test fails on that; nothing more to look at
         seen.limits = node.run_container()
@@ -430,8 +815,9 @@ def at_least(have: tuple[int, int], want: tuple[int, int]) -> bool:
 def assert_json_rest_kept(path: str, before: bytes | None, after: bytes, case: Case) -> None:
     old, new = (json.loads(before) if before else {}), json.loads(after)
     assert set(new) == set(old) | {"default-ulimits"}, f"{path}: keys {sorted(new)}"
-    assert {k: new[k] for k in old if k != "default-ulimits"} == {k: v for k, v in old.items() if k != "default-ulimits"}, \
-        f"{path}: another key's value changed"
+    assert {k: new[k] for k in old if k != "default-ulimits"} == {
+        k: v for k, v in old.items() if k != "default-ulimits"
+    }, f"{path}: another key's value changed"
     old_entries, new_entries = old.get("default-ulimits") or {}, new["default-ulimits"]
     assert set(old_entries) <= set(new_entries), "an existing ulimit entry was dropped or renamed"
     for key, old_entry in old_entries.items():
@@ -441,7 +827,9 @@ def assert_json_rest_kept(path: str, before: bytes | None, after: bytes, case: C
     assert sorted(names) == sorted(set(names)), f"duplicate ulimit entries: {names}"
     by_name = {ulimit_name(e): e for e in new_entries.values()}
     for name, want in WANT.items():
-        assert at_least((limit_value(by_name[name], "soft"), limit_value(by_name[name], "hard")), want), by_name[name]
+        assert at_least(
+            (limit_value(by_name[name], "soft"), limit_value(by_name[name], "hard")), want
+        ), by_name[name]
     if case.ulimits is not None:
         assert new_entries == case.ulimits
 
@@ -462,7 +850,9 @@ def assignment_span(text: str, variable: str) -> tuple[int, int] | None:
 
 def shell_words(assignment: str) -> list[str]:
     """The words the shell makes of the assigned value when it expands $VARIABLE unquoted."""
-    words = shlex.split(assignment.replace("\\\n", ""), comments=True)  # backslash-newline: a continuation
+    words = shlex.split(
+        assignment.replace("\\\n", ""), comments=True
+    )  # backslash-newline: a continuation
     words = words[1:] if words[0] == "export" else words
     return words[0].split("=", 1)[1].split()
 
@@ -489,13 +879,21 @@ def assert_env_rest_kept(path: str, variable: str, before: bytes, after: bytes) 
     old, new = before.decode(), after.decode()
     old_span, (start, end) = assignment_span(old, variable), assignment_span(new, variable)
     if old_span is None:  # one assignment appended, everything before it byte-identical
-        assert new[:start].rstrip("\n") == old.rstrip("\n") and new[:start] in (old, old + "\n") and end == len(new), after
+        assert (
+            new[:start].rstrip("\n") == old.rstrip("\n")
+            and new[:start] in (old, old + "\n")
+            and end == len(new)
+        ), after
         old_words = []
     else:
-        assert (new[:start], new[end:]) == (old[:old_span[0]], old[old_span[1]:]), f"{path}: bytes outside the {variable} assignment changed"
-        old_words = shell_words(old[old_span[0]:old_span[1]])
+        assert (new[:start], new[end:]) == (old[: old_span[0]], old[old_span[1] :]), (
+            f"{path}: bytes outside the {variable} assignment changed"
+        )
+        old_words = shell_words(old[old_span[0] : old_span[1]])
     new_words = shell_words(new[start:end])
-    assert without_ulimit_flags(new_words) == without_ulimit_flags(old_words), f"{path}: other flags not kept in order"
+    assert without_ulimit_flags(new_words) == without_ulimit_flags(old_words), (
+        f"{path}: other flags not kept in order"
+    )
     limits = {}
     for flag in ulimit_flags(new_words):
         name, values = flag.split("=", 1)
@@ -515,14 +913,17 @@ def assert_sysctl_rest_kept(path: str, before: bytes | None, after: bytes, minim
     if before is None:
         return
     old = before.decode().splitlines(keepends=True)
-    appended = new[len(old):]
+    appended = new[len(old) :]
     assert len(appended) <= 1 and all(key.match(line) for line in appended), f"{path}: {appended}"
     for number, (a, b) in enumerate(zip(old, new), 1):
         if a == b:
             continue
         was, now = key.match(a), key.match(b)
         assert was and now, f"{path}: line {number} changed: {a!r} -> {b!r}"
-        assert a[:was.start("value")] + a[was.end("value"):] == b[:now.start("value")] + b[now.end("value"):], (a, b)
+        assert (
+            a[: was.start("value")] + a[was.end("value") :]
+            == b[: now.start("value")] + b[now.end("value") :]
+        ), (a, b)
         assert int(now["value"]) >= int(was["value"]), f"{path}: lowered {a!r} -> {b!r}"
 
 
@@ -531,24 +932,46 @@ def assert_only_expected_changes(case: Case, before: dict, after: dict, docker_r
     assert not gone, f"removed: {sorted(gone)}"
     new = set(after) - set(before)
     backups = {path for path in new if BACKUP.match(path)}
-    started = set() if docker_ran else {"/etc/docker/key.json"}  # dockerd writes it at its first start
-    created = {path for path in new - backups - started if not (path + "/").startswith(SERVER_DIRS + "/")}
-    changed = {p for p in before if before[p]["type"] == "file" and content(before[p]) != content(after[p])}
-    assert changed | created == set(case.changes), f"changed {sorted(changed)}, created {sorted(created)}"
+    started = (
+        set() if docker_ran else {"/etc/docker/key.json"}
+    )  # dockerd writes it at its first start
+    created = {
+        path for path in new - backups - started if not (path + "/").startswith(SERVER_DIRS + "/")
+    }
+    changed = {
+        p for p in before if before[p]["type"] == "file" and content(before[p]) != content(after[p])
+    }
+    assert changed | created == set(case.changes), (
+        f"changed {sorted(changed)}, created {sorted(created)}"
+    )
     for path in sorted(set(before) - changed):
         if before[path]["type"] == "dir":  # files appeared in it: its mtime moved
             assert meta(after[path]) == meta(before[path]), path
         else:
-            assert after[path] == before[path], f"{path} was touched: {before[path]} -> {after[path]}"
+            assert after[path] == before[path], (
+                f"{path} was touched: {before[path]} -> {after[path]}"
+            )
     for path in changed:
         assert meta(after[path]) == meta(before[path]), f"{path}: mode/owner/type not kept"
         beside = [b for b in backups if BACKUP.match(b)["path"] == path]
-        assert len(beside) == 1 and not BACKUP.match(beside[0])["absent"], f"{path}: backups {beside}"
-        assert content(after[beside[0]]) == content(before[path]), f"{beside[0]} is not the old {path}"
+        assert len(beside) == 1 and not BACKUP.match(beside[0])["absent"], (
+            f"{path}: backups {beside}"
+        )
+        assert content(after[beside[0]]) == content(before[path]), (
+            f"{beside[0]} is not the old {path}"
+        )
     for path in created:
-        assert after[path]["type"] == "file" and after[path]["mode"] == 0o644 and after[path]["uid"] == 0, after[path]
-        assert [b for b in backups if BACKUP.match(b)["path"] == path and BACKUP.match(b)["absent"]], f"no absent marker for {path}"
-    assert {BACKUP.match(b)["path"] for b in backups} == changed | created, f"backups: {sorted(backups)}"
+        assert (
+            after[path]["type"] == "file"
+            and after[path]["mode"] == 0o644
+            and after[path]["uid"] == 0
+        ), after[path]
+        assert [
+            b for b in backups if BACKUP.match(b)["path"] == path and BACKUP.match(b)["absent"]
+        ], f"no absent marker for {path}"
+    assert {BACKUP.match(b)["path"] for b in backups} == changed | created, (
+        f"backups: {sorted(backups)}"
+    )
 
 
 def assert_rest_of_each_file_kept(case: Case, before: dict, after: dict) -> None:
@@ -573,7 +996,9 @@ def assert_rest_of_each_file_kept(case: Case, before: dict, after: dict) -> None
 
 def boot_max_map_count(node) -> int:
     """vm.max_map_count after procps applies the boot files (`sysctl --system`), from the kernel default."""
-    node.sh(f"echo {KERNEL_DEFAULT_MAP_COUNT} > /proc/sys/vm/max_map_count; sysctl --system >/dev/null 2>&1; true")
+    node.sh(
+        f"echo {KERNEL_DEFAULT_MAP_COUNT} > /proc/sys/vm/max_map_count; sysctl --system >/dev/null 2>&1; true"
+    )
     return node.max_map_count()
 
 
@@ -583,10 +1008,17 @@ def boot_max_map_count(node) -> int:
 @pytest.fixture(scope="module")
 def scenarios(request, bed):
     """case -> Seen. The selected cases play PARALLEL at a time, in table order, in the background."""
-    selected = [item.callspec.params["case"] for item in request.session.items
-                if item.module is request.module and "case" in getattr(getattr(item, "callspec", None), "params", {})]
+    selected = [
+        item.callspec.params["case"]
+        for item in request.session.items
+        if item.module is request.module
+        and "case" in getattr(getattr(item, "callspec", None), "params", {})
+    ]
     pool = ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="hostile")
-    futures = {case.id: pool.submit(play, bed, case, f"hostile-{index}") for index, case in enumerate(selected)}
+    futures = {
+        case.id: pool.submit(play, bed, case, f"hostile-{index}")
+        for index, case in enumerate(selected)
+    }
     yield lambda case: futures[case.id].result()
     pool.shutdown(wait=True, cancel_futures=True)
 
@@ -598,9 +1030,13 @@ def test_hostile_input(scenarios, case: Case):
     if case.outcome == REFUSED:
         assert (seen.run.code, seen.run.status) == (1, "refused"), seen.run.output
         for part in case.error:
-            assert part in seen.run.report["error"], f"{part!r} not in the error: {seen.run.report['error']}"
+            assert part in seen.run.report["error"], (
+                f"{part!r} not in the error: {seen.run.report['error']}"
+            )
         assert seen.check.returncode == 1, seen.check.stdout + seen.check.stderr
-        refused = [line for line in seen.check.stdout.splitlines() if line.lstrip().startswith("refused")]
+        refused = [
+            line for line in seen.check.stdout.splitlines() if line.lstrip().startswith("refused")
+        ]
         assert any(all(part in line for part in case.error) for line in refused), seen.check.stdout
         assert seen.after == seen.before, "a refused node was written to"
         assert seen.map_count_after == seen.map_count
@@ -611,7 +1047,9 @@ def test_hostile_input(scenarios, case: Case):
     assert_only_expected_changes(case, seen.before, seen.after, docker_ran=seen.pid is not None)
     assert_rest_of_each_file_kept(case, seen.before, seen.after)
     asked = (seen.limits.get("RLIMIT_NOFILE"), seen.limits.get("RLIMIT_MEMLOCK"))
-    assert asked == (case.nofile, UNLIMITED), f"dockerd asks runc for {seen.limits} (restarted: {seen.run.report.get('applied')})"
+    assert asked == (case.nofile, UNLIMITED), (
+        f"dockerd asks runc for {seen.limits} (restarted: {seen.run.report.get('applied')})"
+    )
     assert seen.map_count_after == max(MIN_MAP_COUNT, seen.map_count)
     assert (seen.second.code, seen.second.status) == (0, "unchanged"), seen.second.output
     assert seen.pid_second == seen.pid_after, "docker restarted on the second run"

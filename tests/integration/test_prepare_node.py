@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-
 from .cli import json_output, trains_nodeprep
 
 NOFILE = (1024, 65536)
@@ -22,7 +21,11 @@ RHEL_SYSCONFIG = (
 
 
 def backups(node) -> list[str]:
-    listing = node.exec("sh", "-c", "ls -1 /etc/docker /etc/sysconfig /etc/sysctl.d 2>/dev/null | grep '\\.bak$' || true")
+    listing = node.exec(
+        "sh",
+        "-c",
+        "ls -1 /etc/docker /etc/sysconfig /etc/sysctl.d 2>/dev/null | grep '\\.bak$' || true",
+    )
     return listing.stdout.split()
 
 
@@ -50,7 +53,11 @@ def test_run_creates_daemon_json_on_a_node_without_one(bed, make_node):
 
 
 def test_run_keeps_the_other_keys_of_daemon_json(bed, make_node):
-    original = {"log-level": "warn", "log-opts": {"max-size": "10m", "max-file": "3"}, "live-restore": False}
+    original = {
+        "log-level": "warn",
+        "log-opts": {"max-size": "10m", "max-file": "3"},
+        "live-restore": False,
+    }
     node = make_node(files={"/etc/docker/daemon.json": json.dumps(original, indent=4) + "\n"})
 
     result = trains_nodeprep(bed, "run", "--host", node.name, "--yes")
@@ -71,8 +78,14 @@ def test_rhel_node_gets_flags_in_sysconfig_options_and_no_daemon_json(bed, make_
 
     assert result.returncode == 0, result.stdout + result.stderr
     text = node.read("/etc/sysconfig/docker").decode()
-    assert 'OPTIONS="--log-level=warn --iptables=true --default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"\n' in text
-    assert text.replace(' --default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1', "") == RHEL_SYSCONFIG
+    assert (
+        'OPTIONS="--log-level=warn --iptables=true --default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"\n'
+        in text
+    )
+    assert (
+        text.replace(" --default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1", "")
+        == RHEL_SYSCONFIG
+    )
     assert node.read("/etc/docker/daemon.json") is None
     cmdline = node.exec("sh", "-c", 'tr "\\000" " " < /proc/$(pidof dockerd)/cmdline').stdout
     assert "--default-ulimit nofile=1024:65536" in cmdline
@@ -93,7 +106,13 @@ def test_password_sudo_user_with_password_from_environment(bed, make_node):
     node = make_node()
 
     result = trains_nodeprep(
-        bed, "run", "--host", f"secured@{node.name}", "--yes", "-o", "json",
+        bed,
+        "run",
+        "--host",
+        f"secured@{node.name}",
+        "--yes",
+        "-o",
+        "json",
         env={"TRAINS_NODEPREP_SUDO_PASSWORD": bed.sudo_password},
     )
 
@@ -148,14 +167,20 @@ def test_check_fails_before_run_and_passes_after(bed, make_node, tmp_path):
     node = make_node()
     junit = tmp_path / "check.xml"
 
-    before = trains_nodeprep(bed, "check", "--host", node.name, "-o", "json", "--junit-xml", str(junit))
+    before = trains_nodeprep(
+        bed, "check", "--host", node.name, "-o", "json", "--junit-xml", str(junit)
+    )
 
     assert before.returncode == 1
     report = json_output(before)
     assert report["ok"] is False
     failing = {r["id"] for r in report["nodes"][0]["requirements"] if not r["ok"]}
     assert {i for i in failing if not i.startswith("server.directory:")} == {
-        "docker.default-ulimit.nofile", "docker.default-ulimit.memlock", "sysctl.vm.max_map_count", "sysctl.vm.max_map_count.persisted"}
+        "docker.default-ulimit.nofile",
+        "docker.default-ulimit.memlock",
+        "sysctl.vm.max_map_count",
+        "sysctl.vm.max_map_count.persisted",
+    }
     assert "server.directory:/opt/trains/data/elastic_7" in failing
     assert junit.read_text().count("<failure") == len(failing)
 
@@ -199,7 +224,9 @@ def test_accept_new_host_keys_records_the_key(bed, make_node):
 
     result = trains_nodeprep(bed, "check", "--host", node.address, "--accept-new-host-keys")
 
-    assert result.returncode == 1, result.stdout + result.stderr  # reached: drift, not a connection error
+    assert result.returncode == 1, (
+        result.stdout + result.stderr
+    )  # reached: drift, not a connection error
     assert node.address in (bed.home / ".ssh" / "known_hosts").read_text()
     again = trains_nodeprep(bed, "check", "--host", node.address)
     assert again.returncode == 1, again.stdout

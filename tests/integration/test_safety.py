@@ -17,7 +17,7 @@ WATCHED = "/etc/docker /etc/sysconfig /etc/default/docker /etc/sysctl.d"
 
 def snapshot(node) -> str:
     """Every file (and symlink) under the config dirs with its hash: any write shows here."""
-    script = f"find {WATCHED} -xdev \\( -type f -o -type l \\) 2>/dev/null | sort | while read -r f; do printf '%s ' \"$f\"; sha256sum < \"$f\"; done"
+    script = f'find {WATCHED} -xdev \\( -type f -o -type l \\) 2>/dev/null | sort | while read -r f; do printf \'%s \' "$f"; sha256sum < "$f"; done'
     return node.sh(script).stdout
 
 
@@ -26,12 +26,20 @@ def test_docker_that_fails_to_start_with_the_new_config_is_rolled_back(bed, make
     ulimits = dockerd refuses to start. Docker was stopped, so the flags were not visible."""
     node = make_node()
     init = node.read("/etc/init.d/docker").decode()
-    node.write("/etc/init.d/docker", init.replace("\t\t\t$DOCKER_OPTS \\\n", "\t\t\t$DOCKER_OPTS --default-ulimit nofile=2048:4096 \\\n"), mode=0o755)
+    node.write(
+        "/etc/init.d/docker",
+        init.replace(
+            "\t\t\t$DOCKER_OPTS \\\n", "\t\t\t$DOCKER_OPTS --default-ulimit nofile=2048:4096 \\\n"
+        ),
+        mode=0o755,
+    )
     node.exec("service", "docker", "stop")
     assert node.docker_pid() is None
     before = snapshot(node)
 
-    result = trains_nodeprep(bed, "run", "--host", node.name, "--yes", "--restart-timeout", "8", "-o", "json")
+    result = trains_nodeprep(
+        bed, "run", "--host", node.name, "--yes", "--restart-timeout", "8", "-o", "json"
+    )
 
     assert result.returncode == 1, result.stdout + result.stderr
     report = json_output(result)["nodes"][0]
@@ -59,7 +67,10 @@ def test_a_change_the_node_does_not_keep_fails_verification(bed, make_node):
 
     report = json_output(result)["nodes"][0]
     assert result.returncode == 1 and report["status"] == "failed", result.stdout
-    assert "verification after apply failed" in report["error"] and "vm.max_map_count" in report["error"], report["error"]
+    assert (
+        "verification after apply failed" in report["error"]
+        and "vm.max_map_count" in report["error"]
+    ), report["error"]
     assert report["remote_commands"] == 2  # the verification came back with the apply
     assert node.max_map_count() == 65530
 
@@ -81,14 +92,22 @@ def test_a_failure_after_writing_a_file_whose_name_has_a_space_restores_it(bed, 
     report = json_output(result)["nodes"][0]
     assert result.returncode == 1 and report["status"] == "failed", result.stdout + result.stderr
     assert report["applied"]["rolled_back"] is True, report
-    assert lower in {change["path"] for change in report["changes"]}, report["changes"]  # it was rewritten, then restored
+    assert lower in {change["path"] for change in report["changes"]}, report[
+        "changes"
+    ]  # it was rewritten, then restored
     assert snapshot(node) == before  # byte-identical, no backup left beside either file
 
 
 def test_running_dockerd_with_flags_from_an_unparsed_place_is_refused_untouched(bed, make_node):
     node = make_node()
     init = node.read("/etc/init.d/docker").decode()
-    node.write("/etc/init.d/docker", init.replace("\t\t\t$DOCKER_OPTS \\\n", "\t\t\t$DOCKER_OPTS --default-ulimit nofile=2048:4096 \\\n"), mode=0o755)
+    node.write(
+        "/etc/init.d/docker",
+        init.replace(
+            "\t\t\t$DOCKER_OPTS \\\n", "\t\t\t$DOCKER_OPTS --default-ulimit nofile=2048:4096 \\\n"
+        ),
+        mode=0o755,
+    )
     node.docker_restart()
     pid, before = node.docker_pid(), snapshot(node)
 
@@ -139,12 +158,18 @@ def test_two_concurrent_runs_never_interleave_and_restart_docker_once(bed, make_
     assert node.run_container()["RLIMIT_NOFILE"] == (1024, 65536)
 
 
-def test_a_client_killed_during_apply_leaves_the_node_consistent_and_a_rerun_converges(bed, make_node):
+def test_a_client_killed_during_apply_leaves_the_node_consistent_and_a_rerun_converges(
+    bed, make_node
+):
     node = make_node(files={"/etc/docker/daemon.json": '{"log-level": "warn"}\n'})
     environment = {**os.environ, "HOME": str(bed.home), "TERM": "dumb"}
     client = subprocess.Popen(
-        [str(EXECUTABLE), "run", "--host", node.name, "--yes"], env=environment,
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [str(EXECUTABLE), "run", "--host", node.name, "--yes"],
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     for line in client.stdout:
         if "docker will restart" in line:  # printed just before the apply command is sent
@@ -155,10 +180,15 @@ def test_a_client_killed_during_apply_leaves_the_node_consistent_and_a_rerun_con
 
     # The remote apply ignores the hang-up: it finishes (or rolls back) on its own.
     deadline = time.time() + 30
-    while node.sh("pgrep -f 'base64 -d|flock -w' || true").stdout.strip() and time.time() < deadline:
+    while (
+        node.sh("pgrep -f 'base64 -d|flock -w' || true").stdout.strip() and time.time() < deadline
+    ):
         time.sleep(0.2)
     json.loads(node.read("/etc/docker/daemon.json"))  # whole, valid JSON at every instant
-    assert node.sh("ls -a /etc/docker /etc/sysctl.d | grep -c '\\.tnp\\.' || true").stdout.strip() == "0"
+    assert (
+        node.sh("ls -a /etc/docker /etc/sysctl.d | grep -c '\\.tnp\\.' || true").stdout.strip()
+        == "0"
+    )
 
     rerun = trains_nodeprep(bed, "run", "--host", node.name, "--yes", "-o", "json")
 
@@ -180,7 +210,8 @@ def test_restore_puts_back_what_the_last_run_replaced(bed, make_node):
     report = json_output(result)["nodes"][0]
     assert report["status"] == "changed"
     assert {c["path"]: c["action"] for c in report["changes"]} == {
-        "/etc/docker/daemon.json": "modify", "/etc/sysctl.d/99-trains.conf": "remove",
+        "/etc/docker/daemon.json": "modify",
+        "/etc/sysctl.d/99-trains.conf": "remove",
     }
     assert node.read("/etc/docker/daemon.json") == original
     assert node.read("/etc/sysctl.d/99-trains.conf") is None
@@ -194,7 +225,12 @@ def test_backups_are_bounded_by_keep_backups(bed, make_node):
     for value in (300000, 400000, 500000):
         node.write("/etc/sysctl.d/99-trains.conf", "vm.max_map_count=100\n")
         node.exec("sysctl", "-w", f"vm.max_map_count={value}")
-        assert trains_nodeprep(bed, "run", "--host", node.name, "--yes", "--keep-backups", "2").returncode == 0
+        assert (
+            trains_nodeprep(
+                bed, "run", "--host", node.name, "--yes", "--keep-backups", "2"
+            ).returncode
+            == 0
+        )
 
     kept = node.sh("ls /etc/sysctl.d | grep '^99-trains.conf\\..*\\.bak$'").stdout.split()
     assert len(kept) == 2
@@ -209,7 +245,9 @@ def test_the_sudo_password_never_appears_in_argv_output_or_logs(bed, make_node):
 
     def watch_process_lists() -> None:
         while not done.is_set():
-            seen.append(subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout)
+            seen.append(
+                subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+            )
             seen.append(node.exec("ps", "-eo", "args", check=False).stdout)
             time.sleep(0.05)
 
@@ -217,7 +255,14 @@ def test_the_sudo_password_never_appears_in_argv_output_or_logs(bed, make_node):
     watcher.start()
     try:
         result = trains_nodeprep(
-            bed, "run", "--host", f"secured@{node.name}", "--yes", "-o", "json", "--debug",
+            bed,
+            "run",
+            "--host",
+            f"secured@{node.name}",
+            "--yes",
+            "-o",
+            "json",
+            "--debug",
             env={"TRAINS_NODEPREP_SUDO_PASSWORD": password},
         )
     finally:
@@ -225,7 +270,9 @@ def test_the_sudo_password_never_appears_in_argv_output_or_logs(bed, make_node):
         watcher.join()
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert len(seen) > 4 and any("sudo" in listing for listing in seen)  # the watcher really saw the run
+    assert len(seen) > 4 and any(
+        "sudo" in listing for listing in seen
+    )  # the watcher really saw the run
     assert not any(password in listing for listing in seen)
     assert password not in result.stdout + result.stderr
     logs = node.sh("cat /var/log/*.log /var/log/*/* 2>/dev/null || true").stdout

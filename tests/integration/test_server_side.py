@@ -17,8 +17,18 @@ def test_run_creates_the_data_directories_with_the_owners_the_containers_need(be
     assert result.returncode == 0, result.stdout + result.stderr
     host = node.host()
     elastic = host.file("/opt/trains/data/elastic_7")
-    assert elastic.is_directory and elastic.uid == 1000 and elastic.gid == 1000 and elastic.mode == 0o755
-    for path in ("/opt/trains/data/mongo/db", "/opt/trains/data/redis", "/opt/trains/logs", "/opt/trains/config"):
+    assert (
+        elastic.is_directory
+        and elastic.uid == 1000
+        and elastic.gid == 1000
+        and elastic.mode == 0o755
+    )
+    for path in (
+        "/opt/trains/data/mongo/db",
+        "/opt/trains/data/redis",
+        "/opt/trains/logs",
+        "/opt/trains/config",
+    ):
         assert host.file(path).is_directory, path
 
 
@@ -43,15 +53,28 @@ def test_fixed_users_are_written_root_only_and_never_shown(bed, make_node, tmp_p
     def watch() -> None:
         while not done.is_set():
             seen.append(node.exec("ps", "-eo", "args", check=False).stdout)
-            seen.append(subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout)
+            seen.append(
+                subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+            )
             time.sleep(0.02)
 
-    plan = trains_nodeprep(bed, "plan", "--host", node.name, "--no-cluster", "--fixed-users", str(users))
+    plan = trains_nodeprep(
+        bed, "plan", "--host", node.name, "--no-cluster", "--fixed-users", str(users)
+    )
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        result = trains_nodeprep(bed, "run", "--host", f"secured@{node.name}", "--yes", "--no-deploy", "--fixed-users", str(users),
-                                 env={"TRAINS_NODEPREP_SUDO_PASSWORD": bed.sudo_password})
+        result = trains_nodeprep(
+            bed,
+            "run",
+            "--host",
+            f"secured@{node.name}",
+            "--yes",
+            "--no-deploy",
+            "--fixed-users",
+            str(users),
+            env={"TRAINS_NODEPREP_SUDO_PASSWORD": bed.sudo_password},
+        )
     finally:
         done.set()
         watcher.join()
@@ -64,5 +87,7 @@ def test_fixed_users_are_written_root_only_and_never_shown(bed, make_node, tmp_p
     for text in [plan.stdout, plan.stderr, result.stdout, result.stderr, *seen]:
         assert "Tr4ins-S3cret" not in text
     assert any("trains-nodeprep" in listing or "sudo" in listing for listing in seen)
-    second = trains_nodeprep(bed, "check", "--host", node.name, "--no-cluster", "--fixed-users", str(users))
+    second = trains_nodeprep(
+        bed, "check", "--host", node.name, "--no-cluster", "--fixed-users", str(users)
+    )
     assert "ok     server.file:/opt/trains/config/apiserver.conf" in second.stdout

@@ -115,9 +115,10 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO
 
 import pytest
 
@@ -147,7 +148,16 @@ class _Resource:
     kind: str
     namespaced: bool
     short_names: tuple[str, ...] = ()
-    verbs: tuple[str, ...] = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+    verbs: tuple[str, ...] = (
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
+    )
 
     @property
     def group_version(self) -> str:
@@ -155,11 +165,27 @@ class _Resource:
 
 
 RESOURCES: tuple[_Resource, ...] = (
-    _Resource("", "v1", "namespaces", "namespace", "Namespace", False, ("ns",),
-              ("create", "delete", "get", "list", "patch", "update", "watch")),
+    _Resource(
+        "",
+        "v1",
+        "namespaces",
+        "namespace",
+        "Namespace",
+        False,
+        ("ns",),
+        ("create", "delete", "get", "list", "patch", "update", "watch"),
+    ),
     _Resource("", "v1", "nodes", "node", "Node", False, ("no",)),
-    _Resource("", "v1", "services", "service", "Service", True, ("svc",),
-              ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")),
+    _Resource(
+        "",
+        "v1",
+        "services",
+        "service",
+        "Service",
+        True,
+        ("svc",),
+        ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
+    ),
     _Resource("", "v1", "pods", "pod", "Pod", True, ("po",)),
     _Resource("", "v1", "configmaps", "configmap", "ConfigMap", True, ("cm",)),
     _Resource("", "v1", "secrets", "secret", "Secret", True),
@@ -189,7 +215,7 @@ _MERGE_KEYS = {
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _status(code: int, reason: str, message: str, details: dict | None = None) -> dict:
@@ -215,12 +241,18 @@ class _APIError(Exception):
 
 
 def _not_found(res: _Resource, name: str) -> _APIError:
-    return _APIError(404, "NotFound", f'{res.plural}{"." + res.group if res.group else ""} "{name}" not found',
-                     {"name": name, "group": res.group, "kind": res.plural})
+    return _APIError(
+        404,
+        "NotFound",
+        f'{res.plural}{"." + res.group if res.group else ""} "{name}" not found',
+        {"name": name, "group": res.group, "kind": res.plural},
+    )
 
 
 # ---------------------------------------------------------------- selectors
-_SET_RE = re.compile(r"^\s*(!?)([A-Za-z0-9_./-]+)\s*(?:(==|=|!=)\s*([A-Za-z0-9_.-]*)|\s+(in|notin)\s*\(([^)]*)\))?\s*$")
+_SET_RE = re.compile(
+    r"^\s*(!?)([A-Za-z0-9_./-]+)\s*(?:(==|=|!=)\s*([A-Za-z0-9_.-]*)|\s+(in|notin)\s*\(([^)]*)\))?\s*$"
+)
 
 
 def _split_selector(selector: str) -> list[str]:
@@ -348,21 +380,34 @@ def _strip_directives(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _strip_directives(v) for k, v in value.items() if not k.startswith("$")}
     if isinstance(value, list):
-        return [_strip_directives(v) for v in value if not (isinstance(v, dict) and v.get("$patch") == "delete")]
+        return [
+            _strip_directives(v)
+            for v in value
+            if not (isinstance(v, dict) and v.get("$patch") == "delete")
+        ]
     return value
 
 
 def _merge_list(current: list, patch: list, field: str) -> list:
     if any(isinstance(p, dict) and p.get("$patch") == "replace" for p in patch):
-        return [_strip_directives(p) for p in patch if not (isinstance(p, dict) and p.get("$patch") == "replace")]
-    key = _merge_key_for(field, [i for i in current + patch if isinstance(i, dict) and i.get("$patch") is None])
+        return [
+            _strip_directives(p)
+            for p in patch
+            if not (isinstance(p, dict) and p.get("$patch") == "replace")
+        ]
+    key = _merge_key_for(
+        field, [i for i in current + patch if isinstance(i, dict) and i.get("$patch") is None]
+    )
     if key is None:
         return _strip_directives(copy.deepcopy(patch))
     result = copy.deepcopy(current)
     for item in patch:
         if not isinstance(item, dict) or key not in item:
             continue
-        idx = next((i for i, c in enumerate(result) if isinstance(c, dict) and c.get(key) == item[key]), None)
+        idx = next(
+            (i for i, c in enumerate(result) if isinstance(c, dict) and c.get(key) == item[key]),
+            None,
+        )
         if item.get("$patch") == "delete":
             if idx is not None:
                 result.pop(idx)
@@ -378,7 +423,9 @@ def _order_list(items: list, order: list, field: str) -> list:
     if key is None:
         return items
     rank = {o.get(key) if isinstance(o, dict) else o: n for n, o in enumerate(order)}
-    return sorted(items, key=lambda i: rank.get(i.get(key) if isinstance(i, dict) else i, len(rank)))
+    return sorted(
+        items, key=lambda i: rank.get(i.get(key) if isinstance(i, dict) else i, len(rank))
+    )
 
 
 def json_merge_patch(current: Any, patch: Any) -> Any:
@@ -402,7 +449,9 @@ class _Store:
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.objects: dict[tuple[str, str, str], dict] = {}  # (kind, namespace, name) -> object
-        self.events: list[tuple[int, str, str, str, dict]] = []  # (rv, ADDED|MODIFIED|DELETED, kind, namespace, object)
+        self.events: list[
+            tuple[int, str, str, str, dict]
+        ] = []  # (rv, ADDED|MODIFIED|DELETED, kind, namespace, object)
         self.rv = 1
         self._ips = 0
 
@@ -410,7 +459,9 @@ class _Store:
         with self.lock:
             previous = self.objects.get(key)
             self.objects[key] = obj
-            if previous is None or previous["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion"):
+            if previous is None or previous["metadata"].get("resourceVersion") != obj[
+                "metadata"
+            ].get("resourceVersion"):
                 self._event("ADDED" if previous is None else "MODIFIED", key, obj)
 
     def remove(self, key: tuple[str, str, str]) -> dict:
@@ -421,7 +472,9 @@ class _Store:
             return obj
 
     def _event(self, kind: str, key: tuple[str, str, str], obj: dict) -> None:
-        self.events.append((int(obj["metadata"]["resourceVersion"]), kind, key[0], key[1], copy.deepcopy(obj)))
+        self.events.append(
+            (int(obj["metadata"]["resourceVersion"]), kind, key[0], key[1], copy.deepcopy(obj))
+        )
         del self.events[:-10000]
         self.changed.notify_all()
 
@@ -451,8 +504,9 @@ class FakeKubeAPI:
         m = re.match(r"^v?(\d+)\.(\d+)\.(\d+)(.*)$", server_version)
         if not m:
             raise ValueError(f"server_version must look like v1.32.4, not {server_version!r}")
-        self.server_version = dict(SERVER_VERSION, major=m[1], minor=m[2],
-                                   gitVersion=f"v{m[1]}.{m[2]}.{m[3]}{m[4]}")
+        self.server_version = dict(
+            SERVER_VERSION, major=m[1], minor=m[2], gitVersion=f"v{m[1]}.{m[2]}.{m[3]}{m[4]}"
+        )
         self._store = _Store()
         self._httpd: http.server.ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -460,8 +514,12 @@ class FakeKubeAPI:
         self._timers: list[threading.Timer] = []
         self.requests: list[tuple[str, str]] = []
         self._requests_lock = threading.Lock()
-        self._pod_files: dict[tuple[str, str], dict[str, str]] = {}  # (namespace, pod) -> path -> content
-        self.execs: list[tuple[str, str, str, tuple[str, ...], str]] = []  # (namespace, pod, container, command, protocol)
+        self._pod_files: dict[
+            tuple[str, str], dict[str, str]
+        ] = {}  # (namespace, pod) -> path -> content
+        self.execs: list[
+            tuple[str, str, str, tuple[str, ...], str]
+        ] = []  # (namespace, pod, container, command, protocol)
         self.url = ""
         self._seed()
 
@@ -478,8 +536,12 @@ class FakeKubeAPI:
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="FakeKubeAPI", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="FakeKubeAPI",
+            daemon=True,
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -497,7 +559,7 @@ class FakeKubeAPI:
         self._httpd = None
         self._thread = None
 
-    def __enter__(self) -> "FakeKubeAPI":
+    def __enter__(self) -> FakeKubeAPI:
         self.start()
         return self
 
@@ -530,8 +592,14 @@ class FakeKubeAPI:
         path.chmod(0o600)
         return path
 
-    def add_node(self, name: str, *, labels: dict[str, str] | None = None, internal_ip: str | None = None,
-                 hostname: str | None = None) -> None:
+    def add_node(
+        self,
+        name: str,
+        *,
+        labels: dict[str, str] | None = None,
+        internal_ip: str | None = None,
+        hostname: str | None = None,
+    ) -> None:
         """A Ready node with the usual kubernetes.io labels plus ``labels``."""
         all_labels = {
             "beta.kubernetes.io/arch": "amd64",
@@ -552,13 +620,28 @@ class FakeKubeAPI:
             "spec": {},
             "status": {
                 "addresses": addresses,
-                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                                "message": "kubelet is posting ready status",
-                                "lastHeartbeatTime": _now(), "lastTransitionTime": _now()}],
-                "nodeInfo": {"kubeletVersion": self.server_version["gitVersion"], "containerRuntimeVersion": "containerd://1.7.0",
-                             "operatingSystem": "linux", "architecture": "amd64", "osImage": "Fake Linux",
-                             "kernelVersion": "6.1.0", "kubeProxyVersion": self.server_version["gitVersion"],
-                             "machineID": "", "systemUUID": "", "bootID": ""},
+                "conditions": [
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": "KubeletReady",
+                        "message": "kubelet is posting ready status",
+                        "lastHeartbeatTime": _now(),
+                        "lastTransitionTime": _now(),
+                    }
+                ],
+                "nodeInfo": {
+                    "kubeletVersion": self.server_version["gitVersion"],
+                    "containerRuntimeVersion": "containerd://1.7.0",
+                    "operatingSystem": "linux",
+                    "architecture": "amd64",
+                    "osImage": "Fake Linux",
+                    "kernelVersion": "6.1.0",
+                    "kubeProxyVersion": self.server_version["gitVersion"],
+                    "machineID": "",
+                    "systemUUID": "",
+                    "bootID": "",
+                },
                 "capacity": {"cpu": "2", "memory": "24Gi", "pods": "110"},
                 "allocatable": {"cpu": "2", "memory": "24Gi", "pods": "110"},
             },
@@ -570,8 +653,11 @@ class FakeKubeAPI:
         """A NodePort Service holding ``node_ports`` (creates the namespace if needed)."""
         with self._store.lock:
             if ("Namespace", "", namespace) not in self._store.objects:
-                self._create(_BY_KIND["Namespace"], "", {"apiVersion": "v1", "kind": "Namespace",
-                                                         "metadata": {"name": namespace}})
+                self._create(
+                    _BY_KIND["Namespace"],
+                    "",
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+                )
             svc = {
                 "apiVersion": "v1",
                 "kind": "Service",
@@ -579,15 +665,26 @@ class FakeKubeAPI:
                 "spec": {
                     "type": "NodePort" if node_ports else "ClusterIP",
                     "selector": {"app": name},
-                    "ports": [{"name": f"p{n}", "port": 10000 + n % 10000, "nodePort": n} for n in node_ports]
+                    "ports": [
+                        {"name": f"p{n}", "port": 10000 + n % 10000, "nodePort": n}
+                        for n in node_ports
+                    ]
                     or [{"port": 80}],
                 },
             }
             self._create(_BY_KIND["Service"], namespace, svc)
 
-    def add_pod(self, namespace: str, name: str, *, labels: dict[str, str], node_name: str | None = None,
-                containers: tuple[str, ...] | list[str] = ("elasticsearch",), phase: str = "Running",
-                files: dict[str, str] | None = None) -> None:
+    def add_pod(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        labels: dict[str, str],
+        node_name: str | None = None,
+        containers: tuple[str, ...] | list[str] = ("elasticsearch",),
+        phase: str = "Running",
+        files: dict[str, str] | None = None,
+    ) -> None:
         """A pod as a kubelet would report it (creates the namespace if needed):
         ``status.phase`` (Running by default; then every container is ready and
         running, else none is), ``spec.nodeName``, one container per name in
@@ -610,22 +707,39 @@ class FakeKubeAPI:
             },
             "status": {
                 "phase": phase,
-                "conditions": [{"type": t, "status": "True" if running else "False", "lastTransitionTime": now}
-                               for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")],
+                "conditions": [
+                    {"type": t, "status": "True" if running else "False", "lastTransitionTime": now}
+                    for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
+                ],
                 "containerStatuses": [
-                    {"name": c, "ready": running, "started": running, "restartCount": 0, "image": f"fake/{c}:latest",
-                     "imageID": "", "containerID": f"containerd://{uuid.uuid4().hex}",
-                     "state": {"running": {"startedAt": now}} if running
-                     else {"waiting": {"reason": "ContainerCreating"}}}
+                    {
+                        "name": c,
+                        "ready": running,
+                        "started": running,
+                        "restartCount": 0,
+                        "image": f"fake/{c}:latest",
+                        "imageID": "",
+                        "containerID": f"containerd://{uuid.uuid4().hex}",
+                        "state": {"running": {"startedAt": now}}
+                        if running
+                        else {"waiting": {"reason": "ContainerCreating"}},
+                    }
                     for c in containers
                 ],
-                **({"hostIP": "10.200.0.1", "podIP": "10.244.0.10", "startTime": now} if running else {}),
+                **(
+                    {"hostIP": "10.200.0.1", "podIP": "10.244.0.10", "startTime": now}
+                    if running
+                    else {}
+                ),
             },
         }
         with self._store.lock:
             if ("Namespace", "", namespace) not in self._store.objects:
-                self._create(_BY_KIND["Namespace"], "", {"apiVersion": "v1", "kind": "Namespace",
-                                                         "metadata": {"name": namespace}})
+                self._create(
+                    _BY_KIND["Namespace"],
+                    "",
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+                )
             self._create(_BY_KIND["Pod"], namespace, pod, replace=True)
             self._pod_files[(namespace, name)] = dict(files or {})
 
@@ -633,15 +747,20 @@ class FakeKubeAPI:
         """Copies of the stored objects (seeded ones included), optionally of one
         kind and/or namespace, ordered by kind, namespace, name."""
         with self._store.lock:
-            return [copy.deepcopy(o) for (k, ns, _), o in sorted(self._store.objects.items())
-                    if (kind is None or k == kind) and (namespace is None or ns == namespace)]
+            return [
+                copy.deepcopy(o)
+                for (k, ns, _), o in sorted(self._store.objects.items())
+                if (kind is None or k == kind) and (namespace is None or ns == namespace)
+            ]
 
     def get_object(self, kind: str, name: str, namespace: str = "") -> dict | None:
         with self._store.lock:
             obj = self._store.objects.get((kind, namespace, name))
             return copy.deepcopy(obj) if obj else None
 
-    def _exec_log(self, namespace: str, pod: str, container: str, command: tuple[str, ...], protocol: str) -> None:
+    def _exec_log(
+        self, namespace: str, pod: str, container: str, command: tuple[str, ...], protocol: str
+    ) -> None:
         with self._requests_lock:
             self.execs.append((namespace, pod, container, command, protocol))
 
@@ -656,13 +775,28 @@ class FakeKubeAPI:
 
     def _seed(self) -> None:
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
-            self._create(_BY_KIND["Namespace"], "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-        self._create(_BY_KIND["Service"], "default", {
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "kubernetes", "namespace": "default",
-                         "labels": {"component": "apiserver", "provider": "kubernetes"}},
-            "spec": {"type": "ClusterIP", "ports": [{"name": "https", "port": 443, "targetPort": 6443}]},
-        })
+            self._create(
+                _BY_KIND["Namespace"],
+                "",
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+            )
+        self._create(
+            _BY_KIND["Service"],
+            "default",
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {
+                    "name": "kubernetes",
+                    "namespace": "default",
+                    "labels": {"component": "apiserver", "provider": "kubernetes"},
+                },
+                "spec": {
+                    "type": "ClusterIP",
+                    "ports": [{"name": "https", "port": 443, "targetPort": 6443}],
+                },
+            },
+        )
 
     def _used_node_ports(self, exclude: tuple[str, str] | None) -> dict[int, str]:
         used = {}
@@ -680,7 +814,11 @@ class FakeKubeAPI:
         spec.setdefault("type", "ClusterIP")
         spec.setdefault("sessionAffinity", "None")
         if spec["type"] != "ExternalName":
-            ip = (previous or {}).get("spec", {}).get("clusterIP") or spec.get("clusterIP") or self._store.next_cluster_ip()
+            ip = (
+                (previous or {}).get("spec", {}).get("clusterIP")
+                or spec.get("clusterIP")
+                or self._store.next_cluster_ip()
+            )
             spec["clusterIP"] = ip
             spec["clusterIPs"] = [ip]
         meta = svc["metadata"]
@@ -692,20 +830,43 @@ class FakeKubeAPI:
             if spec["type"] in ("NodePort", "LoadBalancer"):
                 if not port.get("nodePort"):
                     taken = set(used) | {p.get("nodePort") for p in spec["ports"]}
-                    port["nodePort"] = next(n for n in range(NODE_PORT_RANGE[0], NODE_PORT_RANGE[1] + 1) if n not in taken)
+                    port["nodePort"] = next(
+                        n
+                        for n in range(NODE_PORT_RANGE[0], NODE_PORT_RANGE[1] + 1)
+                        if n not in taken
+                    )
                 n = int(port["nodePort"])
                 if not NODE_PORT_RANGE[0] <= n <= NODE_PORT_RANGE[1]:
-                    errors.append(f"spec.ports[{i}].nodePort: Invalid value: {n}: provided port is not in the valid range. "
-                                  f"The range of valid ports is {NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}")
+                    errors.append(
+                        f"spec.ports[{i}].nodePort: Invalid value: {n}: provided port is not in the valid range. "
+                        f"The range of valid ports is {NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}"
+                    )
                 elif n in used:
-                    errors.append(f"spec.ports[{i}].nodePort: Invalid value: {n}: provided port is already allocated")
+                    errors.append(
+                        f"spec.ports[{i}].nodePort: Invalid value: {n}: provided port is already allocated"
+                    )
             elif port.get("nodePort"):
-                errors.append(f"spec.ports[{i}].nodePort: Forbidden: may not be used when `type` is '{spec['type']}'")
+                errors.append(
+                    f"spec.ports[{i}].nodePort: Forbidden: may not be used when `type` is '{spec['type']}'"
+                )
         if errors:
-            raise _APIError(422, "Invalid", f'Service "{meta["name"]}" is invalid: ' + ", ".join(errors),
-                            {"name": meta["name"], "kind": "Service",
-                             "causes": [{"reason": "FieldValueInvalid", "message": e.split(": ", 1)[1],
-                                         "field": e.split(":", 1)[0]} for e in errors]})
+            raise _APIError(
+                422,
+                "Invalid",
+                f'Service "{meta["name"]}" is invalid: ' + ", ".join(errors),
+                {
+                    "name": meta["name"],
+                    "kind": "Service",
+                    "causes": [
+                        {
+                            "reason": "FieldValueInvalid",
+                            "message": e.split(": ", 1)[1],
+                            "field": e.split(":", 1)[0],
+                        }
+                        for e in errors
+                    ],
+                },
+            )
 
     @staticmethod
     def _deployment_status(dep: dict) -> None:
@@ -718,11 +879,22 @@ class FakeKubeAPI:
             "readyReplicas": replicas,
             "availableReplicas": replicas,
             "conditions": [
-                {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
-                 "message": "Deployment has minimum availability.", "lastUpdateTime": now, "lastTransitionTime": now},
-                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
-                 "message": f'ReplicaSet "{dep["metadata"]["name"]}-fake" has successfully progressed.',
-                 "lastUpdateTime": now, "lastTransitionTime": now},
+                {
+                    "type": "Available",
+                    "status": "True",
+                    "reason": "MinimumReplicasAvailable",
+                    "message": "Deployment has minimum availability.",
+                    "lastUpdateTime": now,
+                    "lastTransitionTime": now,
+                },
+                {
+                    "type": "Progressing",
+                    "status": "True",
+                    "reason": "NewReplicaSetAvailable",
+                    "message": f'ReplicaSet "{dep["metadata"]["name"]}-fake" has successfully progressed.',
+                    "lastUpdateTime": now,
+                    "lastTransitionTime": now,
+                },
             ],
         }
         if replicas == 0:
@@ -752,7 +924,8 @@ class FakeKubeAPI:
                 meta["generation"] = 1
             else:
                 meta["generation"] = previous["metadata"].get("generation", 1) + (
-                    1 if obj.get("spec") != previous.get("spec") else 0)
+                    1 if obj.get("spec") != previous.get("spec") else 0
+                )
             self._deployment_status(obj)
         if previous is not None and _without_rv(obj) == _without_rv(previous):
             meta["resourceVersion"] = previous["metadata"]["resourceVersion"]
@@ -777,7 +950,9 @@ class FakeKubeAPI:
             ns["status"] = {"phase": "Terminating"}
             ns["metadata"]["resourceVersion"] = store.next_rv()
             store.put(key, ns)
-            timer = threading.Timer(self.NAMESPACE_FINALIZE_SECONDS, self._finalize_namespace, args=(name,))
+            timer = threading.Timer(
+                self.NAMESPACE_FINALIZE_SECONDS, self._finalize_namespace, args=(name,)
+            )
             timer.daemon = True
             self._timers.append(timer)
             timer.start()
@@ -794,7 +969,11 @@ class FakeKubeAPI:
 
     def _finalize_namespace_if_empty(self, name: str) -> None:
         ns = self._store.objects.get(("Namespace", "", name))
-        if ns is not None and "deletionTimestamp" in ns["metadata"] and not any(k[1] == name for k in self._store.objects):
+        if (
+            ns is not None
+            and "deletionTimestamp" in ns["metadata"]
+            and not any(k[1] == name for k in self._store.objects)
+        ):
             self._store.remove(("Namespace", "", name))
 
     def _create(self, res: _Resource, namespace: str, obj: dict, replace: bool = False) -> dict:
@@ -804,27 +983,56 @@ class FakeKubeAPI:
             name = meta["generateName"] + uuid.uuid4().hex[:5]
             meta["name"] = name
         if not name:
-            raise _APIError(422, "Invalid", f"{res.kind} is invalid: metadata.name: Required value: name or generateName is required")
+            raise _APIError(
+                422,
+                "Invalid",
+                f"{res.kind} is invalid: metadata.name: Required value: name or generateName is required",
+            )
         if res.namespaced:
             if meta.get("namespace") and meta["namespace"] != namespace:
-                raise _APIError(400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request")
+                raise _APIError(
+                    400,
+                    "BadRequest",
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                )
             meta["namespace"] = namespace
             ns_obj = self._store.objects.get(("Namespace", "", namespace))
             if ns_obj is None:
-                raise _APIError(404, "NotFound", f'namespaces "{namespace}" not found',
-                                {"name": namespace, "kind": "namespaces"})
+                raise _APIError(
+                    404,
+                    "NotFound",
+                    f'namespaces "{namespace}" not found',
+                    {"name": namespace, "kind": "namespaces"},
+                )
             if "deletionTimestamp" in ns_obj["metadata"]:
-                raise _APIError(403, "Forbidden", f'{res.plural}{"." + res.group if res.group else ""} "{name}" is forbidden: '
-                                f"unable to create new content in namespace {namespace} because it is being terminated",
-                                {"name": name, "group": res.group, "kind": res.plural,
-                                 "causes": [{"reason": "NamespaceTerminating", "field": "metadata.namespace",
-                                             "message": f"namespace {namespace} is being terminated"}]})
+                raise _APIError(
+                    403,
+                    "Forbidden",
+                    f'{res.plural}{"." + res.group if res.group else ""} "{name}" is forbidden: '
+                    f"unable to create new content in namespace {namespace} because it is being terminated",
+                    {
+                        "name": name,
+                        "group": res.group,
+                        "kind": res.plural,
+                        "causes": [
+                            {
+                                "reason": "NamespaceTerminating",
+                                "field": "metadata.namespace",
+                                "message": f"namespace {namespace} is being terminated",
+                            }
+                        ],
+                    },
+                )
         else:
             meta.pop("namespace", None)
         key = (res.kind, namespace if res.namespaced else "", name)
         if key in self._store.objects and not replace:
-            raise _APIError(409, "AlreadyExists", f'{res.plural}{"." + res.group if res.group else ""} "{name}" already exists',
-                            {"name": name, "group": res.group, "kind": res.plural})
+            raise _APIError(
+                409,
+                "AlreadyExists",
+                f'{res.plural}{"." + res.group if res.group else ""} "{name}" already exists',
+                {"name": name, "group": res.group, "kind": res.plural},
+            )
         obj = self._finish(res, obj, None)
         self._store.put(key, obj)
         return obj
@@ -884,7 +1092,9 @@ def _ws_await_close(rfile: BinaryIO, wfile: Any, conn: socket.socket, timeout: f
     deadline = time.monotonic() + timeout
     try:
         while (left := deadline - time.monotonic()) > 0:
-            conn.settimeout(left)  # the connection is closed after this: a timed-out read may lose bytes
+            conn.settimeout(
+                left
+            )  # the connection is closed after this: a timed-out read may lose bytes
             frame = _ws_read_frame(rfile)
             if frame is None or frame[0] == 0x8:
                 return
@@ -895,12 +1105,20 @@ def _ws_await_close(rfile: BinaryIO, wfile: Any, conn: socket.socket, timeout: f
         return
 
 
-def _fake_command(command: tuple[str, ...], files: dict[str, str]) -> tuple[list[bytes], list[bytes], int]:
+def _fake_command(
+    command: tuple[str, ...], files: dict[str, str]
+) -> tuple[list[bytes], list[bytes], int]:
     """(stdout chunks, stderr chunks, exit code) of ``command`` in a pod whose
     filesystem is ``files``. Only ``cat PATH...`` is served."""
-    if not command or command[0].rsplit("/", 1)[-1] != "cat" or any(a.startswith("-") and a != "-" for a in command[1:]):
-        message = (f"FakeKubeAPI: exec runs nothing; it serves only `cat PATH...` from the files given to "
-                   f"add_pod, not {' '.join(command)!r}\n")
+    if (
+        not command
+        or command[0].rsplit("/", 1)[-1] != "cat"
+        or any(a.startswith("-") and a != "-" for a in command[1:])
+    ):
+        message = (
+            f"FakeKubeAPI: exec runs nothing; it serves only `cat PATH...` from the files given to "
+            f"add_pod, not {' '.join(command)!r}\n"
+        )
         return [], [message.encode()], 126
     out: list[bytes] = []
     err: list[bytes] = []
@@ -908,7 +1126,7 @@ def _fake_command(command: tuple[str, ...], files: dict[str, str]) -> tuple[list
     for path in command[1:]:
         if path in files:
             data = files[path].encode()
-            out += [data[i:i + _CHUNK] for i in range(0, len(data), _CHUNK)]
+            out += [data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK)]
         else:
             err.append(f"cat: {path}: No such file or directory\n".encode())
             code = 1
@@ -919,7 +1137,9 @@ def _fake_command(command: tuple[str, ...], files: dict[str, str]) -> tuple[list
 class _Handler(http.server.BaseHTTPRequestHandler):
     fake: FakeKubeAPI
     protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stalls
+    disable_nagle_algorithm = (
+        True  # headers and body go out in two writes: no 40 ms delayed-ACK stalls
+    )
     server_version = "FakeKubeAPI/1.0"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr
@@ -969,7 +1189,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         try:
             self._body = self._drain_body()
             url = urllib.parse.urlsplit(self.path)
-            query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
+            query = {
+                k: v[-1]
+                for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()
+            }
             code, body = self._route(url.path.rstrip("/") or "/", query)
             if code == -1:
                 return  # already answered (watch)
@@ -979,7 +1202,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
         except Exception as exc:  # noqa: BLE001 - a test double answers 500, like a server
-            self._send(500, _status(500, "InternalError", f"FakeKubeAPI: {type(exc).__name__}: {exc}"))
+            self._send(
+                500, _status(500, "InternalError", f"FakeKubeAPI: {type(exc).__name__}: {exc}")
+            )
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch
 
@@ -990,14 +1215,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if path in ("/healthz", "/livez", "/readyz"):
             return 200, b"ok"
         if path == "/api":
-            return 200, {"kind": "APIVersions", "versions": ["v1"],
-                         "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}
+            return 200, {
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [
+                    {"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}
+                ],
+            }
         if path == "/apis":
             return 200, _api_group_list()
         if path == "/openapi/v3":
             return 200, _openapi_v3_root()
         if path.startswith("/openapi/v3/"):
-            gv = path[len("/openapi/v3/"):]
+            gv = path[len("/openapi/v3/") :]
             doc = _openapi_v3_doc(gv)
             if doc is None:
                 raise _APIError(404, "NotFound", f"no OpenAPI v3 document for {gv}")
@@ -1015,7 +1245,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         rest = [p for p in (m["rest"] or "").split("/") if p]
         if not rest:
             if self.command != "GET":
-                raise _APIError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+                raise _APIError(
+                    405,
+                    "MethodNotAllowed",
+                    "the server does not allow this method on the requested resource",
+                )
             return 200, _resource_list(group, version)
         namespace = ""
         if rest[0] == "namespaces" and len(rest) >= 3:
@@ -1030,10 +1264,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._exec(namespace, name)
             return -1, None
         if sub not in (None, "status"):
-            raise _APIError(404, "NotFound", f"the server could not find the requested resource ({sub})")
+            raise _APIError(
+                404, "NotFound", f"the server could not find the requested resource ({sub})"
+            )
         return self._resource(res, namespace, name, query)
 
-    def _resource(self, res: _Resource, namespace: str, name: str | None, query: dict[str, str]) -> tuple[int, Any]:
+    def _resource(
+        self, res: _Resource, namespace: str, name: str | None, query: dict[str, str]
+    ) -> tuple[int, Any]:
         store = self.fake._store
         method = self.command
         ns_key = namespace if res.namespaced else ""
@@ -1045,17 +1283,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return 200, self._list(res, namespace, query)
             if method == "POST":
                 if query.get("dryRun"):
-                    raise _APIError(400, "BadRequest", "FakeKubeAPI: server-side dry run is not implemented")
+                    raise _APIError(
+                        400, "BadRequest", "FakeKubeAPI: server-side dry run is not implemented"
+                    )
                 body = self._read_body()
                 if not isinstance(body, dict):
                     raise _APIError(400, "BadRequest", "the body of a create must be an object")
                 if body.get("kind") and body["kind"] != res.kind:
-                    raise _APIError(400, "BadRequest", f"the kind {body['kind']!r} does not match {res.plural}")
+                    raise _APIError(
+                        400, "BadRequest", f"the kind {body['kind']!r} does not match {res.plural}"
+                    )
                 if res.namespaced and not namespace:
                     namespace = body.get("metadata", {}).get("namespace") or "default"
                 with store.lock:
                     return 201, copy.deepcopy(self.fake._create(res, namespace, body))
-            raise _APIError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+            raise _APIError(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
         key = (res.kind, ns_key, name)
         with store.lock:
             current = store.objects.get(key)
@@ -1079,7 +1325,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return 200, self._update(res, key, current, body)
             if method == "PATCH":
                 if query.get("dryRun"):
-                    raise _APIError(400, "BadRequest", "FakeKubeAPI: server-side dry run is not implemented")
+                    raise _APIError(
+                        400, "BadRequest", "FakeKubeAPI: server-side dry run is not implemented"
+                    )
                 ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
                 body = self._read_body()
                 if current is None:
@@ -1089,10 +1337,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 elif ctype == "application/merge-patch+json":
                     new = json_merge_patch(current, body or {})
                 else:
-                    raise _APIError(415, "UnsupportedMediaType",
-                                    f"FakeKubeAPI: the patch type {ctype!r} is not implemented")
+                    raise _APIError(
+                        415,
+                        "UnsupportedMediaType",
+                        f"FakeKubeAPI: the patch type {ctype!r} is not implemented",
+                    )
                 return 200, self._update(res, key, current, new)
-        raise _APIError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        raise _APIError(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
 
     # -- kubectl exec
     def _exec(self, namespace: str, name: str) -> None:
@@ -1100,7 +1355,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         upgraded to a WebSocket (what kubectl 1.30+ does; it falls back to SPDY
         only when the upgrade is refused, and SPDY is not served here). Nothing
         runs: ``cat PATH...`` is answered from the files given to ``add_pod``."""
-        params = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query, keep_blank_values=True)
+        params = urllib.parse.parse_qs(
+            urllib.parse.urlsplit(self.path).query, keep_blank_values=True
+        )
         command = tuple(params.get("command", []))
 
         def flag(key: str) -> bool:
@@ -1115,29 +1372,47 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         container = (params.get("container") or [""])[-1]
         if not container:
             if len(names) != 1:
-                raise _APIError(400, "BadRequest", f"a container name must be specified for pod {name}, "
-                                f"choose one of: [{' '.join(names)}]")
+                raise _APIError(
+                    400,
+                    "BadRequest",
+                    f"a container name must be specified for pod {name}, "
+                    f"choose one of: [{' '.join(names)}]",
+                )
             container = names[0]
         if container not in names:
             raise _APIError(400, "BadRequest", f"container {container} is not valid for pod {name}")
         phase = pod.get("status", {}).get("phase")
         if phase != "Running":
-            raise _APIError(400, "BadRequest", f"FakeKubeAPI: pod {name} is not running (phase {phase}): "
-                            "cannot exec into it")
+            raise _APIError(
+                400,
+                "BadRequest",
+                f"FakeKubeAPI: pod {name} is not running (phase {phase}): cannot exec into it",
+            )
         if not command:
             raise _APIError(400, "BadRequest", "you must specify at least 1 command")
         upgrade = (self.headers.get("Upgrade") or "").lower()
         if upgrade != "websocket":
-            raise _APIError(400, "BadRequest",
-                            f"FakeKubeAPI: exec is served over WebSocket only (v4/v5.channel.k8s.io), not "
-                            f"{self.headers.get('Upgrade') or 'a plain request'}; kubectl 1.30+ uses WebSockets "
-                            "unless KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false")
-        offered = [p.strip() for h in self.headers.get_all("Sec-WebSocket-Protocol") or [] for p in h.split(",")]
+            raise _APIError(
+                400,
+                "BadRequest",
+                f"FakeKubeAPI: exec is served over WebSocket only (v4/v5.channel.k8s.io), not "
+                f"{self.headers.get('Upgrade') or 'a plain request'}; kubectl 1.30+ uses WebSockets "
+                "unless KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false",
+            )
+        offered = [
+            p.strip()
+            for h in self.headers.get_all("Sec-WebSocket-Protocol") or []
+            for p in h.split(",")
+        ]
         protocol = next((p for p in _EXEC_PROTOCOLS if p in offered), None)
         key = self.headers.get("Sec-WebSocket-Key")
         if protocol is None or not key:
-            raise _APIError(400, "BadRequest", "FakeKubeAPI: exec needs a WebSocket handshake offering one of "
-                            f"{', '.join(_EXEC_PROTOCOLS)} (offered: {', '.join(offered) or 'none'})")
+            raise _APIError(
+                400,
+                "BadRequest",
+                "FakeKubeAPI: exec needs a WebSocket handshake offering one of "
+                f"{', '.join(_EXEC_PROTOCOLS)} (offered: {', '.join(offered) or 'none'})",
+            )
         self.fake._exec_log(namespace, name, container, command, protocol)
         stdout, stderr, code = _fake_command(command, files)
         accept = base64.b64encode(hashlib.sha1((key + _WS_GUID).encode()).digest()).decode()
@@ -1157,11 +1432,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if code == 0:
                 status: dict[str, Any] = {"metadata": {}, "status": "Success"}
             else:
-                status = {"metadata": {}, "status": "Failure",
-                          "message": f"command terminated with non-zero exit code: error executing command "
-                                     f"[{' '.join(command)}], exit code {code}",
-                          "reason": "NonZeroExitCode",
-                          "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+                status = {
+                    "metadata": {},
+                    "status": "Failure",
+                    "message": f"command terminated with non-zero exit code: error executing command "
+                    f"[{' '.join(command)}], exit code {code}",
+                    "reason": "NonZeroExitCode",
+                    "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
+                }
             frames.append(_ws_frame(0x2, bytes([3]) + json.dumps(status).encode()))
             self.wfile.write(b"".join(frames))
             self.wfile.flush()
@@ -1181,14 +1459,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             raise _APIError(400, "BadRequest", "the object must be a JSON object")
         new.setdefault("metadata", {})
         if new["metadata"].get("name", key[2]) != key[2]:
-            raise _APIError(400, "BadRequest", "the name of the object does not match the name on the URL")
+            raise _APIError(
+                400, "BadRequest", "the name of the object does not match the name on the URL"
+            )
         new["metadata"]["name"] = key[2]
         if res.namespaced:
             new["metadata"]["namespace"] = key[1]
         rv = new["metadata"].get("resourceVersion")
         if rv and rv != current["metadata"]["resourceVersion"]:
-            raise _APIError(409, "Conflict", f'Operation cannot be fulfilled on {res.plural} "{key[2]}": '
-                            "the object has been modified; please apply your changes to the latest version and try again")
+            raise _APIError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {res.plural} "{key[2]}": '
+                "the object has been modified; please apply your changes to the latest version and try again",
+            )
         obj = self.fake._finish(res, new, current)
         self.fake._store.put(key, obj)
         return copy.deepcopy(obj)
@@ -1196,18 +1480,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _list(self, res: _Resource, namespace: str, query: dict[str, str]) -> dict:
         store = self.fake._store
         with store.lock:
-            items = [copy.deepcopy(o) for (k, ns, _), o in sorted(store.objects.items())
-                     if k == res.kind and (not namespace or ns == namespace)
-                     and label_selector_matches(query.get("labelSelector", ""), o["metadata"].get("labels") or {})
-                     and field_selector_matches(query.get("fieldSelector", ""), o)]
+            items = [
+                copy.deepcopy(o)
+                for (k, ns, _), o in sorted(store.objects.items())
+                if k == res.kind
+                and (not namespace or ns == namespace)
+                and label_selector_matches(
+                    query.get("labelSelector", ""), o["metadata"].get("labels") or {}
+                )
+                and field_selector_matches(query.get("fieldSelector", ""), o)
+            ]
             rv = str(store.rv)
         if "as=Table" in (self.headers.get("Accept") or ""):
             return _table(res.kind, items, rv)
         for item in items:  # list items carry no kind/apiVersion on a real server
             item.pop("kind", None)
             item.pop("apiVersion", None)
-        return {"kind": f"{res.kind}List", "apiVersion": res.group_version, "metadata": {"resourceVersion": rv},
-                "items": items}
+        return {
+            "kind": f"{res.kind}List",
+            "apiVersion": res.group_version,
+            "metadata": {"resourceVersion": rv},
+            "items": items,
+        }
 
     def _watch(self, res: _Resource, namespace: str, query: dict[str, str]) -> None:
         """A watch: the changes after ``resourceVersion`` (all current objects as
@@ -1217,21 +1511,30 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         labels_sel, fields_sel = query.get("labelSelector", ""), query.get("fieldSelector", "")
 
         def wanted(kind: str, ns: str, obj: dict) -> bool:
-            return (kind == res.kind and (not namespace or ns == namespace)
-                    and label_selector_matches(labels_sel, obj["metadata"].get("labels") or {})
-                    and field_selector_matches(fields_sel, obj))
+            return (
+                kind == res.kind
+                and (not namespace or ns == namespace)
+                and label_selector_matches(labels_sel, obj["metadata"].get("labels") or {})
+                and field_selector_matches(fields_sel, obj)
+            )
 
         with store.lock:  # selectors are checked before the 200 goes out
             since_raw = query.get("resourceVersion") or "0"
             backlog: list[tuple[str, dict]] = []
             if since_raw == "0":
-                backlog = [("ADDED", copy.deepcopy(o)) for (k, ns, _), o in sorted(store.objects.items()) if wanted(k, ns, o)]
+                backlog = [
+                    ("ADDED", copy.deepcopy(o))
+                    for (k, ns, _), o in sorted(store.objects.items())
+                    if wanted(k, ns, o)
+                ]
                 since = store.rv
             else:
                 try:
                     since = int(since_raw)
                 except ValueError:
-                    raise _APIError(400, "BadRequest", f"invalid resourceVersion {since_raw!r}") from None
+                    raise _APIError(
+                        400, "BadRequest", f"invalid resourceVersion {since_raw!r}"
+                    ) from None
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
@@ -1254,10 +1557,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 send(kind, obj)
             while time.monotonic() < deadline and not self.fake._stopping.is_set():
                 with store.changed:
-                    pending = [(rv, kind, o) for rv, kind, k, ns, o in store.events if rv > since and wanted(k, ns, o)]
+                    pending = [
+                        (rv, kind, o)
+                        for rv, kind, k, ns, o in store.events
+                        if rv > since and wanted(k, ns, o)
+                    ]
                     if not pending:
                         store.changed.wait(0.05)
-                        pending = [(rv, kind, o) for rv, kind, k, ns, o in store.events if rv > since and wanted(k, ns, o)]
+                        pending = [
+                            (rv, kind, o)
+                            for rv, kind, k, ns, o in store.events
+                            if rv > since and wanted(k, ns, o)
+                        ]
                     since = max([since] + [rv for rv, _, _, _, _ in store.events])
                 for _, kind, obj in pending:
                     send(kind, copy.deepcopy(obj))
@@ -1273,14 +1584,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 # ---------------------------------------------------------------- discovery and OpenAPI documents
 def _api_group(group: str) -> dict:
-    versions = [{"groupVersion": f"{group}/{v}", "version": v} for g, v in _GROUP_VERSIONS if g == group]
-    return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": versions, "preferredVersion": versions[0]}
+    versions = [
+        {"groupVersion": f"{group}/{v}", "version": v} for g, v in _GROUP_VERSIONS if g == group
+    ]
+    return {
+        "kind": "APIGroup",
+        "apiVersion": "v1",
+        "name": group,
+        "versions": versions,
+        "preferredVersion": versions[0],
+    }
 
 
 def _api_group_list() -> dict:
     groups = sorted({g for g, _ in _GROUP_VERSIONS if g})
-    return {"kind": "APIGroupList", "apiVersion": "v1",
-            "groups": [{k: v for k, v in _api_group(g).items() if k not in ("kind", "apiVersion")} for g in groups]}
+    return {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [
+            {k: v for k, v in _api_group(g).items() if k not in ("kind", "apiVersion")}
+            for g in groups
+        ],
+    }
 
 
 def _resource_list(group: str, version: str) -> dict:
@@ -1288,18 +1613,34 @@ def _resource_list(group: str, version: str) -> dict:
     for r in RESOURCES:
         if (r.group, r.version) != (group, version):
             continue
-        entry = {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind,
-                 "verbs": list(r.verbs)}
+        entry = {
+            "name": r.plural,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": list(r.verbs),
+        }
         if r.short_names:
             entry["shortNames"] = list(r.short_names)
         if r.kind in ("Deployment", "Pod", "Service", "ConfigMap", "Secret"):
             entry["categories"] = ["all"] if r.kind not in ("ConfigMap", "Secret") else []
         resources.append(entry)
         if r.kind in ("Deployment", "Node", "Namespace", "Pod", "Service"):
-            resources.append({"name": f"{r.plural}/status", "singularName": "", "namespaced": r.namespaced,
-                              "kind": r.kind, "verbs": ["get", "patch", "update"]})
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}" if group else version,
-            "resources": resources}
+            resources.append(
+                {
+                    "name": f"{r.plural}/status",
+                    "singularName": "",
+                    "namespaced": r.namespaced,
+                    "kind": r.kind,
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{group}/{version}" if group else version,
+        "resources": resources,
+    }
 
 
 def _gv_path(group: str, version: str) -> str:
@@ -1307,8 +1648,14 @@ def _gv_path(group: str, version: str) -> str:
 
 
 def _openapi_v3_root() -> dict:
-    return {"paths": {_gv_path(g, v): {"serverRelativeURL": f"/openapi/v3/{_gv_path(g, v)}?hash=FAKE{g.upper()}{v.upper()}"}
-                      for g, v in _GROUP_VERSIONS}}
+    return {
+        "paths": {
+            _gv_path(g, v): {
+                "serverRelativeURL": f"/openapi/v3/{_gv_path(g, v)}?hash=FAKE{g.upper()}{v.upper()}"
+            }
+            for g, v in _GROUP_VERSIONS
+        }
+    }
 
 
 def _openapi_v3_doc(gv_path: str) -> dict | None:
@@ -1328,29 +1675,42 @@ def _openapi_v3_doc(gv_path: str) -> dict | None:
             "patch": {
                 "description": f"partially update the specified {r.kind}",
                 "operationId": f"patch{r.kind}",
-                "parameters": [{"name": "fieldValidation", "in": "query",
-                                "description": "fieldValidation instructs the server on how to handle objects "
-                                               "in the request containing unknown or duplicate fields.",
-                                "schema": {"type": "string", "uniqueItems": True}}],
-                "requestBody": {"content": {"application/merge-patch+json": {"schema": {"type": "object"}}}},
+                "parameters": [
+                    {
+                        "name": "fieldValidation",
+                        "in": "query",
+                        "description": "fieldValidation instructs the server on how to handle objects "
+                        "in the request containing unknown or duplicate fields.",
+                        "schema": {"type": "string", "uniqueItems": True},
+                    }
+                ],
+                "requestBody": {
+                    "content": {"application/merge-patch+json": {"schema": {"type": "object"}}}
+                },
                 "responses": {"200": {"description": "OK"}},
                 "x-kubernetes-action": "patch",
                 "x-kubernetes-group-version-kind": gvk,
             },
-            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "parameters": [
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
         }
-    return {"openapi": "3.0.0", "info": {"title": "Kubernetes (FakeKubeAPI)", "version": SERVER_VERSION["gitVersion"]},
-            "paths": paths, "components": {"schemas": {}}}
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes (FakeKubeAPI)", "version": SERVER_VERSION["gitVersion"]},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }
 
 
 def _age(ts: str | None) -> str:
     if not ts:
         return "<unknown>"
     try:
-        then = _dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc)
+        then = _dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.UTC)
     except ValueError:
         return "<unknown>"
-    secs = max(0, int((_dt.datetime.now(_dt.timezone.utc) - then).total_seconds()))
+    secs = max(0, int((_dt.datetime.now(_dt.UTC) - then).total_seconds()))
     return f"{secs}s" if secs < 120 else f"{secs // 60}m"
 
 
@@ -1360,26 +1720,54 @@ def _columns(kind: str, obj: dict) -> list[tuple[str, Any]]:
     age = ("Age", _age(meta.get("creationTimestamp")))
     if kind == "Node":
         ready = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), {})
-        roles = sorted(k.split("/", 1)[1] for k in (meta.get("labels") or {}) if k.startswith("node-role.kubernetes.io/"))
-        return [("Name", meta["name"]), ("Status", "Ready" if ready.get("status") == "True" else "NotReady"),
-                ("Roles", ",".join(roles) or "<none>"), age,
-                ("Version", status.get("nodeInfo", {}).get("kubeletVersion", ""))]
+        roles = sorted(
+            k.split("/", 1)[1]
+            for k in (meta.get("labels") or {})
+            if k.startswith("node-role.kubernetes.io/")
+        )
+        return [
+            ("Name", meta["name"]),
+            ("Status", "Ready" if ready.get("status") == "True" else "NotReady"),
+            ("Roles", ",".join(roles) or "<none>"),
+            age,
+            ("Version", status.get("nodeInfo", {}).get("kubeletVersion", "")),
+        ]
     if kind == "Service":
-        ports = ",".join(f"{p.get('port')}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{p.get('protocol', 'TCP')}"
-                         for p in spec.get("ports") or [])
-        return [("Name", meta["name"]), ("Type", spec.get("type", "ClusterIP")), ("Cluster-IP", spec.get("clusterIP", "<none>")),
-                ("External-IP", "<none>"), ("Port(s)", ports or "<none>"), age]
+        ports = ",".join(
+            f"{p.get('port')}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{p.get('protocol', 'TCP')}"
+            for p in spec.get("ports") or []
+        )
+        return [
+            ("Name", meta["name"]),
+            ("Type", spec.get("type", "ClusterIP")),
+            ("Cluster-IP", spec.get("clusterIP", "<none>")),
+            ("External-IP", "<none>"),
+            ("Port(s)", ports or "<none>"),
+            age,
+        ]
     if kind == "Deployment":
         want = spec.get("replicas", 1)
-        return [("Name", meta["name"]), ("Ready", f"{status.get('readyReplicas', 0)}/{want}"),
-                ("Up-to-date", status.get("updatedReplicas", 0)), ("Available", status.get("availableReplicas", 0)), age]
+        return [
+            ("Name", meta["name"]),
+            ("Ready", f"{status.get('readyReplicas', 0)}/{want}"),
+            ("Up-to-date", status.get("updatedReplicas", 0)),
+            ("Available", status.get("availableReplicas", 0)),
+            age,
+        ]
     if kind == "Namespace":
         return [("Name", meta["name"]), ("Status", status.get("phase", "Active")), age]
     if kind == "Pod":
         statuses = status.get("containerStatuses") or []
-        return [("Name", meta["name"]),
-                ("Ready", f"{sum(1 for c in statuses if c.get('ready'))}/{len(spec.get('containers') or [])}"),
-                ("Status", status.get("phase", "Pending")), ("Restarts", sum(c.get("restartCount", 0) for c in statuses)), age]
+        return [
+            ("Name", meta["name"]),
+            (
+                "Ready",
+                f"{sum(1 for c in statuses if c.get('ready'))}/{len(spec.get('containers') or [])}",
+            ),
+            ("Status", status.get("phase", "Pending")),
+            ("Restarts", sum(c.get("restartCount", 0) for c in statuses)),
+            age,
+        ]
     return [("Name", meta["name"]), age]
 
 
@@ -1390,13 +1778,26 @@ def _table(kind: str, items: list[dict], rv: str) -> dict:
         "apiVersion": "meta.k8s.io/v1",
         "metadata": {"resourceVersion": rv},
         "columnDefinitions": [
-            {"name": name, "type": "integer" if isinstance(value, int) else "string",
-             "format": "name" if name == "Name" else "", "description": name, "priority": 0}
+            {
+                "name": name,
+                "type": "integer" if isinstance(value, int) else "string",
+                "format": "name" if name == "Name" else "",
+                "description": name,
+                "priority": 0,
+            }
             for name, value in sample
         ],
-        "rows": [{"cells": [value for _, value in _columns(kind, o)],
-                  "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                             "metadata": o["metadata"]}} for o in items],
+        "rows": [
+            {
+                "cells": [value for _, value in _columns(kind, o)],
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": o["metadata"],
+                },
+            }
+            for o in items
+        ],
     }
 
 
@@ -1417,15 +1818,18 @@ def kubectl_binary() -> str:
     return shutil.which("kubectl") or "/usr/bin/kubectl"
 
 
-def run_kubectl(kubeconfig: Path, *args: str, cache_dir: Path, timeout: float = 60,
-                check: bool = True) -> KubectlResult:
+def run_kubectl(
+    kubeconfig: Path, *args: str, cache_dir: Path, timeout: float = 60, check: bool = True
+) -> KubectlResult:
     """Run the real kubectl against the kubeconfig with its own cache directory."""
     cmd = [kubectl_binary(), f"--kubeconfig={kubeconfig}", f"--cache-dir={cache_dir}", *args]
     start = time.monotonic()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     result = KubectlResult(cmd, out.returncode, out.stdout, out.stderr, time.monotonic() - start)
     if check and out.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} exited {out.returncode}:\n{out.stderr}{out.stdout}")
+        raise AssertionError(
+            f"kubectl {' '.join(args)} exited {out.returncode}:\n{out.stderr}{out.stdout}"
+        )
     return result
 
 

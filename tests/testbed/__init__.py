@@ -78,13 +78,13 @@ import fcntl
 import functools
 import json
 import os
-import sys
 import re
 import shlex
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -120,28 +120,55 @@ BUSYBOX_ROOTFS = "/var/lib/containerd/tnp-busybox-rootfs"  # in systemd nodes (p
 # Each becomes a symlink to /dev/null in the systemd layer's /etc/systemd/system.
 SYSTEMD_MASKED = (
     # udev
-    "systemd-udevd.service", "systemd-udevd-control.socket", "systemd-udevd-kernel.socket",
-    "systemd-udev-trigger.service", "systemd-udev-settle.service",
+    "systemd-udevd.service",
+    "systemd-udevd-control.socket",
+    "systemd-udevd-kernel.socket",
+    "systemd-udev-trigger.service",
+    "systemd-udev-settle.service",
     "systemd-hwdb-update.service",
     # tmpfiles (its boot run would clean the host's /tmp), sysctl, modules, binfmt, apparmor
-    "systemd-tmpfiles-setup.service", "systemd-tmpfiles-setup-dev.service",
-    "systemd-tmpfiles-setup-dev-early.service", "systemd-tmpfiles-clean.service",
-    "systemd-tmpfiles-clean.timer", "systemd-sysctl.service",
-    "systemd-modules-load.service", "kmod-static-nodes.service",
-    "proc-sys-fs-binfmt_misc.automount", "proc-sys-fs-binfmt_misc.mount",
-    "systemd-binfmt.service", "apparmor.service",
+    "systemd-tmpfiles-setup.service",
+    "systemd-tmpfiles-setup-dev.service",
+    "systemd-tmpfiles-setup-dev-early.service",
+    "systemd-tmpfiles-clean.service",
+    "systemd-tmpfiles-clean.timer",
+    "systemd-sysctl.service",
+    "systemd-modules-load.service",
+    "kmod-static-nodes.service",
+    "proc-sys-fs-binfmt_misc.automount",
+    "proc-sys-fs-binfmt_misc.mount",
+    "systemd-binfmt.service",
+    "apparmor.service",
     # consoles and logins
-    "getty.target", "getty-static.service", "console-getty.service", "getty@.service",
-    "serial-getty@.service", "systemd-logind.service",
+    "getty.target",
+    "getty-static.service",
+    "console-getty.service",
+    "getty@.service",
+    "serial-getty@.service",
+    "systemd-logind.service",
     # file systems, clock, kernel state
-    "systemd-remount-fs.service", "systemd-fsck-root.service", "systemd-fsck@.service",
-    "dev-hugepages.mount", "dev-mqueue.mount", "sys-kernel-config.mount",
-    "sys-kernel-debug.mount", "sys-kernel-tracing.mount", "sys-fs-fuse-connections.mount",
-    "systemd-pstore.service", "systemd-timesyncd.service", "systemd-random-seed.service",
-    "systemd-journald-audit.socket", "systemd-firstboot.service",
-    "systemd-machine-id-commit.service", "systemd-sysusers.service", "ldconfig.service",
-    "systemd-journal-catalog-update.service", "systemd-update-done.service",
-    "e2scrub_reap.service", "e2scrub_all.timer", "fstrim.timer",
+    "systemd-remount-fs.service",
+    "systemd-fsck-root.service",
+    "systemd-fsck@.service",
+    "dev-hugepages.mount",
+    "dev-mqueue.mount",
+    "sys-kernel-config.mount",
+    "sys-kernel-debug.mount",
+    "sys-kernel-tracing.mount",
+    "sys-fs-fuse-connections.mount",
+    "systemd-pstore.service",
+    "systemd-timesyncd.service",
+    "systemd-random-seed.service",
+    "systemd-journald-audit.socket",
+    "systemd-firstboot.service",
+    "systemd-machine-id-commit.service",
+    "systemd-sysusers.service",
+    "ldconfig.service",
+    "systemd-journal-catalog-update.service",
+    "systemd-update-done.service",
+    "e2scrub_reap.service",
+    "e2scrub_all.timer",
+    "fstrim.timer",
 )
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
@@ -150,10 +177,10 @@ class NodeStartError(RuntimeError):
     pass
 
 
-def _run(*argv: str, check: bool = True, input: bytes | None = None,
-         timeout: float | None = 60) -> subprocess.CompletedProcess:
-    proc = subprocess.run(argv, input=input, capture_output=True, timeout=timeout,
-                          env=CLEAN_ENV)
+def _run(
+    *argv: str, check: bool = True, input: bytes | None = None, timeout: float | None = 60
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(argv, input=input, capture_output=True, timeout=timeout, env=CLEAN_ENV)
     if check and proc.returncode != 0:
         raise subprocess.CalledProcessError(proc.returncode, argv, proc.stdout, proc.stderr)
     return proc
@@ -170,7 +197,7 @@ def _children(pid: int) -> list[int]:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[1]) == pid:
             kids.append(int(entry))
     return kids
@@ -207,9 +234,11 @@ def _cgroup_hierarchies() -> list[tuple[str, str, str]]:
             if fstype not in ("cgroup", "cgroup2"):
                 continue
             if mount_point == str(CGROUP_ROOT):
-                raise NodeStartError("systemd nodes need cgroup v1 hierarchies below "
-                                     "/sys/fs/cgroup; this machine has a pure cgroup v2 "
-                                     "mount there (not supported by the test bed)")
+                raise NodeStartError(
+                    "systemd nodes need cgroup v1 hierarchies below "
+                    "/sys/fs/cgroup; this machine has a pure cgroup v2 "
+                    "mount there (not supported by the test bed)"
+                )
             parent, _, name = mount_point.rpartition("/")
             if parent != str(CGROUP_ROOT):
                 continue
@@ -256,8 +285,9 @@ def _remove_cgroup_tree(path: Path, timeout: float = 10.0) -> None:
         if not path.exists():
             return
         if time.monotonic() > deadline:
-            raise RuntimeError(f"cannot remove cgroup {path}: "
-                               f"processes {_cgroup_procs(path)} remain")
+            raise RuntimeError(
+                f"cannot remove cgroup {path}: processes {_cgroup_procs(path)} remain"
+            )
         time.sleep(0.05)
 
 
@@ -363,7 +393,7 @@ class TestBed:
         if errors:
             raise RuntimeError("stopping nodes failed: " + "; ".join(errors))
 
-    def __enter__(self) -> "TestBed":
+    def __enter__(self) -> TestBed:
         self.start()
         return self
 
@@ -399,8 +429,7 @@ class TestBed:
 
         Only call it while holding the bed lock (start() does)."""
         out = _run("ip", "netns", "list", check=False).stdout.decode()
-        names = [line.split()[0] for line in out.splitlines()
-                 if line.startswith(NETNS_PREFIX)]
+        names = [line.split()[0] for line in out.splitlines() if line.startswith(NETNS_PREFIX)]
         for netns in names:
             for pid in _netns_pids(netns):
                 try:
@@ -418,8 +447,7 @@ class TestBed:
                 _run("ip", "link", "del", m.group(1), check=False)
         for netns in names:
             _run("ip", "netns", "del", netns, check=False)
-        hierarchies = [CGROUP_ROOT / h[0] / CGROUP_TOP
-                       for h in _cgroup_hierarchies_or_none()]
+        hierarchies = [CGROUP_ROOT / h[0] / CGROUP_TOP for h in _cgroup_hierarchies_or_none()]
         for top in hierarchies:  # first kill everything in any hierarchy, then rmdir
             for pid in _cgroup_procs(top):
                 try:
@@ -450,12 +478,13 @@ class TestBed:
         ssh = self.home / ".ssh"
         ssh.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(ssh, 0o700)
-        for path, comment in ((ssh / "id_ed25519", "tnp-testbed-client"),
-                              (self.keys / "host_ed25519", "tnp-testbed-host"),
-                              (self.keys / "host_unknown_ed25519", "tnp-testbed-unknown-host")):
+        for path, comment in (
+            (ssh / "id_ed25519", "tnp-testbed-client"),
+            (self.keys / "host_ed25519", "tnp-testbed-host"),
+            (self.keys / "host_unknown_ed25519", "tnp-testbed-unknown-host"),
+        ):
             if not path.exists():
-                _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment,
-                     "-f", str(path))
+                _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path))
 
     def _build_layer(self) -> None:
         """The /etc layer shared by all nodes of this bed (files only: host /etc untouched)."""
@@ -470,8 +499,11 @@ class TestBed:
 
         # users (copies of the host files + bed users)
         today = int(time.time() // 86400)
-        pw_hash = _run("openssl", "passwd", "-6", "-stdin",
-                       input=self.sudo_password.encode()).stdout.decode().strip()
+        pw_hash = (
+            _run("openssl", "passwd", "-6", "-stdin", input=self.sudo_password.encode())
+            .stdout.decode()
+            .strip()
+        )
         passwd = _filtered(Path("/etc/passwd").read_text(), BED_USERS)
         group = _filtered(Path("/etc/group").read_text(), BED_USERS)
         shadow = _filtered(Path("/etc/shadow").read_text(), BED_USERS)
@@ -489,33 +521,39 @@ class TestBed:
 
         # sudo
         (etc / "sudoers.d").mkdir(mode=0o755)
-        _write(etc / "sudoers.d" / "tnp-testbed",
-               "# test bed users\n"
-               "deploy ALL=(ALL) NOPASSWD:ALL\n"
-               "secured ALL=(ALL) ALL\n"
-               "# ask every time: tests must not depend on a cached sudo timestamp\n"
-               "Defaults:secured timestamp_timeout=0\n", 0o440)
+        _write(
+            etc / "sudoers.d" / "tnp-testbed",
+            "# test bed users\n"
+            "deploy ALL=(ALL) NOPASSWD:ALL\n"
+            "secured ALL=(ALL) ALL\n"
+            "# ask every time: tests must not depend on a cached sudo timestamp\n"
+            "Defaults:secured timestamp_timeout=0\n",
+            0o440,
+        )
 
         # sshd
         (etc / "ssh").mkdir(mode=0o755)
-        _write(etc / "ssh" / "sshd_config",
-               "# tnp test bed\n"
-               "Port 22\n"
-               "HostKey /etc/ssh/ssh_host_ed25519_key\n"
-               "PermitRootLogin prohibit-password\n"
-               "PubkeyAuthentication yes\n"
-               "AuthorizedKeysFile .ssh/authorized_keys\n"
-               "PasswordAuthentication no\n"
-               "KbdInteractiveAuthentication no\n"
-               "UsePAM no\n"
-               "UseDNS no\n"
-               "PrintMotd no\n"
-               "X11Forwarding no\n"
-               "AcceptEnv LANG LC_*\n"
-               "MaxStartups 100:30:200\n"
-               "MaxSessions 50\n"
-               "PidFile /run/sshd.pid\n"
-               "Subsystem sftp /usr/lib/openssh/sftp-server\n", 0o644)
+        _write(
+            etc / "ssh" / "sshd_config",
+            "# tnp test bed\n"
+            "Port 22\n"
+            "HostKey /etc/ssh/ssh_host_ed25519_key\n"
+            "PermitRootLogin prohibit-password\n"
+            "PubkeyAuthentication yes\n"
+            "AuthorizedKeysFile .ssh/authorized_keys\n"
+            "PasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\n"
+            "UsePAM no\n"
+            "UseDNS no\n"
+            "PrintMotd no\n"
+            "X11Forwarding no\n"
+            "AcceptEnv LANG LC_*\n"
+            "MaxStartups 100:30:200\n"
+            "MaxSessions 50\n"
+            "PidFile /run/sshd.pid\n"
+            "Subsystem sftp /usr/lib/openssh/sftp-server\n",
+            0o644,
+        )
         shutil.copyfile(self.keys / "host_ed25519", etc / "ssh" / "ssh_host_ed25519_key")
         os.chmod(etc / "ssh" / "ssh_host_ed25519_key", 0o600)
         shutil.copyfile(self.keys / "host_ed25519.pub", etc / "ssh" / "ssh_host_ed25519_key.pub")
@@ -526,16 +564,19 @@ class TestBed:
         (etc / "default").mkdir(mode=0o755)
         default = Path("/etc/default/docker")
         text = default.read_text() if default.exists() else ""
-        text += ("\n# tnp test bed: OCI runtime wrapper that records requested rlimits\n"
-                 f'DOCKER_OPTS="--add-runtime tnp={RUNTIME_PATH} --default-runtime tnp"\n')
+        text += (
+            "\n# tnp test bed: OCI runtime wrapper that records requested rlimits\n"
+            f'DOCKER_OPTS="--add-runtime tnp={RUNTIME_PATH} --default-runtime tnp"\n'
+        )
         _write(etc / "default" / "docker", text, 0o644)
 
         # bed files used by node-init.sh and dockerd
         (etc / "tnp-testbed").mkdir(mode=0o755)
         shutil.copyfile(HERE / "tnp-runtime", etc / "tnp-testbed" / "tnp-runtime")
         os.chmod(etc / "tnp-testbed" / "tnp-runtime", 0o755)
-        shutil.copyfile(self.home / ".ssh" / "id_ed25519.pub",
-                        etc / "tnp-testbed" / "authorized_keys")
+        shutil.copyfile(
+            self.home / ".ssh" / "id_ed25519.pub", etc / "tnp-testbed" / "authorized_keys"
+        )
         os.chmod(etc / "tnp-testbed" / "authorized_keys", 0o644)
         for p in (self.workdir, self.layer):
             os.chmod(p, 0o755)
@@ -567,9 +608,11 @@ class TestBed:
         generators = root / "etc" / "systemd" / "system-generators"
         generators.mkdir()
         os.setxattr(generators, "trusted.overlay.opaque", b"y")
-        for d in (Path("/lib/systemd/system-generators"),
-                  Path("/usr/lib/systemd/system-generators")):
-            for g in (d.iterdir() if d.is_dir() else ()):
+        for d in (
+            Path("/lib/systemd/system-generators"),
+            Path("/usr/lib/systemd/system-generators"),
+        ):
+            for g in d.iterdir() if d.is_dir() else ():
                 if not (generators / g.name).is_symlink():
                     (generators / g.name).symlink_to("/dev/null")
 
@@ -593,16 +636,20 @@ class TestBed:
                 f"    GlobalKnownHostsFile /dev/null\n"
                 f"    HashKnownHosts no\n"
                 f"    BatchMode yes\n"
-                f"    ConnectTimeout 10\n\n")
+                f"    ConnectTimeout 10\n\n"
+            )
         _write(ssh / "config", "".join(conf), 0o644)
 
     def _known_hosts_update(self, address: str, line: str | None) -> None:
         """Drop every known_hosts line for address; then append line (if given)."""
         path = self.known_hosts
         old = path.read_text().splitlines(keepends=True) if path.exists() else []
-        keep = [entry for entry in old
-                if address not in entry.split(" ", 1)[0].replace("[", "").split(",")
-                and f"[{address}]:22" not in entry.split(" ", 1)[0].split(",")]
+        keep = [
+            entry
+            for entry in old
+            if address not in entry.split(" ", 1)[0].replace("[", "").split(",")
+            and f"[{address}]:22" not in entry.split(" ", 1)[0].split(",")
+        ]
         if line:
             keep.append(line.rstrip("\n") + "\n")
         _write(path, "".join(keep), 0o644)
@@ -624,6 +671,7 @@ class TestBed:
         if self._busybox_tar is None:
             import io
             import tarfile
+
             buf = io.BytesIO()
             with tarfile.open(fileobj=buf, mode="w") as tar:
                 for d in ("bin", "tmp", "etc", "proc", "sys", "dev"):
@@ -639,10 +687,18 @@ class TestBed:
         return self._busybox_tar
 
     # ----------------------------------------------------------------- nodes
-    def add_node(self, name: str, *, docker: bool = True, rhel: bool = False,
-                 known_host: bool = True, max_map_count: int = 65530,
-                 files: dict[str, str] | None = None, init: str = "tini",
-                 containerd: bool | None = None) -> "Node":
+    def add_node(
+        self,
+        name: str,
+        *,
+        docker: bool = True,
+        rhel: bool = False,
+        known_host: bool = True,
+        max_map_count: int = 65530,
+        files: dict[str, str] | None = None,
+        init: str = "tini",
+        containerd: bool | None = None,
+    ) -> Node:
         """Start a node. init="tini" (default): sysvinit style, see the module docstring.
         init="systemd": the real systemd as PID 1 with ssh.service, containerd.service
         (containerd=True, the default there) and docker.service/docker.socket (docker=True);
@@ -656,17 +712,27 @@ class TestBed:
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, not {init!r}")
         if init == "tini" and containerd is not None:
-            raise ValueError("containerd= is for init='systemd' nodes (a tini node's dockerd "
-                             "runs its own containerd)")
+            raise ValueError(
+                "containerd= is for init='systemd' nodes (a tini node's dockerd "
+                "runs its own containerd)"
+            )
         if init == "systemd" and rhel:
             raise ValueError("rhel=True is not supported for init='systemd' nodes")
         files = dict(files or {})
         if rhel:
             files.setdefault("/etc/sysconfig/docker", RHEL_SYSCONFIG)
         octet = self._allocate_octet()
-        node = Node(self, name, f"{SUBNET_PREFIX}{octet}", octet, docker=docker, rhel=rhel,
-                    known_host=known_host, init=init,
-                    containerd=(containerd is not False) if init == "systemd" else False)
+        node = Node(
+            self,
+            name,
+            f"{SUBNET_PREFIX}{octet}",
+            octet,
+            docker=docker,
+            rhel=rhel,
+            known_host=known_host,
+            init=init,
+            containerd=(containerd is not False) if init == "systemd" else False,
+        )
         self.nodes[name] = node
         try:
             node._start(max_map_count, files)
@@ -676,8 +742,9 @@ class TestBed:
             finally:
                 self.nodes.pop(name, None)
             raise
-        self._known_hosts_update(node.address, f"{node.address} {node.host_public_key}"
-                                 if known_host else None)
+        self._known_hosts_update(
+            node.address, f"{node.address} {node.host_public_key}" if known_host else None
+        )
         self._write_ssh_client_files()
         return node
 
@@ -690,7 +757,7 @@ class TestBed:
                 return octet
         raise RuntimeError("no free node address in 10.200.0.0/24")
 
-    def _node_gone(self, node: "Node") -> None:
+    def _node_gone(self, node: Node) -> None:
         self.nodes.pop(node.name, None)
         if self.started:
             self._known_hosts_update(node.address, None)
@@ -704,6 +771,7 @@ def _filtered(text: str, names: dict[str, int]) -> str:
 
 def _gid(group: str) -> int:
     import grp
+
     try:
         return grp.getgrnam(group).gr_gid
     except KeyError:
@@ -736,13 +804,14 @@ def _patched_init_script() -> str:
     # nodes share the host's cgroup mounts; do not mount missing hierarchies (that is
     # kernel-global state and would leave directories in the host's /sys/fs/cgroup)
     sub("\t\tcgroupfs_mount\n", "\t\t: cgroupfs_mount  # tnp-testbed: cgroups come from the host\n")
-    sub('if [ -f /etc/default/$BASE ]; then\n\t. /etc/default/$BASE\nfi\n',
-        'if [ -f /etc/default/$BASE ]; then\n\t. /etc/default/$BASE\nfi\n'
-        + SYSCONFIG_BLOCK)
+    sub(
+        "if [ -f /etc/default/$BASE ]; then\n\t. /etc/default/$BASE\nfi\n",
+        "if [ -f /etc/default/$BASE ]; then\n\t. /etc/default/$BASE\nfi\n" + SYSCONFIG_BLOCK,
+    )
     return text
 
 
-SYSCONFIG_BLOCK = r'''
+SYSCONFIG_BLOCK = r"""
 # tnp-testbed: a RHEL-style node keeps its daemon flags in /etc/sysconfig/docker, read as
 # RHEL's docker.service does (EnvironmentFile=-/etc/sysconfig/docker, ExecStart=... $OPTIONS).
 # This dockerd is upstream 20.10, which lacks RHEL's patches: RHEL-only flags are dropped.
@@ -767,7 +836,7 @@ fi
 if [ -n "$TNP_DROPPED" ] && [ "$1" = start ]; then
 	echo "tnp-testbed: dropped RHEL-only dockerd flags:$TNP_DROPPED" >> "$DOCKER_LOGFILE" 2>/dev/null || true
 fi
-'''
+"""
 
 
 # --------------------------------------------------------------------------- Node
@@ -778,9 +847,19 @@ class Node:
 
     port = 22
 
-    def __init__(self, bed: TestBed, name: str, address: str, octet: int, *,
-                 docker: bool, rhel: bool, known_host: bool, init: str = "tini",
-                 containerd: bool = False) -> None:
+    def __init__(
+        self,
+        bed: TestBed,
+        name: str,
+        address: str,
+        octet: int,
+        *,
+        docker: bool,
+        rhel: bool,
+        known_host: bool,
+        init: str = "tini",
+        containerd: bool = False,
+    ) -> None:
         self.bed = bed
         self.name = name
         self.init = init
@@ -804,8 +883,10 @@ class Node:
         self.host_public_key = " ".join(key.read_text().split()[:2])
 
     def __repr__(self) -> str:
-        return (f"<Node {self.name} {self.address} init={self.init} docker={self.docker} "
-                f"rhel={self.rhel}>")
+        return (
+            f"<Node {self.name} {self.address} init={self.init} docker={self.docker} "
+            f"rhel={self.rhel}>"
+        )
 
     @property
     def init_log(self) -> Path:
@@ -821,8 +902,18 @@ class Node:
         t0 = time.monotonic()
         if self.dir.exists():
             shutil.rmtree(self.dir)
-        for sub in ("upper", "work", "var-lib-upper", "var-lib-work", "opt-upper", "opt-work", "var-lib-docker",
-                    "var-lib-containerd", "var-log", "files"):
+        for sub in (
+            "upper",
+            "work",
+            "var-lib-upper",
+            "var-lib-work",
+            "opt-upper",
+            "opt-work",
+            "var-lib-docker",
+            "var-lib-containerd",
+            "var-log",
+            "files",
+        ):
             (self.dir / sub).mkdir(parents=True)
         os.chmod(self.dir / "var-log", 0o755)
         (self.dir / "max_map_count").write_text(f"{int(max_map_count)}\n")
@@ -831,8 +922,10 @@ class Node:
             key = self.dir / "upper" / "ssh" / "ssh_host_ed25519_key"
             shutil.copyfile(self.bed.keys / "host_unknown_ed25519", key)
             os.chmod(key, 0o600)
-            shutil.copyfile(self.bed.keys / "host_unknown_ed25519.pub",
-                            self.dir / "upper" / "ssh" / "ssh_host_ed25519_key.pub")
+            shutil.copyfile(
+                self.bed.keys / "host_unknown_ed25519.pub",
+                self.dir / "upper" / "ssh" / "ssh_host_ed25519_key.pub",
+            )
         manifest = []
         for i, (path, content) in enumerate(files.items()):
             if not path.startswith("/") or "\n" in path:
@@ -851,7 +944,8 @@ class Node:
             # even when that Python lives below /root or /home (pyenv), which nodes hide.
             f"PYTHON_PREFIX={shlex.quote(os.path.realpath(sys.base_prefix))}\n"
             # ... and the venv of the tests (CI clones below /tmp, which nodes hide too).
-            f"VENV_PREFIX={shlex.quote(os.path.realpath(sys.prefix))}\n")
+            f"VENV_PREFIX={shlex.quote(os.path.realpath(sys.prefix))}\n"
+        )
         if self.init == "systemd":
             self._start_systemd(t0)
             return
@@ -860,12 +954,30 @@ class Node:
         log = open(self.init_log, "wb")
         try:
             self._popen = subprocess.Popen(
-                ["nsenter", f"--net=/run/netns/{self.netns}",
-                 "unshare", "--mount", "--uts", "--pid", "--kill-child", "--mount-proc",
-                 "--propagation", "private",
-                 "tini", "--", "/bin/sh", str(HERE / "node-init.sh"), str(self.dir)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, env=CLEAN_ENV, cwd="/")
+                [
+                    "nsenter",
+                    f"--net=/run/netns/{self.netns}",
+                    "unshare",
+                    "--mount",
+                    "--uts",
+                    "--pid",
+                    "--kill-child",
+                    "--mount-proc",
+                    "--propagation",
+                    "private",
+                    "tini",
+                    "--",
+                    "/bin/sh",
+                    str(HERE / "node-init.sh"),
+                    str(self.dir),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=CLEAN_ENV,
+                cwd="/",
+            )
         finally:
             log.close()
         self.init_pid = self._popen.pid
@@ -892,24 +1004,31 @@ class Node:
             for unit in units:
                 (d / unit).symlink_to(f"/lib/systemd/system/{unit}")
         with open(self.dir / "node.env", "a") as f:
-            f.write(f"CGROUP_PATH={shlex.quote(self.cgroup_path)}\n"
-                    "CGROUP_MOUNTS=" + shlex.quote(" ".join(":".join(h) for h in hierarchies))
-                    + "\n")
+            f.write(
+                f"CGROUP_PATH={shlex.quote(self.cgroup_path)}\n"
+                "CGROUP_MOUNTS=" + shlex.quote(" ".join(":".join(h) for h in hierarchies)) + "\n"
+            )
         for h in hierarchies:
             _make_cgroup(CGROUP_ROOT / h[0] / self.cgroup_path)
 
         self._setup_network()
-        init = (f"exec unshare --mount --uts --ipc --pid --fork --kill-child "
-                f"--propagation private /bin/sh {shlex.quote(str(HERE / 'node-init-systemd.sh'))}"
-                f" {shlex.quote(str(self.dir))}")
+        init = (
+            f"exec unshare --mount --uts --ipc --pid --fork --kill-child "
+            f"--propagation private /bin/sh {shlex.quote(str(HERE / 'node-init-systemd.sh'))}"
+            f" {shlex.quote(str(self.dir))}"
+        )
         with open(self.init_log, "wb") as log:
             # script(1): its pty becomes the node's /dev/console. Its stdin is a pipe that
             # stays open until stop() (script may end its session at EOF on stdin).
             self._popen = subprocess.Popen(
-                ["nsenter", f"--net=/run/netns/{self.netns}",
-                 "script", "-qefc", init, "/dev/null"],
-                stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, env=CLEAN_ENV, cwd="/")
+                ["nsenter", f"--net=/run/netns/{self.netns}", "script", "-qefc", init, "/dev/null"],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=CLEAN_ENV,
+                cwd="/",
+            )
         self.init_pid = self._popen.pid
         self._wait_ready_systemd(t0)
         self.start_seconds = time.monotonic() - t0
@@ -939,8 +1058,9 @@ class Node:
             if not (self.ns_pid and b"TNP-BOOT" in log):
                 time.sleep(0.02)
                 continue
-            state = self.exec("systemctl", "is-system-running", check=False,
-                              timeout=10).stdout.strip()
+            state = self.exec(
+                "systemctl", "is-system-running", check=False, timeout=10
+            ).stdout.strip()
             self.system_state = state
             if state in ("maintenance", "stopping"):  # "offline": not listening yet
                 why = f"systemctl is-system-running: {state}"
@@ -953,8 +1073,9 @@ class Node:
         if booted:
             try:
                 if self.containerd:
-                    self._wait_service("containerd", ("ctr", "--timeout", "2s", "version"),
-                                       deadline)
+                    self._wait_service(
+                        "containerd", ("ctr", "--timeout", "2s", "version"), deadline
+                    )
                 if self.docker:
                     self._wait_service("docker", ("docker", "info"), deadline)
                 if not self._ssh_banner(max(0.5, deadline - time.monotonic())):
@@ -965,23 +1086,30 @@ class Node:
         journal = ""
         if self.ns_pid and _pid_alive(self.ns_pid):
             try:
-                journal = self.exec("journalctl", "-b", "-n", "80", "--no-pager", check=False,
-                                    timeout=10).stdout
-                journal += "\n--- systemctl --failed:\n" + self.exec(
-                    "systemctl", "--failed", "--no-pager", check=False, timeout=10).stdout
+                journal = self.exec(
+                    "journalctl", "-b", "-n", "80", "--no-pager", check=False, timeout=10
+                ).stdout
+                journal += (
+                    "\n--- systemctl --failed:\n"
+                    + self.exec(
+                        "systemctl", "--failed", "--no-pager", check=False, timeout=10
+                    ).stdout
+                )
             except (OSError, subprocess.SubprocessError) as exc:  # the node may be dying
                 journal = f"(journal not readable: {exc!r})"
         raise NodeStartError(
             f"systemd node {self.name} ({self.address}) did not start ({why}, "
             f"system state {self.system_state}, timeout {self.bed.node_start_timeout:.0f} s)"
-            f"\n--- init.log (console):\n{_tail(self.init_log)}\n--- journal:\n{journal}")
+            f"\n--- init.log (console):\n{_tail(self.init_log)}\n--- journal:\n{journal}"
+        )
 
     def _wait_service(self, unit: str, argv: tuple[str, ...], deadline: float) -> None:
         """Until unit is active and argv succeeds; NodeStartError if the unit failed or
         the deadline passed."""
         while True:
-            state = self.exec("systemctl", "is-active", unit, check=False,
-                              timeout=10).stdout.strip()
+            state = self.exec(
+                "systemctl", "is-active", unit, check=False, timeout=10
+            ).stdout.strip()
             if state == "failed":
                 raise NodeStartError(f"{unit}.service failed")
             err = f"{unit}.service is {state}"
@@ -1003,8 +1131,19 @@ class Node:
         if Path(f"/run/netns/{self.netns}").exists():
             _run("ip", "netns", "del", self.netns, check=False)
         _run("ip", "netns", "add", self.netns)
-        _run("ip", "link", "add", self.veth, "type", "veth", "peer", "name", "eth0",
-             "netns", self.netns)
+        _run(
+            "ip",
+            "link",
+            "add",
+            self.veth,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            self.netns,
+        )
         _run("ip", "link", "set", self.veth, "master", BRIDGE, "up")
         _run("ip", "-n", self.netns, "addr", "add", f"{self.address}/24", "dev", "eth0")
         _run("ip", "-n", self.netns, "link", "set", "eth0", "up")
@@ -1033,7 +1172,8 @@ class Node:
             f"node {self.name} ({self.address}) did not start within "
             f"{self.bed.node_start_timeout:.0f} s\n--- init.log:\n{_tail(self.init_log)}"
             f"\n--- /var/log/docker.log:\n{_tail(self.log_dir / 'docker.log')}"
-            f"\n--- /var/log/sshd.log:\n{_tail(self.log_dir / 'sshd.log')}")
+            f"\n--- /var/log/sshd.log:\n{_tail(self.log_dir / 'sshd.log')}"
+        )
 
     def _ssh_banner(self, timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -1095,8 +1235,14 @@ class Node:
         self.bed._node_gone(self)
 
     # ----------------------------------------------------------------- inside the node
-    def exec(self, *argv: str, check: bool = True, input: bytes | str | None = None,
-             text: bool = True, timeout: float | None = 120) -> subprocess.CompletedProcess:
+    def exec(
+        self,
+        *argv: str,
+        check: bool = True,
+        input: bytes | str | None = None,
+        text: bool = True,
+        timeout: float | None = 120,
+    ) -> subprocess.CompletedProcess:
         """Run argv as root inside the node (its mount/net/pid/uts namespaces).
 
         stdout/stderr are str (UTF-8, undecodable bytes replaced) unless text=False;
@@ -1105,17 +1251,29 @@ class Node:
             raise RuntimeError(f"node {self.name} is not running")
         if isinstance(input, str):
             input = input.encode()
-        cmd = ["nsenter", "-t", str(self.ns_pid), "-m", "-u", "-n", "-p",
-               *(("-i", "-C") if self.init == "systemd" else ()), "--", *argv]
-        proc = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout,
-                              env=CLEAN_ENV, cwd="/")
+        cmd = [
+            "nsenter",
+            "-t",
+            str(self.ns_pid),
+            "-m",
+            "-u",
+            "-n",
+            "-p",
+            *(("-i", "-C") if self.init == "systemd" else ()),
+            "--",
+            *argv,
+        ]
+        proc = subprocess.run(
+            cmd, input=input, capture_output=True, timeout=timeout, env=CLEAN_ENV, cwd="/"
+        )
         proc.args = list(argv)
         if text:
             proc.stdout = proc.stdout.decode(errors="replace")
             proc.stderr = proc.stderr.decode(errors="replace")
         if check and proc.returncode != 0:
-            raise subprocess.CalledProcessError(proc.returncode, list(argv), proc.stdout,
-                                                proc.stderr)
+            raise subprocess.CalledProcessError(
+                proc.returncode, list(argv), proc.stdout, proc.stderr
+            )
         return proc
 
     def sh(self, script: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -1123,30 +1281,49 @@ class Node:
         return self.exec("/bin/sh", "-c", script, check=check)
 
     def read(self, path: str) -> bytes | None:
-        proc = self.exec("/bin/sh", "-c", 'if [ -e "$1" ]; then exec cat -- "$1"; '
-                         'else exit 99; fi', "sh", path, check=False, text=False)
+        proc = self.exec(
+            "/bin/sh",
+            "-c",
+            'if [ -e "$1" ]; then exec cat -- "$1"; else exit 99; fi',
+            "sh",
+            path,
+            check=False,
+            text=False,
+        )
         if proc.returncode == 99:
             return None
         if proc.returncode != 0:
-            raise subprocess.CalledProcessError(proc.returncode, ["cat", path], proc.stdout,
-                                                proc.stderr.decode(errors="replace"))
+            raise subprocess.CalledProcessError(
+                proc.returncode, ["cat", path], proc.stdout, proc.stderr.decode(errors="replace")
+            )
         return proc.stdout
 
     def write(self, path: str, content: str | bytes, mode: int = 0o644) -> None:
         data = content.encode() if isinstance(content, str) else content
-        self.exec("/bin/sh", "-c", 'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod "$2" "$1"',
-                  "sh", path, f"{mode:o}", input=data)
+        self.exec(
+            "/bin/sh",
+            "-c",
+            'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod "$2" "$1"',
+            "sh",
+            path,
+            f"{mode:o}",
+            input=data,
+        )
 
     def max_map_count(self) -> int:
         return int(self.exec("cat", "/proc/sys/vm/max_map_count").stdout)
 
     def docker_pid(self) -> int | None:
         """pid (as seen in the node) of the running dockerd, or None."""
-        out = self.exec("/bin/sh", "-c",
-                        'for p in /proc/[0-9]*; do '
-                        '[ "$(cat $p/comm 2>/dev/null)" = dockerd ] || continue; '
-                        'grep -q "^State:.*Z" $p/status 2>/dev/null && continue; '
-                        'echo ${p#/proc/}; done', check=False).stdout.split()
+        out = self.exec(
+            "/bin/sh",
+            "-c",
+            "for p in /proc/[0-9]*; do "
+            '[ "$(cat $p/comm 2>/dev/null)" = dockerd ] || continue; '
+            'grep -q "^State:.*Z" $p/status 2>/dev/null && continue; '
+            "echo ${p#/proc/}; done",
+            check=False,
+        ).stdout.split()
         pids = sorted(int(p) for p in out)
         return pids[0] if pids else None
 
@@ -1167,15 +1344,22 @@ class Node:
         """Wait until `docker info` answers; return a few of its fields."""
         deadline = time.monotonic() + timeout
         while True:
-            proc = self.exec("docker", "info", "--format",
-                             '{"LoggingDriver": {{json .LoggingDriver}}, '
-                             '"DefaultRuntime": {{json .DefaultRuntime}}}', check=False)
+            proc = self.exec(
+                "docker",
+                "info",
+                "--format",
+                '{"LoggingDriver": {{json .LoggingDriver}}, '
+                '"DefaultRuntime": {{json .DefaultRuntime}}}',
+                check=False,
+            )
             if proc.returncode == 0:
                 return json.loads(proc.stdout)
             if time.monotonic() > deadline:
-                raise RuntimeError(f"docker in {self.name} does not answer:\n"
-                                   f"{proc.stderr}\n--- docker.log:\n"
-                                   f"{_tail(self.log_dir / 'docker.log')}")
+                raise RuntimeError(
+                    f"docker in {self.name} does not answer:\n"
+                    f"{proc.stderr}\n--- docker.log:\n"
+                    f"{_tail(self.log_dir / 'docker.log')}"
+                )
             time.sleep(0.1)
 
     def ensure_image(self) -> None:
@@ -1191,20 +1375,35 @@ class Node:
         cidfile = f"/tmp/tnp-cid-{uuid.uuid4().hex}"
         # journald (RHEL's default) cannot work without systemd-journald: log nothing then
         log = ["--log-driver", "none"] if info.get("LoggingDriver") == "journald" else []
-        proc = self.exec("docker", "run", "--rm", *log, "--cidfile", cidfile,
-                         *docker_run_args, IMAGE, "true", check=False)
+        proc = self.exec(
+            "docker",
+            "run",
+            "--rm",
+            *log,
+            "--cidfile",
+            cidfile,
+            *docker_run_args,
+            IMAGE,
+            "true",
+            check=False,
+        )
         cid = (self.read(cidfile) or b"").decode().strip()
         self.exec("rm", "-f", cidfile)
         if proc.returncode != 0:
             raise RuntimeError(
                 f"docker run in {self.name} failed ({proc.returncode}): "
-                f"{proc.stderr}\n--- docker.log:\n{_tail(self.log_dir / 'docker.log')}")
+                f"{proc.stderr}\n--- docker.log:\n{_tail(self.log_dir / 'docker.log')}"
+            )
         for rec in reversed(self.rlimit_records()):
             if rec.get("id") == cid:
-                return {rl["type"]: (_signed(rl["soft"]), _signed(rl["hard"]))
-                        for rl in rec.get("rlimits") or []}
-        raise RuntimeError(f"no rlimit record for container {cid} in {RLIMITS_RECORD}"
-                           f" (runtime errors: {_tail(self.log_dir / 'tnp-runtime.err')})")
+                return {
+                    rl["type"]: (_signed(rl["soft"]), _signed(rl["hard"]))
+                    for rl in rec.get("rlimits") or []
+                }
+        raise RuntimeError(
+            f"no rlimit record for container {cid} in {RLIMITS_RECORD}"
+            f" (runtime errors: {_tail(self.log_dir / 'tnp-runtime.err')})"
+        )
 
     # ----------------------------------------------------------------- systemd nodes
     def _need_systemd(self) -> None:
@@ -1224,8 +1423,9 @@ class Node:
     def journal(self, unit: str, lines: int = 50) -> str:
         """The last lines of `journalctl -u unit` in a systemd node."""
         self._need_systemd()
-        return self.exec("journalctl", "-u", unit, "-n", str(int(lines)), "--no-pager",
-                         check=False).stdout
+        return self.exec(
+            "journalctl", "-u", unit, "-n", str(int(lines)), "--no-pager", check=False
+        ).stdout
 
     def run_containerd_container(self) -> dict[str, dict[str, tuple[int, int]]]:
         """Run a short container through containerd alone (no docker, no image registry):
@@ -1241,21 +1441,38 @@ class Node:
             self.exec("mkdir", "-p", BUSYBOX_ROOTFS)
             self.exec("tar", "-x", "-C", BUSYBOX_ROOTFS, "-f", "-", input=self.bed.busybox_tar())
         cid = f"tnp-{uuid.uuid4().hex[:12]}"
-        proc = self.exec("ctr", "run", "--rm", "--rootfs", "--runc-binary", RUNTIME_PATH,
-                         BUSYBOX_ROOTFS, cid, "/bin/true", check=False, timeout=60)
+        proc = self.exec(
+            "ctr",
+            "run",
+            "--rm",
+            "--rootfs",
+            "--runc-binary",
+            RUNTIME_PATH,
+            BUSYBOX_ROOTFS,
+            cid,
+            "/bin/true",
+            check=False,
+            timeout=60,
+        )
         if proc.returncode != 0:
             raise RuntimeError(
                 f"ctr run in {self.name} failed ({proc.returncode}): {proc.stderr}"
                 f"\n--- runtime errors: {_tail(self.log_dir / 'tnp-runtime.err')}"
-                f"\n--- journal:\n{self.journal('containerd', 20)}")
+                f"\n--- journal:\n{self.journal('containerd', 20)}"
+            )
         for rec in reversed(self.rlimit_records()):
             if rec.get("id") == cid:
-                return {key: {rl["type"]: (_signed(rl["soft"]), _signed(rl["hard"]))
-                              for rl in rec.get(field) or []}
-                        for key, field in (("requested", "rlimits"),
-                                           ("inherited", "process_rlimits"))}
-        raise RuntimeError(f"no rlimit record for container {cid} in {RLIMITS_RECORD}"
-                           f" (runtime errors: {_tail(self.log_dir / 'tnp-runtime.err')})")
+                return {
+                    key: {
+                        rl["type"]: (_signed(rl["soft"]), _signed(rl["hard"]))
+                        for rl in rec.get(field) or []
+                    }
+                    for key, field in (("requested", "rlimits"), ("inherited", "process_rlimits"))
+                }
+        raise RuntimeError(
+            f"no rlimit record for container {cid} in {RLIMITS_RECORD}"
+            f" (runtime errors: {_tail(self.log_dir / 'tnp-runtime.err')})"
+        )
 
     def rlimit_records(self) -> list[dict]:
         data = self.read(RLIMITS_RECORD) or b""
@@ -1271,8 +1488,10 @@ class Node:
         Unlike testinfra's own paramiko backend, it checks the host key against
         home/.ssh/known_hosts (reject unknown), and it is not cached by testinfra."""
         import testinfra.host
-        backend = _strict_paramiko_backend()(f"{user}@{self.name}",
-                                             ssh_config=str(self.bed.ssh_config))
+
+        backend = _strict_paramiko_backend()(
+            f"{user}@{self.name}", ssh_config=str(self.bed.ssh_config)
+        )
         backend.known_hosts = str(self.bed.known_hosts)
         host = testinfra.host.Host(backend)
         backend.set_host(host)
@@ -1283,7 +1502,7 @@ def _signed(v: int) -> int:
     return -1 if v >= UNLIMITED else int(v)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _strict_paramiko_backend():
     import paramiko
     from testinfra.backend.paramiko import ParamikoBackend
@@ -1296,9 +1515,14 @@ def _strict_paramiko_backend():
             client = paramiko.SSHClient()
             client.load_host_keys(self.known_hosts)
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
-            cfg: dict[str, Any] = {"hostname": self.host.name, "port": 22,
-                                   "username": self.host.user, "timeout": self.timeout,
-                                   "allow_agent": False, "look_for_keys": False}
+            cfg: dict[str, Any] = {
+                "hostname": self.host.name,
+                "port": 22,
+                "username": self.host.user,
+                "timeout": self.timeout,
+                "allow_agent": False,
+                "look_for_keys": False,
+            }
             ssh_config = paramiko.SSHConfig.from_path(self.ssh_config)
             self._load_ssh_config(client, cfg, ssh_config, os.path.dirname(self.ssh_config))
             if self.host.user:  # testinfra would let the config's "User root" win
@@ -1317,8 +1541,7 @@ def _strict_paramiko_backend():
 def bed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """The session's TestBed (shared even if this fixture is imported in several places)."""
     if os.geteuid() != 0:
-        pytest.fail("the trains-nodeprep test bed needs root (run pytest as root)",
-                    pytrace=False)
+        pytest.fail("the trains-nodeprep test bed needs root (run pytest as root)", pytrace=False)
     holder = request.config.__dict__.setdefault("_tnp_testbed", {"bed": None, "users": 0})
     if holder["bed"] is None:
         tb = TestBed(tmp_path_factory.mktemp("testbed"))

@@ -26,25 +26,34 @@ def test_every_byte_but_nul_survives_the_shells_printf(shell):
         b"",
         bytes(rng.randrange(1, 256) for _ in range(3000)),
     ]
-    argv = [shell, "sh", "-c", 'printf %b "$1"', "sh"] if shell == "busybox" else [shell, "-c", 'printf %b "$1"', "sh"]
+    argv = (
+        [shell, "sh", "-c", 'printf %b "$1"', "sh"]
+        if shell == "busybox"
+        else [shell, "-c", 'printf %b "$1"', "sh"]
+    )
     for content in samples:
         done = subprocess.run([*argv, printf_escaped(content)], capture_output=True, check=True)
         assert done.stdout == content
 
 
 def test_step_messages_come_raw_or_base64_and_only_newline_ends_a_record():
-    output = "\n".join([
-        "motd noise",
-        "step\twrite\t/etc/docker/daemon.json\tok\t=/etc/docker/daemon.json.20261129T054500.bak",
-        f"step\terror\tdocker\tfail\t{base64.b64encode(b'line one' + bytes([10]) + b'line two').decode()}",
-        "step\tsysctl\tvm.max_map_count\tok\t=vm.max_map_count = 262144\r",
-        "step\tdone\t-\tok\t=",
-    ])
+    output = "\n".join(
+        [
+            "motd noise",
+            "step\twrite\t/etc/docker/daemon.json\tok\t=/etc/docker/daemon.json.20261129T054500.bak",
+            f"step\terror\tdocker\tfail\t{base64.b64encode(b'line one' + bytes([10]) + b'line two').decode()}",
+            "step\tsysctl\tvm.max_map_count\tok\t=vm.max_map_count = 262144\r",
+            "step\tdone\t-\tok\t=",
+        ]
+    )
 
     applied = parse_apply_output(0, output)
 
     assert [(s.kind, s.subject, s.status) for s in applied.steps] == [
-        ("write", "/etc/docker/daemon.json", "ok"), ("error", "docker", "fail"), ("sysctl", "vm.max_map_count", "ok"), ("done", "-", "ok"),
+        ("write", "/etc/docker/daemon.json", "ok"),
+        ("error", "docker", "fail"),
+        ("sysctl", "vm.max_map_count", "ok"),
+        ("done", "-", "ok"),
     ]
     assert applied.backups == ("/etc/docker/daemon.json.20261129T054500.bak",)
     assert applied.steps[1].message == "line one\nline two"

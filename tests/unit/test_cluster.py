@@ -8,12 +8,24 @@ NODE = KubeNode("worker-1", "10.0.0.5", "worker-1")
 
 
 def requirements(facts: ClusterFacts, targets=None, allow_many=False) -> dict:
-    reqs = cluster_requirements(facts, selector="app=trains", targets=targets, allow_many=allow_many, kustomize_dir="overlay")
+    reqs = cluster_requirements(
+        facts,
+        selector="app=trains",
+        targets=targets,
+        allow_many=allow_many,
+        kustomize_dir="overlay",
+    )
     return {r.id: r for r in reqs}
 
 
 def healthy(**changes) -> ClusterFacts:
-    base = dict(context="prod", kubectl_version="v1.32.4", server_version="v1.29.1", labeled_nodes=(NODE,), node_ports={})
+    base = dict(
+        context="prod",
+        kubectl_version="v1.32.4",
+        server_version="v1.29.1",
+        labeled_nodes=(NODE,),
+        node_ports={},
+    )
     return ClusterFacts(**{**base, **changes})
 
 
@@ -21,7 +33,14 @@ def test_a_healthy_cluster_passes_every_check():
     reqs = requirements(healthy(), targets=[{"10.0.0.5"}])
 
     assert all(r.ok for r in reqs.values())
-    assert set(reqs) == {"kubectl.version", "cluster.reachable", "cluster.labeled-node", "cluster.target-is-labeled", "cluster.node-ports", "kustomize.builds"}
+    assert set(reqs) == {
+        "kubectl.version",
+        "cluster.reachable",
+        "cluster.labeled-node",
+        "cluster.target-is-labeled",
+        "cluster.node-ports",
+        "kustomize.builds",
+    }
 
 
 def test_old_or_missing_kubectl_fails():
@@ -32,7 +51,10 @@ def test_old_or_missing_kubectl_fails():
 def test_unreachable_cluster_stops_the_checks_there():
     reqs = requirements(healthy(server_version=None, server_error="connection refused"))
 
-    assert not reqs["cluster.reachable"].ok and "connection refused" in reqs["cluster.reachable"].actual
+    assert (
+        not reqs["cluster.reachable"].ok
+        and "connection refused" in reqs["cluster.reachable"].actual
+    )
     assert "cluster.labeled-node" not in reqs
 
 
@@ -56,12 +78,18 @@ def test_a_target_that_is_not_the_labeled_node_fails():
 
 
 def test_node_ports_used_by_another_service_fail_but_ours_pass():
-    assert requirements(healthy(node_ports={30008: "trains/apiserver-service"}))["cluster.node-ports"].ok
-    req = requirements(healthy(node_ports={30080: "default/grafana", 31000: "x/y"}))["cluster.node-ports"]
+    assert requirements(healthy(node_ports={30008: "trains/apiserver-service"}))[
+        "cluster.node-ports"
+    ].ok
+    req = requirements(healthy(node_ports={30080: "default/grafana", 31000: "x/y"}))[
+        "cluster.node-ports"
+    ]
     assert not req.ok and req.actual == "30080 used by default/grafana"
 
 
 def test_a_broken_kustomization_fails():
-    req = requirements(healthy(kustomize_error="accumulating resources: missing"))["kustomize.builds"]
+    req = requirements(healthy(kustomize_error="accumulating resources: missing"))[
+        "kustomize.builds"
+    ]
 
     assert not req.ok and "missing" in req.actual

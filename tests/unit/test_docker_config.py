@@ -26,7 +26,11 @@ FLAGS = "--default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"
 
 def merged(config) -> dict:
     """Merge a daemon.json given as a dict (or raw bytes / None) and return the parsed result."""
-    content = config if config is None or isinstance(config, bytes) else json.dumps(config, indent=2).encode()
+    content = (
+        config
+        if config is None or isinstance(config, bytes)
+        else json.dumps(config, indent=2).encode()
+    )
     return json.loads(merge_daemon_json(content, DESIRED, DJ))
 
 
@@ -53,7 +57,19 @@ def test_ulimit_value_unlimited_hard_is_above_any_soft():
     assert parse_ulimit_value("nofile=1024:-1", "x") == Ulimit("nofile", 1024, -1)
 
 
-@pytest.mark.parametrize("value", ["nofile", "nofile=", "=1024:2048", "nofile=lots", "nofile=1024:lots", "nofile=1:2:3", "nofile=1_024:65536", "nofile= 1024"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "nofile",
+        "nofile=",
+        "=1024:2048",
+        "nofile=lots",
+        "nofile=1024:lots",
+        "nofile=1:2:3",
+        "nofile=1_024:65536",
+        "nofile= 1024",
+    ],
+)
 def test_unparsable_ulimit_value_is_a_config_error_naming_the_value(value):
     with pytest.raises(ConfigError) as err:
         parse_ulimit_value(value, "/etc/sysconfig/docker")
@@ -112,7 +128,9 @@ def test_nan_and_infinity_are_refused_like_dockerd_does(content):
         parse_daemon_json(content, DJ)
 
 
-@pytest.mark.parametrize("content, kind", [(b"[]", "array"), (b'"x"', "string"), (b"1", "number"), (b"null", "null")])
+@pytest.mark.parametrize(
+    "content, kind", [(b"[]", "array"), (b'"x"', "string"), (b"1", "number"), (b"null", "null")]
+)
 def test_top_level_that_is_not_an_object_is_refused(content, kind):
     with pytest.raises(ConfigError, match=f"top level is a JSON {kind}, not an object"):
         parse_daemon_json(content, DJ)
@@ -127,10 +145,21 @@ def test_no_default_ulimits_key_means_no_limits():
 
 def test_limits_are_read_by_entry_name():
     config = {"default-ulimits": {"nofile": entry(), "memlock": entry("memlock", -1, -1)}}
-    assert limits_of(config) == {"nofile": Ulimit("nofile", 1024, 65536), "memlock": Ulimit("memlock", -1, -1)}
+    assert limits_of(config) == {
+        "nofile": Ulimit("nofile", 1024, 65536),
+        "memlock": Ulimit("memlock", -1, -1),
+    }
 
 
-@pytest.mark.parametrize("keys", [("Name", "Soft", "Hard"), ("name", "soft", "hard"), ("NAME", "SOFT", "HARD"), ("nAmE", "sOfT", "hArD")])
+@pytest.mark.parametrize(
+    "keys",
+    [
+        ("Name", "Soft", "Hard"),
+        ("name", "soft", "hard"),
+        ("NAME", "SOFT", "HARD"),
+        ("nAmE", "sOfT", "hArD"),
+    ],
+)
 def test_entry_fields_are_recognised_in_any_case(keys):
     config = {"default-ulimits": {"nofile": entry(keys=keys)}}
     assert limits_of(config) == {"nofile": Ulimit("nofile", 1024, 65536)}
@@ -158,7 +187,9 @@ def test_hard_that_is_not_an_integer_is_refused(hard):
 
 
 def test_soft_that_is_a_string_is_refused():
-    with pytest.raises(ConfigError, match=r"default-ulimits\.nofile\.soft is '1024', not an integer"):
+    with pytest.raises(
+        ConfigError, match=r"default-ulimits\.nofile\.soft is '1024', not an integer"
+    ):
         limits_of({"default-ulimits": {"nofile": entry(soft="1024")}})
 
 
@@ -203,7 +234,12 @@ def test_empty_object_gets_both_limits():
 
 
 def test_other_top_level_keys_are_kept():
-    config = {"log-driver": "journald", "live-restore": True, "storage-driver": "overlay2", "insecure-registries": ["r:5000"]}
+    config = {
+        "log-driver": "journald",
+        "live-restore": True,
+        "storage-driver": "overlay2",
+        "insecure-registries": ["r:5000"],
+    }
     result = merged(config)
     assert {k: v for k, v in result.items() if k != "default-ulimits"} == config
 
@@ -285,14 +321,28 @@ def test_entry_missing_soft_gets_one_soft_field():
 
 
 def test_entry_without_name_gets_one_even_when_limits_are_met():
-    content = json.dumps({"default-ulimits": {"nofile": {"Soft": 1024, "Hard": 65536}, "memlock": entry("memlock", -1, -1)}}).encode()
+    content = json.dumps(
+        {
+            "default-ulimits": {
+                "nofile": {"Soft": 1024, "Hard": 65536},
+                "memlock": entry("memlock", -1, -1),
+            }
+        }
+    ).encode()
     result = json.loads(merge_daemon_json(content, DESIRED, DJ))
     assert result["default-ulimits"]["nofile"] == {"Soft": 1024, "Hard": 65536, "Name": "nofile"}
 
 
 @pytest.mark.parametrize("name", ["", None])
 def test_entry_with_empty_name_gets_its_key_as_name(name):
-    content = json.dumps({"default-ulimits": {"nofile": {"name": name, "soft": 1024, "hard": 65536}, "memlock": entry("memlock", -1, -1)}}).encode()
+    content = json.dumps(
+        {
+            "default-ulimits": {
+                "nofile": {"name": name, "soft": 1024, "hard": 65536},
+                "memlock": entry("memlock", -1, -1),
+            }
+        }
+    ).encode()
     result = json.loads(merge_daemon_json(content, DESIRED, DJ))
     assert result["default-ulimits"]["nofile"] == {"name": "nofile", "soft": 1024, "hard": 65536}
 
@@ -304,7 +354,10 @@ def test_key_taken_by_an_entry_of_another_limit_is_refused_not_overwritten():
 
 
 def test_null_default_ulimits_is_treated_as_no_entries():
-    assert limits_of(merged(b'{"default-ulimits": null, "debug": true}')) == {"nofile": DESIRED[0], "memlock": DESIRED[1]}
+    assert limits_of(merged(b'{"default-ulimits": null, "debug": true}')) == {
+        "nofile": DESIRED[0],
+        "memlock": DESIRED[1],
+    }
 
 
 def test_merge_keeps_tab_indentation():
@@ -318,7 +371,11 @@ def test_merge_keeps_four_space_indentation():
 
 
 def test_merged_output_merged_again_is_unchanged():
-    once = merge_daemon_json(b'{"default-ulimits": {"nofile": {"name": "nofile", "soft": 512, "hard": 4096}}}', DESIRED, DJ)
+    once = merge_daemon_json(
+        b'{"default-ulimits": {"nofile": {"name": "nofile", "soft": 512, "hard": 4096}}}',
+        DESIRED,
+        DJ,
+    )
     assert merge_daemon_json(once, DESIRED, DJ) == once
 
 
@@ -331,9 +388,18 @@ def test_merged_output_merged_again_is_unchanged():
         (b'{"a": 1', "invalid JSON at line 1 column"),
         (b"[]", "top level is a JSON array"),
         (b'{"default-ulimits": []}', "default-ulimits is a JSON array"),
-        (b'{"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": "65536"}}}', "not an integer"),
-        (b'{"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 65536.0}}}', "not an integer"),
-        (b'{"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 2048, "Hard": 1024}}}', "soft 2048 above hard 1024"),
+        (
+            b'{"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": "65536"}}}',
+            "not an integer",
+        ),
+        (
+            b'{"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 65536.0}}}',
+            "not an integer",
+        ),
+        (
+            b'{"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 2048, "Hard": 1024}}}',
+            "soft 2048 above hard 1024",
+        ),
     ],
 )
 def test_merge_refuses_a_file_dockerd_would_refuse(content, message):
@@ -349,7 +415,10 @@ def test_merge_refuses_a_file_dockerd_would_refuse(content, message):
 
 def test_double_quoted_options_get_the_flags_appended():
     text = 'OPTIONS="--selinux-enabled --log-driver=journald"\n'
-    assert merge_sysconfig(text, DESIRED, SC) == f'OPTIONS="--selinux-enabled --log-driver=journald {FLAGS}"\n'
+    assert (
+        merge_sysconfig(text, DESIRED, SC)
+        == f'OPTIONS="--selinux-enabled --log-driver=journald {FLAGS}"\n'
+    )
 
 
 def test_single_quoted_options_keep_single_quotes():
@@ -359,18 +428,27 @@ def test_single_quoted_options_keep_single_quotes():
 
 
 def test_unquoted_options_are_quoted_when_flags_are_added():
-    assert merge_sysconfig("OPTIONS=--selinux-enabled\n", DESIRED, SC) == f'OPTIONS="--selinux-enabled {FLAGS}"\n'
+    assert (
+        merge_sysconfig("OPTIONS=--selinux-enabled\n", DESIRED, SC)
+        == f'OPTIONS="--selinux-enabled {FLAGS}"\n'
+    )
 
 
 def test_unquoted_options_with_several_flags_keep_them_all_inside_the_quotes():
     # systemd's EnvironmentFile reads the whole rest of the line as the value
     text = "OPTIONS=--selinux-enabled --log-driver=journald\n"
-    assert merge_sysconfig(text, DESIRED, SC) == f'OPTIONS="--selinux-enabled --log-driver=journald {FLAGS}"\n'
+    assert (
+        merge_sysconfig(text, DESIRED, SC)
+        == f'OPTIONS="--selinux-enabled --log-driver=journald {FLAGS}"\n'
+    )
 
 
 def test_unquoted_options_keep_a_trailing_shell_comment_outside_the_value():
     text = "OPTIONS=--selinux-enabled  # set by the installer\n"
-    assert merge_sysconfig(text, DESIRED, SC) == f'OPTIONS="--selinux-enabled {FLAGS}"  # set by the installer\n'
+    assert (
+        merge_sysconfig(text, DESIRED, SC)
+        == f'OPTIONS="--selinux-enabled {FLAGS}"  # set by the installer\n'
+    )
 
 
 def test_low_ulimit_after_the_first_unquoted_flag_is_seen():
@@ -391,7 +469,9 @@ def test_options_of_blanks_get_just_the_flags():
 
 
 def test_export_options_is_recognised():
-    assert merge_sysconfig('export OPTIONS="--a"\n', DESIRED, SC) == f'export OPTIONS="--a {FLAGS}"\n'
+    assert (
+        merge_sysconfig('export OPTIONS="--a"\n', DESIRED, SC) == f'export OPTIONS="--a {FLAGS}"\n'
+    )
 
 
 def test_missing_options_line_is_appended():
@@ -418,7 +498,10 @@ def test_comments_and_other_variables_are_kept_byte_identical():
         "ADD_REGISTRY='--add-registry registry.access.redhat.com'\n"
     )
     text = before + "OPTIONS='--selinux-enabled'\n" + after
-    assert merge_sysconfig(text, DESIRED, SC) == before + f"OPTIONS='--selinux-enabled {FLAGS}'\n" + after
+    assert (
+        merge_sysconfig(text, DESIRED, SC)
+        == before + f"OPTIONS='--selinux-enabled {FLAGS}'\n" + after
+    )
 
 
 def test_commented_out_options_is_ignored():
@@ -437,7 +520,8 @@ def test_last_options_assignment_wins():
     text = 'OPTIONS="--default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"\nOPTIONS="--selinux-enabled"\n'
     assert sysconfig_ulimits(text, SC) == {}
     assert merge_sysconfig(text, DESIRED, SC) == (
-        'OPTIONS="--default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"\n' f'OPTIONS="--selinux-enabled {FLAGS}"\n'
+        'OPTIONS="--default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"\n'
+        f'OPTIONS="--selinux-enabled {FLAGS}"\n'
     )
 
 
@@ -455,12 +539,18 @@ def test_low_nofile_flag_is_raised_in_place_not_duplicated():
 
 def test_equals_form_of_the_flag_is_raised_in_place():
     text = 'OPTIONS="--default-ulimit=nofile=1024:4096 --default-ulimit=memlock=64:64"\n'
-    assert merge_sysconfig(text, DESIRED, SC) == 'OPTIONS="--default-ulimit=nofile=1024:65536 --default-ulimit=memlock=-1:-1"\n'
+    assert (
+        merge_sysconfig(text, DESIRED, SC)
+        == 'OPTIONS="--default-ulimit=nofile=1024:65536 --default-ulimit=memlock=-1:-1"\n'
+    )
 
 
 def test_equals_form_is_read():
     text = "OPTIONS='--default-ulimit=nofile=2048:65536 --default-ulimit=memlock=-1'\n"
-    assert sysconfig_ulimits(text, SC) == {"nofile": Ulimit("nofile", 2048, 65536), "memlock": Ulimit("memlock", -1, -1)}
+    assert sysconfig_ulimits(text, SC) == {
+        "nofile": Ulimit("nofile", 2048, 65536),
+        "memlock": Ulimit("memlock", -1, -1),
+    }
 
 
 def test_higher_flags_are_kept_and_file_returned_unchanged():
@@ -475,14 +565,20 @@ def test_exactly_satisfying_flags_return_the_same_string():
 
 def test_higher_soft_kept_when_only_hard_is_raised():
     text = 'OPTIONS="--default-ulimit nofile=8192:8192 --default-ulimit memlock=-1:-1"\n'
-    assert merge_sysconfig(text, DESIRED, SC) == 'OPTIONS="--default-ulimit nofile=8192:65536 --default-ulimit memlock=-1:-1"\n'
+    assert (
+        merge_sysconfig(text, DESIRED, SC)
+        == 'OPTIONS="--default-ulimit nofile=8192:65536 --default-ulimit memlock=-1:-1"\n'
+    )
 
 
 def test_last_of_two_flags_for_one_limit_is_the_one_read_and_raised():
     text = 'OPTIONS="--default-ulimit nofile=1024:65536 --default-ulimit nofile=10:20 --default-ulimit memlock=-1"\n'
     assert sysconfig_ulimits(text, SC)["nofile"] == Ulimit("nofile", 10, 20)
     result = merge_sysconfig(text, DESIRED, SC)
-    assert result == 'OPTIONS="--default-ulimit nofile=1024:65536 --default-ulimit nofile=1024:65536 --default-ulimit memlock=-1"\n'
+    assert (
+        result
+        == 'OPTIONS="--default-ulimit nofile=1024:65536 --default-ulimit nofile=1024:65536 --default-ulimit memlock=-1"\n'
+    )
 
 
 def test_merged_sysconfig_merged_again_is_unchanged():
@@ -490,7 +586,10 @@ def test_merged_sysconfig_merged_again_is_unchanged():
     assert merge_sysconfig(once, DESIRED, SC) is once
 
 
-@pytest.mark.parametrize("text, line", [('OPTIONS="--selinux-enabled\n', 1), ("X=1\nOPTIONS='--selinux-enabled\nY=2\n", 2)])
+@pytest.mark.parametrize(
+    "text, line",
+    [('OPTIONS="--selinux-enabled\n', 1), ("X=1\nOPTIONS='--selinux-enabled\nY=2\n", 2)],
+)
 def test_unterminated_quote_is_refused_with_its_line(text, line):
     with pytest.raises(ConfigError) as err:
         merge_sysconfig(text, DESIRED, SC)
@@ -529,7 +628,10 @@ def test_cmdline_flag_with_separate_value():
 
 def test_cmdline_flag_with_equals_value():
     argv = ("dockerd", "--default-ulimit=memlock=-1:-1", "--default-ulimit=nofile=2048")
-    assert cmdline_ulimits(argv, "cmdline") == {"memlock": Ulimit("memlock", -1, -1), "nofile": Ulimit("nofile", 2048, 2048)}
+    assert cmdline_ulimits(argv, "cmdline") == {
+        "memlock": Ulimit("memlock", -1, -1),
+        "nofile": Ulimit("nofile", 2048, 2048),
+    }
 
 
 def test_cmdline_last_flag_for_a_limit_wins():
@@ -548,7 +650,9 @@ def test_cmdline_flag_without_value_at_the_end_is_ignored():
 
 def test_cmdline_bad_value_is_a_config_error_naming_where():
     with pytest.raises(ConfigError) as err:
-        cmdline_ulimits(("dockerd", "--default-ulimit", "nofile"), "the running dockerd's command line")
+        cmdline_ulimits(
+            ("dockerd", "--default-ulimit", "nofile"), "the running dockerd's command line"
+        )
     assert str(err.value).startswith("the running dockerd's command line: cannot parse")
 
 

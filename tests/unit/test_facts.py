@@ -8,7 +8,14 @@ import time
 
 import pytest
 
-from trains_nodeprep.facts import ARCHIVE_MARKER, NOW_ENTRY, TAR_ARGV, DirFact, FactsParseError, parse_facts
+from trains_nodeprep.facts import (
+    ARCHIVE_MARKER,
+    NOW_ENTRY,
+    TAR_ARGV,
+    DirFact,
+    FactsParseError,
+    parse_facts,
+)
 
 EMPTY_ARCHIVE = bytes(1024)  # tar's end-of-archive: two zero blocks
 
@@ -34,18 +41,22 @@ def record(kind: str, name: str, state: str, data: str = "") -> str:
 
 
 def test_parses_files_in_their_three_states_and_the_rest():
-    output = script_output([
-        "Welcome to node1 (motd noise)",
-        record("id", "user", "ok", "deploy"),
-        record("init", "system", "ok", "systemd"),
-        record("proc", "dockerd", "812", "/usr/sbin/dockerd\n-H\nfd://\n"),
-        record("file", "/etc/docker/daemon.json", "file", ""),
-        record("file", "/etc/sysconfig/docker", "absent"),
-        record("file", "/etc/sysctl.d/99-trains.conf", "unreadable"),
-        record("file", "/usr/lib/sysctl.d/50-default.conf", "file", "kernel.pid_max = 4194304\n"),
-        record("sysctl", "vm.max_map_count", "ok", "65530"),
-        record("end", "end", "ok"),
-    ])
+    output = script_output(
+        [
+            "Welcome to node1 (motd noise)",
+            record("id", "user", "ok", "deploy"),
+            record("init", "system", "ok", "systemd"),
+            record("proc", "dockerd", "812", "/usr/sbin/dockerd\n-H\nfd://\n"),
+            record("file", "/etc/docker/daemon.json", "file", ""),
+            record("file", "/etc/sysconfig/docker", "absent"),
+            record("file", "/etc/sysctl.d/99-trains.conf", "unreadable"),
+            record(
+                "file", "/usr/lib/sysctl.d/50-default.conf", "file", "kernel.pid_max = 4194304\n"
+            ),
+            record("sysctl", "vm.max_map_count", "ok", "65530"),
+            record("end", "end", "ok"),
+        ]
+    )
 
     facts = parse_facts(output)
 
@@ -56,11 +67,16 @@ def test_parses_files_in_their_three_states_and_the_rest():
     assert facts.file("/etc/sysctl.d/99-trains.conf").state == "unreadable"
     assert facts.file("/nowhere").state == "absent"
     assert facts.sysctl_runtime == {"vm.max_map_count": 65530}
-    assert set(facts.sysctl_files) == {"/etc/sysctl.d/99-trains.conf", "/usr/lib/sysctl.d/50-default.conf"}
+    assert set(facts.sysctl_files) == {
+        "/etc/sysctl.d/99-trains.conf",
+        "/usr/lib/sysctl.d/50-default.conf",
+    }
 
 
 def test_no_dockerd_means_docker_not_running():
-    facts = parse_facts(script_output([record("id", "user", "ok", "root"), record("end", "end", "ok")]))
+    facts = parse_facts(
+        script_output([record("id", "user", "ok", "root"), record("end", "end", "ok")])
+    )
 
     assert not facts.docker_running and facts.dockerd_argv == ()
 
@@ -68,22 +84,30 @@ def test_no_dockerd_means_docker_not_running():
 def test_output_cut_short_is_an_error():
     with pytest.raises(FactsParseError, match="ended early"):
         parse_facts(record("id", "user", "ok", "root").encode())
-    with pytest.raises(FactsParseError, match="ended early"):  # the shell part stopped before its end record
+    with pytest.raises(
+        FactsParseError, match="ended early"
+    ):  # the shell part stopped before its end record
         parse_facts(script_output([record("id", "user", "ok", "root")]))
 
 
 def test_an_archive_cut_short_is_an_error(tmp_path):
     (tmp_path / "sysctl.conf").write_bytes(b"x" * 600)
     archive = real_archive([str(tmp_path / "sysctl.conf")])
-    member_end = 3 * 512 + 1024  # pax header and its data, the file's header, 600 bytes in two blocks
-    assert archive[member_end:member_end + 1024] == bytes(1024) and archive[member_end - 512:member_end] != bytes(512)
+    member_end = (
+        3 * 512 + 1024
+    )  # pax header and its data, the file's header, 600 bytes in two blocks
+    assert archive[member_end : member_end + 1024] == bytes(1024) and archive[
+        member_end - 512 : member_end
+    ] != bytes(512)
     for cut in (member_end, member_end - 512):  # after a whole member, and inside one
         with pytest.raises(FactsParseError, match="archive is damaged"):
             parse_facts(script_output([record("end", "end", "ok")], archive[:cut]))
 
 
 def test_missing_sysctl_key_is_none():
-    facts = parse_facts(script_output([record("sysctl", "vm.nope", "absent"), record("end", "end", "ok")]))
+    facts = parse_facts(
+        script_output([record("sysctl", "vm.nope", "absent"), record("end", "end", "ok")])
+    )
 
     assert facts.sysctl_runtime == {"vm.nope": None}
 
@@ -92,27 +116,52 @@ def test_runtime_records_kubelet_containerd_sockets_and_unit(tmp_path):
     dropin = tmp_path / "99-trains.conf"
     dropin.write_text("[Service]\n")
     os.utime(dropin, (time.time() - 30, time.time() - 30))
-    output = script_output([
-        record("id", "user", "ok", "root"),
-        record("containerd", "installed", "ok", "yes"),
-        record("proc", "kubelet", "700", "/usr/bin/kubelet\n--config=/var/lib/kubelet/config.yaml\n"),
-        record("proc", "containerd", "311", "/usr/bin/containerd\n"),
-        record("limits", "311", "ok", "Limit  Soft Limit  Hard Limit  Units\n"),
-        record("proc", "containerd", "900", "containerd\n--config\n/var/run/docker/containerd/containerd.toml\n"),
-        record("socket", "/run/containerd/containerd.sock", "ok"),
-        record("unit-show", "containerd.service", "ok", "LoadState=loaded\nLimitNOFILE=infinity\nDropInPaths=/a.conf /b.conf\n"),
-        "clock\tcontainerd.service-started\tok\t=1000 60.5",
-        record("end", "end", "ok"),
-    ], real_archive([str(dropin), NOW_ENTRY]))
+    output = script_output(
+        [
+            record("id", "user", "ok", "root"),
+            record("containerd", "installed", "ok", "yes"),
+            record(
+                "proc",
+                "kubelet",
+                "700",
+                "/usr/bin/kubelet\n--config=/var/lib/kubelet/config.yaml\n",
+            ),
+            record("proc", "containerd", "311", "/usr/bin/containerd\n"),
+            record("limits", "311", "ok", "Limit  Soft Limit  Hard Limit  Units\n"),
+            record(
+                "proc",
+                "containerd",
+                "900",
+                "containerd\n--config\n/var/run/docker/containerd/containerd.toml\n",
+            ),
+            record("socket", "/run/containerd/containerd.sock", "ok"),
+            record(
+                "unit-show",
+                "containerd.service",
+                "ok",
+                "LoadState=loaded\nLimitNOFILE=infinity\nDropInPaths=/a.conf /b.conf\n",
+            ),
+            "clock\tcontainerd.service-started\tok\t=1000 60.5",
+            record("end", "end", "ok"),
+        ],
+        real_archive([str(dropin), NOW_ENTRY]),
+    )
 
     facts = parse_facts(output)
 
     assert facts.kubelet_argv == ("/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml")
     assert facts.containerd_installed and not facts.docker_installed
-    assert facts.containerd_processes == ((311, ("/usr/bin/containerd",)), (900, ("containerd", "--config", "/var/run/docker/containerd/containerd.toml")))
+    assert facts.containerd_processes == (
+        (311, ("/usr/bin/containerd",)),
+        (900, ("containerd", "--config", "/var/run/docker/containerd/containerd.toml")),
+    )
     assert facts.process_limits == {311: "Limit  Soft Limit  Hard Limit  Units\n"}
     assert facts.sockets == ("/run/containerd/containerd.sock",)
-    assert facts.containerd_unit == {"LoadState": "loaded", "LimitNOFILE": "infinity", "DropInPaths": "/a.conf /b.conf"}
+    assert facts.containerd_unit == {
+        "LoadState": "loaded",
+        "LimitNOFILE": "infinity",
+        "DropInPaths": "/a.conf /b.conf",
+    }
     assert facts.containerd_age == pytest.approx(50.5)  # uptime 60.5 s, started at tick 1000 (10 s)
     # the file's age on the node's clock: /proc/self's entry is timed when tar looks it up
     assert facts.file_ages == {str(dropin): pytest.approx(30.0, abs=1.0)}
@@ -120,7 +169,9 @@ def test_runtime_records_kubelet_containerd_sockets_and_unit(tmp_path):
 
 def test_without_the_clock_entry_no_file_has_an_age(tmp_path):
     (tmp_path / "daemon.json").write_text("{}")
-    facts = parse_facts(script_output([record("end", "end", "ok")], real_archive([str(tmp_path / "daemon.json")])))
+    facts = parse_facts(
+        script_output([record("end", "end", "ok")], real_archive([str(tmp_path / "daemon.json")]))
+    )
 
     assert facts.file_ages == {}
 
@@ -138,13 +189,27 @@ def test_file_contents_come_in_one_tar_made_by_the_real_tar(tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir(mode=0o750)
     (logs / "inside.log").write_text("not sent: a directory is one entry")
-    archive = real_archive([str(real), str(link), str(empty), str(tmp_path / "gone"), str(logs), str(tmp_path / "no-such-dir")])
-    output = script_output([
-        record("want", str(real), "ok"), record("want", str(link), "ok"), record("want", str(empty), "ok"),
-        record("want", str(tmp_path / "gone"), "ok"),  # vanished before tar read it
-        "proc\tdockerd\t812\t=/usr/sbin/dockerd\x1f-H\x1ffd://\x1f",
-        record("end", "end", "ok"),
-    ], archive)
+    archive = real_archive(
+        [
+            str(real),
+            str(link),
+            str(empty),
+            str(tmp_path / "gone"),
+            str(logs),
+            str(tmp_path / "no-such-dir"),
+        ]
+    )
+    output = script_output(
+        [
+            record("want", str(real), "ok"),
+            record("want", str(link), "ok"),
+            record("want", str(empty), "ok"),
+            record("want", str(tmp_path / "gone"), "ok"),  # vanished before tar read it
+            "proc\tdockerd\t812\t=/usr/sbin/dockerd\x1f-H\x1ffd://\x1f",
+            record("end", "end", "ok"),
+        ],
+        archive,
+    )
 
     facts = parse_facts(output)
 
@@ -160,18 +225,23 @@ def test_file_contents_come_in_one_tar_made_by_the_real_tar(tmp_path):
 
 
 def test_a_damaged_archive_is_a_parse_error():
-    output = script_output([record("want", "/etc/docker/daemon.json", "ok"), record("end", "end", "ok")], b"not a tar at all" * 64 + bytes(1024))
+    output = script_output(
+        [record("want", "/etc/docker/daemon.json", "ok"), record("end", "end", "ok")],
+        b"not a tar at all" * 64 + bytes(1024),
+    )
     with pytest.raises(FactsParseError, match="archive"):
         parse_facts(output)
 
 
 def test_a_file_name_with_a_tab_or_newline_is_reported_not_split():
-    output = script_output([
-        record("oddname", "-", "ok", "/etc/sysctl.d/zz\nlow.conf"),
-        record("oddname", "-", "ok", "/etc/sysctl.d/a\tb.conf"),
-        record("sysctl", "vm.max_map_count", "ok", "65530"),
-        record("end", "end", "ok"),
-    ])
+    output = script_output(
+        [
+            record("oddname", "-", "ok", "/etc/sysctl.d/zz\nlow.conf"),
+            record("oddname", "-", "ok", "/etc/sysctl.d/a\tb.conf"),
+            record("sysctl", "vm.max_map_count", "ok", "65530"),
+            record("end", "end", "ok"),
+        ]
+    )
 
     facts = parse_facts(output)
 

@@ -38,12 +38,16 @@ def test_outcomes_come_in_the_nodes_order_with_at_most_parallel_at_once():
         return outcome
 
     heard: list[tuple[str, str]] = []
-    outcomes = for_each_node(nodes, action, parallel=4, progress=lambda label, state: heard.append((label, state)))
+    outcomes = for_each_node(
+        nodes, action, parallel=4, progress=lambda label, state: heard.append((label, state))
+    )
 
     assert [o.label for o in outcomes] == [n.label for n in nodes]
     assert 1 < peak <= 4
     assert all(node.closed for node in nodes)
-    assert sorted(label for label, state in heard if state == "ready") == sorted(n.label for n in nodes)
+    assert sorted(label for label, state in heard if state == "ready") == sorted(
+        n.label for n in nodes
+    )
 
 
 def test_a_bug_in_the_action_is_raised_not_swallowed():

@@ -20,7 +20,14 @@ OVERLAY = MANIFESTS / "overlays" / "current_version"
 KUBE_VERSION = "1.32"  # the kubectl here is 1.32; kubernetes-validate bundles its schemas
 PINNED_TAG = "0.16.1"
 
-CLUSTER_SCOPED = {"Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding", "StorageClass"}
+CLUSTER_SCOPED = {
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "StorageClass",
+}
 
 
 def _kubectl() -> str:
@@ -32,7 +39,11 @@ def _kubectl() -> str:
 @pytest.fixture(scope="module")
 def rendered() -> list[dict]:
     out = subprocess.run(
-        [_kubectl(), "kustomize", str(OVERLAY)], capture_output=True, text=True, timeout=60, check=False
+        [_kubectl(), "kustomize", str(OVERLAY)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
@@ -56,7 +67,9 @@ def host_paths(deployment: dict) -> dict[str, str]:
     """mountPath in the container -> hostPath on the node."""
     pod = deployment["spec"]["template"]["spec"]
     volumes = {v["name"]: v["hostPath"]["path"] for v in pod.get("volumes", []) if "hostPath" in v}
-    return {m["mountPath"]: volumes[m["name"]] for m in container(deployment).get("volumeMounts", [])}
+    return {
+        m["mountPath"]: volumes[m["name"]] for m in container(deployment).get("volumeMounts", [])
+    }
 
 
 def test_overlay_uses_resources_not_deprecated_bases() -> None:
@@ -72,7 +85,10 @@ def test_the_expected_objects(rendered: list[dict]) -> None:
     kinds = sorted((o["kind"], o["metadata"]["name"]) for o in rendered)
     assert kinds == sorted(
         [("Namespace", "trains")]
-        + [("Deployment", n) for n in ("apiserver", "webserver", "fileserver", "elasticsearch", "mongo", "redis")]
+        + [
+            ("Deployment", n)
+            for n in ("apiserver", "webserver", "fileserver", "elasticsearch", "mongo", "redis")
+        ]
         + [
             ("Service", n)
             for n in (
@@ -110,12 +126,23 @@ def test_node_ports_exactly(rendered: list[dict]) -> None:
     }
     for name in ("apiserver-service", "webserver-service", "fileserver-service"):
         assert services[name]["spec"]["type"] == "NodePort"
-    cluster_ip = {name: [p["port"] for p in s["spec"]["ports"]] for name, s in services.items() if s["spec"]["type"] == "ClusterIP"}
-    assert cluster_ip == {"elasticsearch-service": [9200], "mongo-service": [27017], "redis": [6379]}
+    cluster_ip = {
+        name: [p["port"] for p in s["spec"]["ports"]]
+        for name, s in services.items()
+        if s["spec"]["type"] == "ClusterIP"
+    }
+    assert cluster_ip == {
+        "elasticsearch-service": [9200],
+        "mongo-service": [27017],
+        "redis": [6379],
+    }
 
 
 def test_every_service_selects_a_deployment(rendered: list[dict]) -> None:
-    pod_labels = [d["spec"]["template"]["metadata"]["labels"] for d in by_kind(rendered, "Deployment").values()]
+    pod_labels = [
+        d["spec"]["template"]["metadata"]["labels"]
+        for d in by_kind(rendered, "Deployment").values()
+    ]
     for name, svc in by_kind(rendered, "Service").items():
         selector = svc["spec"]["selector"]
         matching = [labels for labels in pod_labels if selector.items() <= labels.items()]
@@ -127,7 +154,10 @@ def test_every_pod_runs_on_the_trains_node(rendered: list[dict]) -> None:
     assert deployments
     for name, dep in deployments.items():
         assert dep["spec"]["template"]["spec"]["nodeSelector"] == {"app": "trains"}, name
-        assert dep["spec"]["selector"]["matchLabels"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+        assert (
+            dep["spec"]["selector"]["matchLabels"].items()
+            <= dep["spec"]["template"]["metadata"]["labels"].items()
+        )
 
 
 def test_elasticsearch(rendered: list[dict]) -> None:
@@ -179,17 +209,31 @@ def test_trains_server_deployments(rendered: list[dict]) -> None:
 
 
 def test_only_the_overlay_pins_the_trains_server_tag(rendered: list[dict]) -> None:
-    images = {c["image"] for d in by_kind(rendered, "Deployment").values() for c in d["spec"]["template"]["spec"]["containers"]}
-    assert {i for i in images if i.startswith("allegroai/")} == {f"allegroai/trains-server:{PINNED_TAG}"}
+    images = {
+        c["image"]
+        for d in by_kind(rendered, "Deployment").values()
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
+    assert {i for i in images if i.startswith("allegroai/")} == {
+        f"allegroai/trains-server:{PINNED_TAG}"
+    }
     for path in (MANIFESTS / "base").glob("*.yaml"):
         for doc in yaml.safe_load_all(path.read_text()):
-            for c in (doc or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+            for c in (
+                (doc or {})
+                .get("spec", {})
+                .get("template", {})
+                .get("spec", {})
+                .get("containers", [])
+            ):
                 if c["image"].startswith("allegroai/trains-server"):
                     assert c["image"] == "allegroai/trains-server", (path, c["image"])
 
 
 def test_every_object_validates_against_the_kubernetes_schema(rendered: list[dict]) -> None:
-    assert KUBE_VERSION in {kubernetes_validate.utils.major_minor(v) for v in kubernetes_validate.utils.all_versions()}
+    assert KUBE_VERSION in {
+        kubernetes_validate.utils.major_minor(v) for v in kubernetes_validate.utils.all_versions()
+    }
     for obj in rendered:
         # Raises ValidationError (bad or unknown field: strict) or SchemaNotFoundError.
         validated = kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
@@ -198,6 +242,8 @@ def test_every_object_validates_against_the_kubernetes_schema(rendered: list[dic
 
 def test_the_strict_schema_check_catches_a_misspelt_field(rendered: list[dict]) -> None:
     dep = copy.deepcopy(by_kind(rendered, "Deployment")["elasticsearch"])
-    dep["spec"]["template"]["spec"]["nodeSelecter"] = dep["spec"]["template"]["spec"].pop("nodeSelector")
+    dep["spec"]["template"]["spec"]["nodeSelecter"] = dep["spec"]["template"]["spec"].pop(
+        "nodeSelector"
+    )
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(dep, KUBE_VERSION, strict=True)

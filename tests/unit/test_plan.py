@@ -14,26 +14,46 @@ DESIRED = DesiredState(
     sysctl_file="/etc/sysctl.d/99-trains.conf",
     source="test",
 )
-READY_JSON = json.dumps({"default-ulimits": {
-    "nofile": {"Name": "nofile", "Soft": 1024, "Hard": 65536},
-    "memlock": {"Name": "memlock", "Soft": -1, "Hard": -1},
-}}).encode()
+READY_JSON = json.dumps(
+    {
+        "default-ulimits": {
+            "nofile": {"Name": "nofile", "Soft": 1024, "Hard": 65536},
+            "memlock": {"Name": "memlock", "Soft": -1, "Hard": -1},
+        }
+    }
+).encode()
 SYSCTL_FILE = "/etc/sysctl.d/99-trains.conf"
 
 
-def node(files: dict[str, bytes | str] | None = None, runtime: int | None = 65530, argv: tuple[str, ...] = ("/usr/sbin/dockerd",),
-         docker_running: bool = True, init: str = "sysvinit") -> NodeFacts:
+def node(
+    files: dict[str, bytes | str] | None = None,
+    runtime: int | None = 65530,
+    argv: tuple[str, ...] = ("/usr/sbin/dockerd",),
+    docker_running: bool = True,
+    init: str = "sysvinit",
+) -> NodeFacts:
     facts_files = {}
     for path, content in (files or {}).items():
         if content == "<directory>":
             facts_files[path] = FileFact(path, "directory")
         else:
-            facts_files[path] = FileFact(path, "file", content.encode() if isinstance(content, str) else content)
-    sysctl_paths = tuple(p for p in facts_files if p.startswith(("/etc/sysctl", "/usr/lib/sysctl.d", "/run/sysctl.d")))
+            facts_files[path] = FileFact(
+                path, "file", content.encode() if isinstance(content, str) else content
+            )
+    sysctl_paths = tuple(
+        p
+        for p in facts_files
+        if p.startswith(("/etc/sysctl", "/usr/lib/sysctl.d", "/run/sysctl.d"))
+    )
     return NodeFacts(
-        user="root", init_system=init, docker_installed=True, dockerd_pid=42 if docker_running else None,
-        dockerd_argv=argv if docker_running else (), files=facts_files,
-        sysctl_runtime={"vm.max_map_count": runtime}, sysctl_files=sysctl_paths,
+        user="root",
+        init_system=init,
+        docker_installed=True,
+        dockerd_pid=42 if docker_running else None,
+        dockerd_argv=argv if docker_running else (),
+        files=facts_files,
+        sysctl_runtime={"vm.max_map_count": runtime},
+        sysctl_files=sysctl_paths,
     )
 
 
@@ -49,13 +69,18 @@ def test_fresh_node_gets_daemon_json_sysctl_file_write_and_restart():
     assert plan.restart_docker and not plan.blockers
     assert not plan.ready
     assert {r.id: r.ok for r in plan.requirements} == {
-        "docker.default-ulimit.nofile": False, "docker.default-ulimit.memlock": False,
-        "sysctl.vm.max_map_count": False, "sysctl.vm.max_map_count.persisted": False,
+        "docker.default-ulimit.nofile": False,
+        "docker.default-ulimit.memlock": False,
+        "sysctl.vm.max_map_count": False,
+        "sysctl.vm.max_map_count.persisted": False,
     }
 
 
 def test_ready_node_has_an_empty_plan():
-    plan = make_plan(node({DAEMON_JSON: READY_JSON, SYSCTL_FILE: "vm.max_map_count=262144\n"}, runtime=262144), DESIRED)
+    plan = make_plan(
+        node({DAEMON_JSON: READY_JSON, SYSCTL_FILE: "vm.max_map_count=262144\n"}, runtime=262144),
+        DESIRED,
+    )
 
     assert plan.empty and plan.ready
     assert all(r.ok for r in plan.requirements)
@@ -77,7 +102,13 @@ def test_higher_runtime_value_is_persisted_not_lowered():
 
 
 def test_higher_value_persisted_elsewhere_needs_no_file():
-    plan = make_plan(node({DAEMON_JSON: READY_JSON, "/etc/sysctl.d/50-es.conf": "vm.max_map_count = 1048576\n"}, runtime=1048576), DESIRED)
+    plan = make_plan(
+        node(
+            {DAEMON_JSON: READY_JSON, "/etc/sysctl.d/50-es.conf": "vm.max_map_count = 1048576\n"},
+            runtime=1048576,
+        ),
+        DESIRED,
+    )
 
     assert plan.empty
 
@@ -87,13 +118,21 @@ def test_sysconfig_node_gets_flags_and_no_daemon_json():
 
     [docker_change, _] = plan.file_changes
     assert docker_change.path == SYSCONFIG_DOCKER
-    assert docker_change.new == b'OPTIONS="--selinux-enabled --default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"\n'
+    assert (
+        docker_change.new
+        == b'OPTIONS="--selinux-enabled --default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"\n'
+    )
     assert plan.restart_docker
 
 
 def test_sysconfig_already_set_but_dockerd_not_restarted_plans_only_a_restart():
     sysconfig = 'OPTIONS="--default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"\n'
-    plan = make_plan(node({SYSCONFIG_DOCKER: sysconfig, SYSCTL_FILE: "vm.max_map_count=262144\n"}, runtime=262144), DESIRED)
+    plan = make_plan(
+        node(
+            {SYSCONFIG_DOCKER: sysconfig, SYSCTL_FILE: "vm.max_map_count=262144\n"}, runtime=262144
+        ),
+        DESIRED,
+    )
 
     assert plan.file_changes == () and plan.restart_docker
     assert [r.id for r in plan.requirements if not r.ok] == ["docker.running-config"]
@@ -101,14 +140,35 @@ def test_sysconfig_already_set_but_dockerd_not_restarted_plans_only_a_restart():
 
 def test_sysconfig_flags_on_running_dockerd_are_ready():
     sysconfig = 'OPTIONS="--default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"\n'
-    argv = ("/usr/sbin/dockerd", "--default-ulimit", "nofile=1024:65536", "--default-ulimit", "memlock=-1:-1")
-    plan = make_plan(node({SYSCONFIG_DOCKER: sysconfig, SYSCTL_FILE: "vm.max_map_count=262144\n"}, runtime=262144, argv=argv), DESIRED)
+    argv = (
+        "/usr/sbin/dockerd",
+        "--default-ulimit",
+        "nofile=1024:65536",
+        "--default-ulimit",
+        "memlock=-1:-1",
+    )
+    plan = make_plan(
+        node(
+            {SYSCONFIG_DOCKER: sysconfig, SYSCTL_FILE: "vm.max_map_count=262144\n"},
+            runtime=262144,
+            argv=argv,
+        ),
+        DESIRED,
+    )
 
     assert plan.ready
 
 
 def test_ulimits_in_both_sysconfig_and_daemon_json_is_refused_untouched():
-    plan = make_plan(node({SYSCONFIG_DOCKER: 'OPTIONS="--default-ulimit nofile=1024:4096"\n', DAEMON_JSON: READY_JSON}), DESIRED)
+    plan = make_plan(
+        node(
+            {
+                SYSCONFIG_DOCKER: 'OPTIONS="--default-ulimit nofile=1024:4096"\n',
+                DAEMON_JSON: READY_JSON,
+            }
+        ),
+        DESIRED,
+    )
 
     assert plan.file_changes == () and plan.sysctl_writes == () and not plan.restart_docker
     assert "refuses to start with flags and daemon.json both" in plan.blockers[0]
@@ -116,7 +176,9 @@ def test_ulimits_in_both_sysconfig_and_daemon_json_is_refused_untouched():
 
 def test_sysconfig_without_flags_and_daemon_json_with_ulimits_keeps_using_daemon_json():
     low = READY_JSON.replace(b"65536", b"4096")
-    plan = make_plan(node({SYSCONFIG_DOCKER: 'OPTIONS="--selinux-enabled"\n', DAEMON_JSON: low}), DESIRED)
+    plan = make_plan(
+        node({SYSCONFIG_DOCKER: 'OPTIONS="--selinux-enabled"\n', DAEMON_JSON: low}), DESIRED
+    )
 
     assert not plan.blockers
     assert changed_paths(plan) == [DAEMON_JSON, SYSCTL_FILE]
@@ -155,14 +217,27 @@ def test_a_later_admin_sysctl_file_with_a_lower_value_is_raised_in_place():
 
 
 def test_a_later_package_sysctl_file_with_a_lower_value_is_refused():
-    plan = make_plan(node({DAEMON_JSON: READY_JSON, "/usr/lib/sysctl.d/99-zz-low.conf": "vm.max_map_count=65530\n"}), DESIRED)
+    plan = make_plan(
+        node(
+            {
+                DAEMON_JSON: READY_JSON,
+                "/usr/lib/sysctl.d/99-zz-low.conf": "vm.max_map_count=65530\n",
+            }
+        ),
+        DESIRED,
+    )
 
     assert plan.blockers and "/usr/lib/sysctl.d/99-zz-low.conf" in plan.blockers[0]
     assert plan.file_changes == ()
 
 
 def test_an_earlier_sysctl_file_with_a_lower_value_is_overridden():
-    plan = make_plan(node({DAEMON_JSON: READY_JSON, "/usr/lib/sysctl.d/10-low.conf": "vm.max_map_count=65530\n"}), DESIRED)
+    plan = make_plan(
+        node(
+            {DAEMON_JSON: READY_JSON, "/usr/lib/sysctl.d/10-low.conf": "vm.max_map_count=65530\n"}
+        ),
+        DESIRED,
+    )
 
     assert not plan.blockers
     assert changed_paths(plan) == [SYSCTL_FILE]
@@ -175,7 +250,15 @@ def test_a_kernel_without_the_key_is_refused():
 
 
 def test_existing_sysctl_file_is_edited_in_place():
-    plan = make_plan(node({DAEMON_JSON: READY_JSON, SYSCTL_FILE: "# mine\nvm.max_map_count = 65530\nvm.swappiness=10\n"}), DESIRED)
+    plan = make_plan(
+        node(
+            {
+                DAEMON_JSON: READY_JSON,
+                SYSCTL_FILE: "# mine\nvm.max_map_count = 65530\nvm.swappiness=10\n",
+            }
+        ),
+        DESIRED,
+    )
 
     [change] = plan.file_changes
     assert change.new == b"# mine\nvm.max_map_count = 262144\nvm.swappiness=10\n"
@@ -199,31 +282,54 @@ def test_weaker_flags_in_default_docker_are_raised_there_on_a_sysvinit_node():
     [docker_change, _] = plan.file_changes
     assert docker_change.path == "/etc/default/docker"
     assert docker_change.new.decode() == DEBIAN_DEFAULT.replace(
-        "nofile=1024:4096", "nofile=1024:65536 --default-ulimit memlock=-1:-1")
+        "nofile=1024:4096", "nofile=1024:65536 --default-ulimit memlock=-1:-1"
+    )
 
 
 def test_default_docker_is_ignored_on_systemd_unless_the_unit_reads_it():
     unit = "[Service]\nExecStart=/usr/bin/dockerd -H fd://\n"
-    plan = make_plan(NodeFacts(**{**node({"/etc/default/docker": DEBIAN_DEFAULT}).__dict__, "init_system": "systemd", "docker_unit": unit}), DESIRED)
+    plan = make_plan(
+        NodeFacts(
+            **{
+                **node({"/etc/default/docker": DEBIAN_DEFAULT}).__dict__,
+                "init_system": "systemd",
+                "docker_unit": unit,
+            }
+        ),
+        DESIRED,
+    )
 
     assert [c.path for c in plan.file_changes][0] == "/etc/docker/daemon.json"
 
 
 def test_flags_in_default_docker_and_daemon_json_are_refused():
-    plan = make_plan(node({"/etc/default/docker": DEBIAN_DEFAULT, DAEMON_JSON: READY_JSON}), DESIRED)
+    plan = make_plan(
+        node({"/etc/default/docker": DEBIAN_DEFAULT, DAEMON_JSON: READY_JSON}), DESIRED
+    )
 
     assert plan.blockers and "/etc/default/docker and /etc/docker/daemon.json" in plan.blockers[0]
 
 
 def test_high_enough_flags_in_the_systemd_unit_need_nothing_for_docker():
-    unit = ("[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H fd:// --default-ulimit nofile=4096:1048576 "
-            "--default-ulimit memlock=-1:-1\n")
-    facts = NodeFacts(**{**node({SYSCTL_FILE: "vm.max_map_count=262144\n"}, runtime=262144).__dict__, "init_system": "systemd", "docker_unit": unit})
+    unit = (
+        "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H fd:// --default-ulimit nofile=4096:1048576 "
+        "--default-ulimit memlock=-1:-1\n"
+    )
+    facts = NodeFacts(
+        **{
+            **node({SYSCTL_FILE: "vm.max_map_count=262144\n"}, runtime=262144).__dict__,
+            "init_system": "systemd",
+            "docker_unit": unit,
+        }
+    )
 
     plan = make_plan(facts, DESIRED)
 
     assert plan.ready
-    assert next(r for r in plan.requirements if r.id == "docker.default-ulimit.nofile").actual == "4096:1048576"
+    assert (
+        next(r for r in plan.requirements if r.id == "docker.default-ulimit.nofile").actual
+        == "4096:1048576"
+    )
 
 
 def test_low_flags_in_the_systemd_unit_are_refused_with_the_fix():
@@ -237,8 +343,15 @@ def test_low_flags_in_the_systemd_unit_are_refused_with_the_fix():
 
 
 def test_daemon_json_changed_after_dockerd_started_plans_only_a_restart():
-    facts = NodeFacts(**{**node({DAEMON_JSON: READY_JSON, SYSCTL_FILE: "vm.max_map_count=262144\n"}, runtime=262144).__dict__,
-                         "dockerd_age": 100.0, "file_ages": {DAEMON_JSON: 5.0}})
+    facts = NodeFacts(
+        **{
+            **node(
+                {DAEMON_JSON: READY_JSON, SYSCTL_FILE: "vm.max_map_count=262144\n"}, runtime=262144
+            ).__dict__,
+            "dockerd_age": 100.0,
+            "file_ages": {DAEMON_JSON: 5.0},
+        }
+    )
 
     plan = make_plan(facts, DESIRED)
 
@@ -247,8 +360,15 @@ def test_daemon_json_changed_after_dockerd_started_plans_only_a_restart():
 
 
 def test_daemon_json_older_than_dockerd_is_ready():
-    facts = NodeFacts(**{**node({DAEMON_JSON: READY_JSON, SYSCTL_FILE: "vm.max_map_count=262144\n"}, runtime=262144).__dict__,
-                         "dockerd_age": 5.0, "file_ages": {DAEMON_JSON: 100.0}})
+    facts = NodeFacts(
+        **{
+            **node(
+                {DAEMON_JSON: READY_JSON, SYSCTL_FILE: "vm.max_map_count=262144\n"}, runtime=262144
+            ).__dict__,
+            "dockerd_age": 5.0,
+            "file_ages": {DAEMON_JSON: 100.0},
+        }
+    )
 
     assert make_plan(facts, DESIRED).ready
 
@@ -261,5 +381,7 @@ def test_a_file_the_facts_could_not_read_for_its_name_refuses_the_node_naming_it
     plan = make_plan(facts, DESIRED)
 
     assert plan.file_changes == () and plan.sysctl_writes == () and not plan.restart_docker
-    assert plan.blockers[0].startswith("'/etc/sysctl.d/zz\\nlow.conf': a tab or newline in this file's name")
+    assert plan.blockers[0].startswith(
+        "'/etc/sysctl.d/zz\\nlow.conf': a tab or newline in this file's name"
+    )
     assert plan.blockers[0].endswith("rename it") and "\n" not in plan.blockers[0]

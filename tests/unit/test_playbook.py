@@ -57,7 +57,11 @@ def test_sections_are_optional():
 
 def test_unknown_top_level_key_is_named():
     message = error_of("version: 1\ndockr: {}\n")
-    assert "key '(top)'" in message and "dockr" in message and "allowed: containerd, docker, limits, server, sysctl, version" in message
+    assert (
+        "key '(top)'" in message
+        and "dockr" in message
+        and "allowed: containerd, docker, limits, server, sysctl, version" in message
+    )
 
 
 def test_unknown_ulimit_name_is_named():
@@ -66,7 +70,9 @@ def test_unknown_ulimit_name_is_named():
 
 
 def test_unknown_key_in_a_ulimit_is_named():
-    message = error_of("version: 1\ndocker:\n  default-ulimits:\n    nofile: {soft: 1, hard: 2, max: 3}\n")
+    message = error_of(
+        "version: 1\ndocker:\n  default-ulimits:\n    nofile: {soft: 1, hard: 2, max: 3}\n"
+    )
     assert "key 'docker.default-ulimits.nofile'" in message and "max" in message
 
 
@@ -76,27 +82,40 @@ def test_unknown_key_in_sysctl_is_named():
 
 
 def test_soft_above_hard_is_refused():
-    message = error_of("version: 1\ndocker:\n  default-ulimits:\n    nofile: {soft: 65536, hard: 1024}\n")
-    assert "key 'docker.default-ulimits.nofile'" in message and "soft 65536 is above hard 1024" in message
+    message = error_of(
+        "version: 1\ndocker:\n  default-ulimits:\n    nofile: {soft: 65536, hard: 1024}\n"
+    )
+    assert (
+        "key 'docker.default-ulimits.nofile'" in message
+        and "soft 65536 is above hard 1024" in message
+    )
 
 
 def test_unlimited_soft_with_finite_hard_is_refused():
-    message = error_of("version: 1\ndocker:\n  default-ulimits:\n    memlock: {soft: -1, hard: 1024}\n")
+    message = error_of(
+        "version: 1\ndocker:\n  default-ulimits:\n    memlock: {soft: -1, hard: 1024}\n"
+    )
     assert "soft -1 is above hard 1024" in message
 
 
 def test_soft_missing_hard_is_refused():
-    assert "needs both soft and hard" in error_of("version: 1\ndocker:\n  default-ulimits:\n    nofile: {soft: 1024}\n")
+    assert "needs both soft and hard" in error_of(
+        "version: 1\ndocker:\n  default-ulimits:\n    nofile: {soft: 1024}\n"
+    )
 
 
 @pytest.mark.parametrize("value", ["lots", "1024.0", "true", "'1024'", "[1]"])
 def test_non_integer_limit_is_refused(value):
-    message = error_of(f"version: 1\ndocker:\n  default-ulimits:\n    nofile: {{soft: {value}, hard: 65536}}\n")
+    message = error_of(
+        f"version: 1\ndocker:\n  default-ulimits:\n    nofile: {{soft: {value}, hard: 65536}}\n"
+    )
     assert "key 'docker.default-ulimits.nofile.soft'" in message and "must be an integer" in message
 
 
 def test_limit_below_unlimited_is_refused():
-    message = error_of("version: 1\ndocker:\n  default-ulimits:\n    nofile: {soft: -2, hard: 65536}\n")
+    message = error_of(
+        "version: 1\ndocker:\n  default-ulimits:\n    nofile: {soft: -2, hard: 65536}\n"
+    )
     assert "must be at least -1" in message
 
 
@@ -106,22 +125,36 @@ def test_non_integer_sysctl_minimum_is_refused():
 
 
 def test_negative_sysctl_minimum_is_refused():
-    assert "must be at least 0" in error_of("version: 1\nsysctl:\n  settings:\n    vm.max_map_count: -1\n")
+    assert "must be at least 0" in error_of(
+        "version: 1\nsysctl:\n  settings:\n    vm.max_map_count: -1\n"
+    )
 
 
-@pytest.mark.parametrize("key", ["max_map_count", "VM.max_map_count", "vm max_map_count", "vm/max_map_count", "vm..x"])
+@pytest.mark.parametrize(
+    "key", ["max_map_count", "VM.max_map_count", "vm max_map_count", "vm/max_map_count", "vm..x"]
+)
 def test_bad_sysctl_key_is_refused(key):
     message = error_of(f"version: 1\nsysctl:\n  settings:\n    '{key}': 1\n")
     assert f"key 'sysctl.settings.{key}'" in message and "not a sysctl key" in message
 
 
 def test_sysctl_settings_that_are_a_list_are_refused():
-    assert "key 'sysctl.settings'" in error_of("version: 1\nsysctl:\n  settings: [vm.max_map_count]\n")
+    assert "key 'sysctl.settings'" in error_of(
+        "version: 1\nsysctl:\n  settings: [vm.max_map_count]\n"
+    )
 
 
 @pytest.mark.parametrize(
     "path",
-    ["/etc/sysctl.conf", "/etc/99-trains.conf", "/etc/sysctl.d/sub/99-trains.conf", "/etc/sysctl.d/../99-trains.conf", "etc/sysctl.d/99-trains.conf", "/etc/sysctl.d/99-trains", "/usr/lib/sysctl.d/99-trains.conf"],
+    [
+        "/etc/sysctl.conf",
+        "/etc/99-trains.conf",
+        "/etc/sysctl.d/sub/99-trains.conf",
+        "/etc/sysctl.d/../99-trains.conf",
+        "etc/sysctl.d/99-trains.conf",
+        "/etc/sysctl.d/99-trains",
+        "/usr/lib/sysctl.d/99-trains.conf",
+    ],
 )
 def test_sysctl_file_outside_etc_sysctl_d_is_refused(path):
     message = error_of(f"version: 1\nsysctl:\n  file: '{path}'\n")
@@ -180,7 +213,10 @@ def test_server_directory_mode_is_an_octal_string():
 def test_watchdog_renders_services_conf():
     from trains_nodeprep.playbook import parse_playbook
 
-    state = parse_playbook("version: 1\nserver:\n  watchdog: {threshold_sec: 3600, watch_interval_sec: 60}\n", "site.yaml")
+    state = parse_playbook(
+        "version: 1\nserver:\n  watchdog: {threshold_sec: 3600, watch_interval_sec: 60}\n",
+        "site.yaml",
+    )
 
     [conf] = state.server_files
     assert conf.path == "/opt/trains/config/services.conf" and not conf.secret
@@ -200,11 +236,16 @@ def test_top_level_limits_and_the_containerd_drop_in():
     state = parse_playbook(LIMITS_ONCE, SOURCE)
     assert state.ulimits == (Ulimit("nofile", 1024, 65536),)
     assert state.containerd_dropin == "/etc/systemd/system/containerd.service.d/50-es.conf"
-    assert parse_playbook(VALID, SOURCE).containerd_dropin == "/etc/systemd/system/containerd.service.d/99-trains.conf"
+    assert (
+        parse_playbook(VALID, SOURCE).containerd_dropin
+        == "/etc/systemd/system/containerd.service.d/99-trains.conf"
+    )
 
 
 def test_limits_stated_twice_are_refused():
-    message = error_of(LIMITS_ONCE + "docker:\n  default-ulimits:\n    nofile: {soft: 1, hard: 2}\n")
+    message = error_of(
+        LIMITS_ONCE + "docker:\n  default-ulimits:\n    nofile: {soft: 1, hard: 2}\n"
+    )
     assert "docker.default-ulimits" in message and "stated twice" in message
 
 
@@ -212,7 +253,14 @@ def test_errors_in_top_level_limits_name_that_key():
     assert "key 'limits.nofile'" in error_of("version: 1\nlimits:\n  nofile: {soft: 9, hard: 1}\n")
 
 
-@pytest.mark.parametrize("path", ["/etc/systemd/system/docker.service.d/x.conf", "/etc/systemd/system/containerd.service.d/x",
-                                  "/etc/systemd/system/containerd.service.d/../x.conf", 5])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/etc/systemd/system/docker.service.d/x.conf",
+        "/etc/systemd/system/containerd.service.d/x",
+        "/etc/systemd/system/containerd.service.d/../x.conf",
+        5,
+    ],
+)
 def test_containerd_drop_in_must_be_a_conf_file_of_containerd_service(path):
     assert "containerd.drop-in" in error_of(f"version: 1\ncontainerd:\n  drop-in: {path}\n")

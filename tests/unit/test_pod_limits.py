@@ -7,7 +7,6 @@ import json
 import pytest
 
 from trains_nodeprep.model import DesiredState, SysctlSetting, Ulimit
-from trains_nodeprep.proc_limits import PROC_LIMIT_NAMES, parse_proc_limits
 from trains_nodeprep.pod_limits import (
     EsPod,
     parse_running_pods,
@@ -16,6 +15,7 @@ from trains_nodeprep.pod_limits import (
     running_pods_requirement,
     split_read,
 )
+from trains_nodeprep.proc_limits import PROC_LIMIT_NAMES, parse_proc_limits
 
 DESIRED = DesiredState(
     ulimits=(Ulimit("nofile", 1024, 65536), Ulimit("memlock", -1, -1)),
@@ -77,10 +77,22 @@ def test_every_row_maps_to_its_docker_name_with_unlimited_as_minus_one():
     limits = parse_proc_limits(THIS_MACHINE)
 
     assert limits == {
-        "cpu": (-1, -1), "fsize": (-1, -1), "data": (-1, -1), "stack": (8388608, -1), "core": (0, -1),
-        "rss": (-1, -1), "nproc": (96365, 96365), "nofile": (20000, 20000), "memlock": (8388608, 8388608),
-        "as": (-1, -1), "locks": (-1, -1), "sigpending": (96365, 96365), "msgqueue": (819200, 819200),
-        "nice": (0, 0), "rtprio": (0, 0), "rttime": (-1, -1),
+        "cpu": (-1, -1),
+        "fsize": (-1, -1),
+        "data": (-1, -1),
+        "stack": (8388608, -1),
+        "core": (0, -1),
+        "rss": (-1, -1),
+        "nproc": (96365, 96365),
+        "nofile": (20000, 20000),
+        "memlock": (8388608, 8388608),
+        "as": (-1, -1),
+        "locks": (-1, -1),
+        "sigpending": (96365, 96365),
+        "msgqueue": (819200, 819200),
+        "nice": (0, 0),
+        "rtprio": (0, 0),
+        "rttime": (-1, -1),
     }
     assert set(PROC_LIMIT_NAMES.values()) == set(limits)
 
@@ -98,15 +110,25 @@ def test_unknown_rows_and_noise_are_skipped():
 
 
 def test_a_prepared_pod_meets_every_requirement():
-    reqs = by_id(pod_requirements("es-1", PREPARED_POD, {"vm.max_map_count": "262144"}, DESIRED, node="worker-1"))
+    reqs = by_id(
+        pod_requirements(
+            "es-1", PREPARED_POD, {"vm.max_map_count": "262144"}, DESIRED, node="worker-1"
+        )
+    )
 
     assert list(reqs) == ["pod.ulimit.nofile", "pod.ulimit.memlock", "pod.sysctl.vm.max_map_count"]
     assert all(r.ok for r in reqs.values())
-    assert reqs["pod.ulimit.nofile"].expected == ">= 1024:65536" and reqs["pod.ulimit.nofile"].actual == "1024:65536"
+    assert (
+        reqs["pod.ulimit.nofile"].expected == ">= 1024:65536"
+        and reqs["pod.ulimit.nofile"].actual == "1024:65536"
+    )
     assert reqs["pod.ulimit.memlock"].actual == "unlimited"
     assert reqs["pod.sysctl.vm.max_map_count"].expected == ">= 262144"
     assert reqs["pod.ulimit.nofile"].where == "pod es-1 on worker-1: /proc/1/limits"
-    assert reqs["pod.sysctl.vm.max_map_count"].where == "pod es-1 on worker-1: /proc/sys/vm/max_map_count"
+    assert (
+        reqs["pod.sysctl.vm.max_map_count"].where
+        == "pod es-1 on worker-1: /proc/sys/vm/max_map_count"
+    )
 
 
 def test_limits_that_did_not_reach_the_pod_are_reported():
@@ -114,25 +136,48 @@ def test_limits_that_did_not_reach_the_pod_are_reported():
 
     assert not reqs["pod.ulimit.nofile"].ok and reqs["pod.ulimit.nofile"].actual == "20000"
     assert not reqs["pod.ulimit.memlock"].ok and reqs["pod.ulimit.memlock"].actual == "8388608"
-    assert not reqs["pod.sysctl.vm.max_map_count"].ok and reqs["pod.sysctl.vm.max_map_count"].actual == "65530"
+    assert (
+        not reqs["pod.sysctl.vm.max_map_count"].ok
+        and reqs["pod.sysctl.vm.max_map_count"].actual == "65530"
+    )
 
 
-@pytest.mark.parametrize("soft, hard, ok", [("1024", "4096", False), ("512", "65536", False), ("65536", "65536", True),
-                                            ("unlimited", "unlimited", True), ("1024", "unlimited", True)])
+@pytest.mark.parametrize(
+    "soft, hard, ok",
+    [
+        ("1024", "4096", False),
+        ("512", "65536", False),
+        ("65536", "65536", True),
+        ("unlimited", "unlimited", True),
+        ("1024", "unlimited", True),
+    ],
+)
 def test_nofile_soft_and_hard_are_both_minimums(soft, hard, ok):
-    text = PREPARED_POD.replace("Max open files            1024                 65536",
-                                f"Max open files            {soft:<20} {hard:<20}")
-    req = by_id(pod_requirements("es-1", text, {"vm.max_map_count": "262144"}, DESIRED))["pod.ulimit.nofile"]
+    text = PREPARED_POD.replace(
+        "Max open files            1024                 65536",
+        f"Max open files            {soft:<20} {hard:<20}",
+    )
+    req = by_id(pod_requirements("es-1", text, {"vm.max_map_count": "262144"}, DESIRED))[
+        "pod.ulimit.nofile"
+    ]
     assert req.ok is ok
 
 
 def test_higher_sysctl_is_fine_and_odd_values_fail():
-    assert by_id(pod_requirements("p", PREPARED_POD, {"vm.max_map_count": "1048576\n"}, DESIRED))["pod.sysctl.vm.max_map_count"].ok
-    missing = by_id(pod_requirements("p", PREPARED_POD, {"vm.max_map_count": None}, DESIRED))["pod.sysctl.vm.max_map_count"]
+    assert by_id(pod_requirements("p", PREPARED_POD, {"vm.max_map_count": "1048576\n"}, DESIRED))[
+        "pod.sysctl.vm.max_map_count"
+    ].ok
+    missing = by_id(pod_requirements("p", PREPARED_POD, {"vm.max_map_count": None}, DESIRED))[
+        "pod.sysctl.vm.max_map_count"
+    ]
     assert not missing.ok and missing.actual == "missing"
-    odd = by_id(pod_requirements("p", PREPARED_POD, {"vm.max_map_count": "lots"}, DESIRED))["pod.sysctl.vm.max_map_count"]
+    odd = by_id(pod_requirements("p", PREPARED_POD, {"vm.max_map_count": "lots"}, DESIRED))[
+        "pod.sysctl.vm.max_map_count"
+    ]
     assert not odd.ok and odd.actual == "lots"
-    assert not by_id(pod_requirements("p", PREPARED_POD, {}, DESIRED))["pod.sysctl.vm.max_map_count"].ok
+    assert not by_id(pod_requirements("p", PREPARED_POD, {}, DESIRED))[
+        "pod.sysctl.vm.max_map_count"
+    ].ok
 
 
 def test_a_failed_read_fails_every_requirement_with_the_error():
@@ -145,17 +190,25 @@ def test_a_failed_read_fails_every_requirement_with_the_error():
 def test_unrecognised_limits_text_is_an_error_not_a_pass():
     reqs = by_id(pod_requirements("es-1", "nonsense\n", {"vm.max_map_count": "262144"}, DESIRED))
     assert not reqs["pod.ulimit.nofile"].ok and "no limit rows" in reqs["pod.ulimit.nofile"].actual
-    limit_missing = by_id(pod_requirements("es-1", "Limit\nMax open files 1 2 files\n", {}, DESIRED))["pod.ulimit.memlock"]
+    limit_missing = by_id(
+        pod_requirements("es-1", "Limit\nMax open files 1 2 files\n", {}, DESIRED)
+    )["pod.ulimit.memlock"]
     assert not limit_missing.ok and limit_missing.actual == "not shown in /proc/1/limits"
 
 
 def test_read_command_is_one_cat_of_limits_then_sysctls():
     assert read_command(["vm.max_map_count", "fs.file-max"]) == [
-        "cat", "/proc/1/limits", "/proc/sys/vm/max_map_count", "/proc/sys/fs/file-max"]
+        "cat",
+        "/proc/1/limits",
+        "/proc/sys/vm/max_map_count",
+        "/proc/sys/fs/file-max",
+    ]
 
 
 def test_split_read_separates_limits_from_sysctl_lines():
-    limits, values = split_read(PREPARED_POD + "262144\n1048576\n", "", ["vm.max_map_count", "fs.file-max"])
+    limits, values = split_read(
+        PREPARED_POD + "262144\n1048576\n", "", ["vm.max_map_count", "fs.file-max"]
+    )
 
     assert limits == PREPARED_POD
     assert parse_proc_limits(limits) == parse_proc_limits(PREPARED_POD)
@@ -168,13 +221,16 @@ def test_split_read_maps_a_missing_sysctl_to_none_and_keeps_the_others_in_order(
     assert values == {"vm.max_map_count": None, "fs.file-max": "1048576"}
 
 
-@pytest.mark.parametrize("stdout, stderr, message", [
-    ("", "cat: /proc/1/limits: No such file or directory\n", "cat: /proc/1/limits"),
-    (PREPARED_POD, "cat: /proc/sys/vm/max_map_count: Permission denied\n", "Permission denied"),
-    ("262144\n" + PREPARED_POD, "", "header"),
-    (PREPARED_POD, "", "expected 1 sysctl value line(s)"),
-    (PREPARED_POD + "1\n2\n", "", "got 2"),
-])
+@pytest.mark.parametrize(
+    "stdout, stderr, message",
+    [
+        ("", "cat: /proc/1/limits: No such file or directory\n", "cat: /proc/1/limits"),
+        (PREPARED_POD, "cat: /proc/sys/vm/max_map_count: Permission denied\n", "Permission denied"),
+        ("262144\n" + PREPARED_POD, "", "header"),
+        (PREPARED_POD, "", "expected 1 sysctl value line(s)"),
+        (PREPARED_POD + "1\n2\n", "", "got 2"),
+    ],
+)
 def test_split_read_refuses_output_of_another_shape(stdout, stderr, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         split_read(stdout, stderr, ["vm.max_map_count"])
@@ -185,10 +241,16 @@ def test_running_pods_skip_other_phases_and_terminating_ones():
         {"metadata": {"name": "es-b"}, "spec": {"nodeName": "n2"}, "status": {"phase": "Running"}},
         {"metadata": {"name": "es-a"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}},
         {"metadata": {"name": "es-pending"}, "spec": {}, "status": {"phase": "Pending"}},
-        {"metadata": {"name": "es-old", "deletionTimestamp": "2025-01-01T00:00:00Z"}, "spec": {"nodeName": "n1"},
-         "status": {"phase": "Running"}},
+        {
+            "metadata": {"name": "es-old", "deletionTimestamp": "2025-01-01T00:00:00Z"},
+            "spec": {"nodeName": "n1"},
+            "status": {"phase": "Running"},
+        },
     ]
-    assert parse_running_pods(json.dumps({"items": items})) == (EsPod("es-a", "n1"), EsPod("es-b", "n2"))
+    assert parse_running_pods(json.dumps({"items": items})) == (
+        EsPod("es-a", "n1"),
+        EsPod("es-b", "n2"),
+    )
     assert parse_running_pods('{"items": []}') == ()
 
 

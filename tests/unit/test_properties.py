@@ -7,7 +7,12 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trains_nodeprep.docker_config import daemon_json_ulimits, merge_daemon_json, merge_sysconfig, parse_daemon_json
+from trains_nodeprep.docker_config import (
+    daemon_json_ulimits,
+    merge_daemon_json,
+    merge_sysconfig,
+    parse_daemon_json,
+)
 from trains_nodeprep.model import Ulimit, limit_at_least
 
 DJ = "/etc/docker/daemon.json"
@@ -37,7 +42,9 @@ def ulimit_tuples(draw, min_size=0) -> tuple[Ulimit, ...]:
     return tuple(Ulimit(name, *draw(limit_pairs())) for name in names)
 
 
-DESIRED = st.one_of(st.just((Ulimit("nofile", 1024, 65536), Ulimit("memlock", -1, -1))), ulimit_tuples(min_size=1))
+DESIRED = st.one_of(
+    st.just((Ulimit("nofile", 1024, 65536), Ulimit("memlock", -1, -1))), ulimit_tuples(min_size=1)
+)
 
 
 def any_case(word: str):
@@ -46,11 +53,23 @@ def any_case(word: str):
     )
 
 
-JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)
-JSON_VALUES = st.recursive(
-    JSON_SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=8
+JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
 )
-OTHER_KEYS = st.dictionaries(st.text(max_size=12).filter(lambda k: k != "default-ulimits"), JSON_VALUES, max_size=5)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+OTHER_KEYS = st.dictionaries(
+    st.text(max_size=12).filter(lambda k: k != "default-ulimits"), JSON_VALUES, max_size=5
+)
 
 
 @st.composite
@@ -93,10 +112,15 @@ def test_daemon_json_merge_is_idempotent_and_keeps_unrelated_keys(file, desired)
     once = merge_daemon_json(content, desired, DJ)
     assert merge_daemon_json(once, desired, DJ) == once
     result = parse_daemon_json(once, DJ)
-    assert {k: v for k, v in result.items() if k != "default-ulimits"} == {k: v for k, v in config.items() if k != "default-ulimits"}
+    assert {k: v for k, v in result.items() if k != "default-ulimits"} == {
+        k: v for k, v in config.items() if k != "default-ulimits"
+    }
     assert list(result)[: len(config)] == list(config)  # key order kept too
     before = daemon_json_ulimits(config, DJ)
-    named = all(any(k.lower() == "name" for k in entry) for entry in config.get("default-ulimits", {}).values())
+    named = all(
+        any(k.lower() == "name" for k in entry)
+        for entry in config.get("default-ulimits", {}).values()
+    )
     if named and all(want.name in before and before[want.name].satisfies(want) for want in desired):
         assert once is content  # nothing to do: the very same bytes
 
@@ -112,7 +136,9 @@ def test_daemon_json_merge_meets_the_minimums_never_lowers_and_names_every_entry
     for want in desired:
         assert after[want.name].satisfies(want)
     for name, old in before.items():
-        assert limit_at_least(after[name].soft, old.soft) and limit_at_least(after[name].hard, old.hard)
+        assert limit_at_least(after[name].soft, old.soft) and limit_at_least(
+            after[name].hard, old.hard
+        )
         if name not in wanted:
             assert after[name] == old
     assert set(after) == set(before) | wanted
@@ -132,7 +158,9 @@ OTHER_FLAGS = (
     "--exec-opt native.cgroupdriver=systemd",
     "--default-ulimits-are-not-this-flag",
 )
-WORD = st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyz0123456789_-./:="), min_size=1, max_size=10)
+WORD = st.text(
+    st.sampled_from("abcdefghijklmnopqrstuvwxyz0123456789_-./:="), min_size=1, max_size=10
+)
 VAR_NAME = st.from_regex(r"[A-Z_][A-Z0-9_]{0,10}", fullmatch=True).filter(lambda n: n != "OPTIONS")
 
 
@@ -141,7 +169,11 @@ def ulimit_flags(draw) -> str:
     name = draw(st.sampled_from(NAMES))
     soft, hard = draw(limit_pairs())
     value = f"{name}={soft}" if soft == hard and draw(st.booleans()) else f"{name}={soft}:{hard}"
-    return draw(st.sampled_from([f"--default-ulimit {value}", f"--default-ulimit={value}", f"--default-ulimit  {value}"]))
+    return draw(
+        st.sampled_from(
+            [f"--default-ulimit {value}", f"--default-ulimit={value}", f"--default-ulimit  {value}"]
+        )
+    )
 
 
 @st.composite
@@ -152,14 +184,24 @@ def options_lines(draw) -> tuple[str, list[str]]:
     quote = draw(st.sampled_from(['"', "'", ""]))
     prefix = draw(st.sampled_from(["", "export ", "  "]))
     comment = draw(st.sampled_from(["", "  # set by the installer", " # x"]))
-    others = [token for flag in flags if not flag.startswith("--default-ulimit ") and not flag.startswith("--default-ulimit=") for token in flag.split()]
+    others = [
+        token
+        for flag in flags
+        if not flag.startswith("--default-ulimit ") and not flag.startswith("--default-ulimit=")
+        for token in flag.split()
+    ]
     return f"{prefix}OPTIONS={quote}{value}{quote}{comment}", others
 
 
 OTHER_LINES = st.one_of(
     st.just(""),
-    st.builds(lambda s: f"# {s}", st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=20)),
-    st.builds(lambda s: f"#OPTIONS=\"{s}\"", st.sampled_from(["--default-ulimit nofile=1:2", "--selinux-enabled", ""])),
+    st.builds(
+        lambda s: f"# {s}", st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=20)
+    ),
+    st.builds(
+        lambda s: f'#OPTIONS="{s}"',
+        st.sampled_from(["--default-ulimit nofile=1:2", "--selinux-enabled", ""]),
+    ),
     st.builds(lambda n, v: f"{n}={v}", VAR_NAME, WORD),
     st.builds(lambda n, v: f'{n}="{v} {v}"', VAR_NAME, WORD),
     st.builds(lambda n, v: f"{n}='{v}'", VAR_NAME, WORD),
@@ -213,7 +255,11 @@ def split_flags(value: str) -> tuple[list[str], dict[str, Ulimit]]:
 
 
 def last_options_line(text: str) -> str:
-    return [line for line in text.splitlines() if line.lstrip().removeprefix("export ").startswith("OPTIONS=")][-1]
+    return [
+        line
+        for line in text.splitlines()
+        if line.lstrip().removeprefix("export ").startswith("OPTIONS=")
+    ][-1]
 
 
 # ---------------------------------------------------------------- sysconfig properties
@@ -231,12 +277,16 @@ def test_sysconfig_merge_is_idempotent_and_keeps_every_other_line_byte_identical
         assert result == text or (result.startswith(base) and result[len(base) :].count("\n") == 1)
     else:
         assert len(out) == len(text.split("\n"))
-        assert [line for i, line in enumerate(out) if i != effective] == [line for i, line in enumerate(text.split("\n")) if i != effective]
+        assert [line for i, line in enumerate(out) if i != effective] == [
+            line for i, line in enumerate(text.split("\n")) if i != effective
+        ]
 
 
 @PROPERTY
 @given(sysconfig_files(), DESIRED)
-def test_sysconfig_merge_meets_the_minimums_never_lowers_and_keeps_other_flags_in_order(file, desired):
+def test_sysconfig_merge_meets_the_minimums_never_lowers_and_keeps_other_flags_in_order(
+    file, desired
+):
     text, lines, effective, others = file
     before = split_flags(effective_value(lines[effective]))[1] if effective is not None else {}
     result = merge_sysconfig(text, desired, SC)
@@ -249,7 +299,9 @@ def test_sysconfig_merge_meets_the_minimums_never_lowers_and_keeps_other_flags_i
     for want in desired:
         assert after[want.name].satisfies(want)
     for name, old in before.items():
-        assert limit_at_least(after[name].soft, old.soft) and limit_at_least(after[name].hard, old.hard)
+        assert limit_at_least(after[name].soft, old.soft) and limit_at_least(
+            after[name].hard, old.hard
+        )
     if effective is not None:  # the quote style is kept; an unquoted value gets double quotes
         original = lines[effective].split("OPTIONS=", 1)[1][:1]
         assert line.split("OPTIONS=", 1)[1][:1] == (original if original in ("'", '"') else '"')

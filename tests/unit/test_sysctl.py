@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from trains_nodeprep.sysctl import BootValue, boot_order, boot_values, parse_int, parse_sysctl_conf, render_sysctl_file
+from trains_nodeprep.sysctl import (
+    BootValue,
+    boot_order,
+    boot_values,
+    parse_int,
+    parse_sysctl_conf,
+    render_sysctl_file,
+)
 
 HEADER = "# Managed by trains-nodeprep"
 KEY = "vm.max_map_count"
@@ -12,7 +19,10 @@ KEY = "vm.max_map_count"
 
 
 def test_assignments_are_read_in_file_order():
-    assert parse_sysctl_conf("vm.max_map_count=262144\nfs.file-max=100\n") == [(KEY, "262144"), ("fs.file-max", "100")]
+    assert parse_sysctl_conf("vm.max_map_count=262144\nfs.file-max=100\n") == [
+        (KEY, "262144"),
+        ("fs.file-max", "100"),
+    ]
 
 
 def test_hash_and_semicolon_comments_and_blank_lines_are_skipped():
@@ -21,14 +31,19 @@ def test_hash_and_semicolon_comments_and_blank_lines_are_skipped():
 
 
 def test_spaces_around_the_equals_sign_are_ignored():
-    assert parse_sysctl_conf("  vm.max_map_count   =   262144  \n\tkernel.pid_max\t=\t4194304\n") == [
+    assert parse_sysctl_conf(
+        "  vm.max_map_count   =   262144  \n\tkernel.pid_max\t=\t4194304\n"
+    ) == [
         (KEY, "262144"),
         ("kernel.pid_max", "4194304"),
     ]
 
 
 def test_slash_keys_are_read_as_dotted_keys():
-    assert parse_sysctl_conf("vm/max_map_count = 262144\nnet/core/somaxconn=1024\n") == [(KEY, "262144"), ("net.core.somaxconn", "1024")]
+    assert parse_sysctl_conf("vm/max_map_count = 262144\nnet/core/somaxconn=1024\n") == [
+        (KEY, "262144"),
+        ("net.core.somaxconn", "1024"),
+    ]
 
 
 def test_dash_prefix_that_ignores_errors_is_not_part_of_the_key():
@@ -36,7 +51,9 @@ def test_dash_prefix_that_ignores_errors_is_not_part_of_the_key():
 
 
 def test_value_with_inner_spaces_is_kept_whole():
-    assert parse_sysctl_conf("net.ipv4.ip_local_port_range = 32768   60999\n") == [("net.ipv4.ip_local_port_range", "32768   60999")]
+    assert parse_sysctl_conf("net.ipv4.ip_local_port_range = 32768   60999\n") == [
+        ("net.ipv4.ip_local_port_range", "32768   60999")
+    ]
 
 
 def test_lines_without_equals_are_skipped():
@@ -55,7 +72,12 @@ def test_crlf_lines_are_read():
 
 
 def test_files_are_applied_in_name_order_across_directories():
-    paths = ["/usr/lib/sysctl.d/50-default.conf", "/etc/sysctl.d/99-trains.conf", "/run/sysctl.d/60-run.conf", "/usr/local/lib/sysctl.d/10-local.conf"]
+    paths = [
+        "/usr/lib/sysctl.d/50-default.conf",
+        "/etc/sysctl.d/99-trains.conf",
+        "/run/sysctl.d/60-run.conf",
+        "/usr/local/lib/sysctl.d/10-local.conf",
+    ]
     assert boot_order(paths) == [
         "/usr/local/lib/sysctl.d/10-local.conf",
         "/usr/lib/sysctl.d/50-default.conf",
@@ -70,17 +92,29 @@ def test_etc_masks_the_same_name_in_usr_lib():
 
 
 def test_run_masks_usr_lib_but_not_etc():
-    paths = ["/usr/lib/sysctl.d/50-a.conf", "/run/sysctl.d/50-a.conf", "/etc/sysctl.d/50-a.conf", "/run/sysctl.d/40-b.conf", "/lib/sysctl.d/40-b.conf"]
+    paths = [
+        "/usr/lib/sysctl.d/50-a.conf",
+        "/run/sysctl.d/50-a.conf",
+        "/etc/sysctl.d/50-a.conf",
+        "/run/sysctl.d/40-b.conf",
+        "/lib/sysctl.d/40-b.conf",
+    ]
     assert boot_order(paths) == ["/run/sysctl.d/40-b.conf", "/etc/sysctl.d/50-a.conf"]
 
 
 def test_etc_sysctl_conf_is_applied_last():
     paths = ["/etc/sysctl.conf", "/etc/sysctl.d/99-trains.conf", "/usr/lib/sysctl.d/zz-last.conf"]
-    assert boot_order(paths) == ["/etc/sysctl.d/99-trains.conf", "/usr/lib/sysctl.d/zz-last.conf", "/etc/sysctl.conf"]
+    assert boot_order(paths) == [
+        "/etc/sysctl.d/99-trains.conf",
+        "/usr/lib/sysctl.d/zz-last.conf",
+        "/etc/sysctl.conf",
+    ]
 
 
 def test_files_outside_the_sysctl_directories_are_not_applied():
-    assert boot_order(["/etc/sysctl.d/sub/10-x.conf", "/tmp/99-x.conf", "/etc/sysctl.d/20-y.conf"]) == ["/etc/sysctl.d/20-y.conf"]
+    assert boot_order(
+        ["/etc/sysctl.d/sub/10-x.conf", "/tmp/99-x.conf", "/etc/sysctl.d/20-y.conf"]
+    ) == ["/etc/sysctl.d/20-y.conf"]
 
 
 def test_no_files_means_no_order():
@@ -96,17 +130,25 @@ def test_later_file_with_a_lower_value_wins_at_boot():
 
 
 def test_masked_vendor_file_does_not_count():
-    files = {"/usr/lib/sysctl.d/99-trains.conf": "vm.max_map_count=1\n", "/etc/sysctl.d/99-trains.conf": "vm.max_map_count=262144\n"}
+    files = {
+        "/usr/lib/sysctl.d/99-trains.conf": "vm.max_map_count=1\n",
+        "/etc/sysctl.d/99-trains.conf": "vm.max_map_count=262144\n",
+    }
     assert boot_values(files) == {KEY: BootValue("262144", "/etc/sysctl.d/99-trains.conf")}
 
 
 def test_etc_sysctl_conf_overrides_every_sysctl_d_file():
-    files = {"/etc/sysctl.conf": "vm/max_map_count = 1048576\n", "/etc/sysctl.d/99-trains.conf": "vm.max_map_count=262144\n"}
+    files = {
+        "/etc/sysctl.conf": "vm/max_map_count = 1048576\n",
+        "/etc/sysctl.d/99-trains.conf": "vm.max_map_count=262144\n",
+    }
     assert boot_values(files)[KEY] == BootValue("1048576", "/etc/sysctl.conf")
 
 
 def test_last_line_within_a_file_wins():
-    assert boot_values({"/etc/sysctl.d/10-a.conf": "vm.max_map_count=1\nvm.max_map_count=2\n"})[KEY] == BootValue("2", "/etc/sysctl.d/10-a.conf")
+    assert boot_values({"/etc/sysctl.d/10-a.conf": "vm.max_map_count=1\nvm.max_map_count=2\n"})[
+        KEY
+    ] == BootValue("2", "/etc/sysctl.d/10-a.conf")
 
 
 def test_keys_set_nowhere_are_absent():
@@ -133,7 +175,10 @@ def test_new_file_without_header():
 
 
 def test_new_file_with_several_settings_keeps_their_order():
-    assert render_sysctl_file(None, {KEY: 262144, "fs.file-max": 100}, HEADER) == f"{HEADER}\n{KEY}=262144\nfs.file-max=100\n"
+    assert (
+        render_sysctl_file(None, {KEY: 262144, "fs.file-max": 100}, HEADER)
+        == f"{HEADER}\n{KEY}=262144\nfs.file-max=100\n"
+    )
 
 
 def test_existing_value_is_edited_in_place_keeping_comments_and_other_keys():
@@ -143,7 +188,10 @@ def test_existing_value_is_edited_in_place_keeping_comments_and_other_keys():
 
 
 def test_slash_form_line_is_edited_in_place():
-    assert render_sysctl_file("vm/max_map_count=1\n", {KEY: 262144}, HEADER) == "vm/max_map_count=262144\n"
+    assert (
+        render_sysctl_file("vm/max_map_count=1\n", {KEY: 262144}, HEADER)
+        == "vm/max_map_count=262144\n"
+    )
 
 
 def test_commented_out_setting_is_not_edited_and_the_key_is_appended():
@@ -152,11 +200,17 @@ def test_commented_out_setting_is_not_edited_and_the_key_is_appended():
 
 
 def test_missing_key_is_appended_without_a_header():
-    assert render_sysctl_file("fs.file-max=100\n", {KEY: 262144}, HEADER) == f"fs.file-max=100\n{KEY}=262144\n"
+    assert (
+        render_sysctl_file("fs.file-max=100\n", {KEY: 262144}, HEADER)
+        == f"fs.file-max=100\n{KEY}=262144\n"
+    )
 
 
 def test_missing_key_is_appended_on_its_own_line_when_file_lacks_final_newline():
-    assert render_sysctl_file("fs.file-max=100", {KEY: 262144}, HEADER) == f"fs.file-max=100\n{KEY}=262144\n"
+    assert (
+        render_sysctl_file("fs.file-max=100", {KEY: 262144}, HEADER)
+        == f"fs.file-max=100\n{KEY}=262144\n"
+    )
 
 
 def test_empty_existing_file_gets_the_setting():
@@ -165,7 +219,10 @@ def test_empty_existing_file_gets_the_setting():
 
 def test_only_the_last_of_duplicate_lines_is_edited():
     existing = "vm.max_map_count=1\nvm.max_map_count=2\n"
-    assert render_sysctl_file(existing, {KEY: 262144}, HEADER) == "vm.max_map_count=1\nvm.max_map_count=262144\n"
+    assert (
+        render_sysctl_file(existing, {KEY: 262144}, HEADER)
+        == "vm.max_map_count=1\nvm.max_map_count=262144\n"
+    )
 
 
 def test_rendering_a_file_that_already_has_the_value_changes_nothing():
