@@ -401,7 +401,7 @@ class _Session:
         return Progress(sys.stderr, live_console=self.out if live else None)
 
     def exit_code(self, outcomes) -> int:
-        from .runner import overall_exit_code
+        from .engine.converge import overall_exit_code
 
         code = overall_exit_code(outcomes) if outcomes else EXIT_OK
         if self.cluster is not None and not self.cluster.ok and code != EXIT_CONNECTION:
@@ -546,7 +546,8 @@ def check(
             ),
         )
         from .report import print_check, print_cluster, render_junit
-        from .runner import check_node, for_each_node
+        from .engine.converge import check_node
+        from .engine.parallel import for_each_node
 
         if pods and session.kubectl is None:
             raise UsageError(
@@ -779,7 +780,8 @@ def restore(
             ClusterArgs(False),
         )
         from .report import print_run
-        from .runner import for_each_node, restore_node
+        from .engine.converge import restore_node
+        from .engine.parallel import for_each_node
 
         confirm = _confirmer(session, yes)
         with session.progress(prompts=not yes) as progress:
@@ -861,7 +863,8 @@ def _run(
 ) -> None:
     session = _Session(args, cluster)
     from .report import print_cluster, print_deploy, print_plan, print_run
-    from .runner import for_each_node, run_node
+    from .engine.converge import run_node
+    from .engine.parallel import for_each_node
 
     session.precheck()
     if session.cluster is not None and not session.cluster.ready:

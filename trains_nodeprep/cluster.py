@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .plan import Requirement
+from .engine.types import Requirement
 
 TRAINS_NAMESPACE = "trains"
 TRAINS_NODE_PORTS = {

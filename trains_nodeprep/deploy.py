@@ -9,7 +9,7 @@ from pathlib import Path
 from .cluster import TRAINS_NODE_PORTS, ClusterFacts, KubeNode, cluster_requirements
 from .kube import Kubectl
 from .model import DesiredState
-from .plan import Requirement
+from .engine.types import Requirement
 
 
 @dataclass

@@ -20,7 +20,7 @@ from pathlib import Path
 from .cluster import TRAINS_NAMESPACE, ClusterFacts, KubeNode
 from .errors import NodePrepError, UsageError
 from .model import DesiredState
-from .plan import Requirement
+from .engine.types import Requirement
 from .pod_limits import (
     ES_CONTAINER,
     ES_NAMESPACE,

@@ -97,20 +97,11 @@ class DesiredState:
     source: str  # where it was loaded from, for messages
     directories: tuple[Directory, ...] = ()
     server_files: tuple[ServerFile, ...] = ()
-    containerd_dropin: str = (
-        CONTAINERD_DROPIN_DIR + "/99-trains.conf"
-    )  # playbook containerd.drop-in
+    containerd_dropin: str = CONTAINERD_DROPIN_DIR + "/99-trains.conf"  # playbook containerd.drop-in
 
 
-LOCK_FILE = (
-    "/run/lock/trains-nodeprep.lock"  # on the node: one apply at a time, facts never mid-apply
-)
-LOCK_WAIT_SECONDS = 60
+# Paths on a node (the registry of the files the tool manages is requirements.registry).
 DAEMON_JSON = "/etc/docker/daemon.json"
-SYSCONFIG_DOCKER = (
-    "/etc/sysconfig/docker"  # RHEL-family: OPTIONS="..." passed to dockerd by its unit
-)
+SYSCONFIG_DOCKER = "/etc/sysconfig/docker"  # RHEL family: OPTIONS="..." for dockerd, via its unit
+DEFAULT_DOCKER = "/etc/default/docker"  # Debian: DOCKER_OPTS="..." for dockerd, via its init script
 APISERVER_CONF = "/opt/trains/config/apiserver.conf"  # holds fixed users' passwords
-DEFAULT_DOCKER = (
-    "/etc/default/docker"  # Debian sysvinit: DOCKER_OPTS="..." passed by /etc/init.d/docker
-)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 from .cluster import TRAINS_NAMESPACE
 from .model import DesiredState, SysctlSetting, Ulimit
-from .plan import Requirement
-from .proc_limits import parse_proc_limits
+from .engine.types import Requirement
+from .formats.proc_limits import parse_proc_limits
 
 ES_NAMESPACE = TRAINS_NAMESPACE
 ES_SELECTOR = "app=elasticsearch"

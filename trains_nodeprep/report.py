@@ -5,8 +5,8 @@ from __future__ import annotations
 import difflib
 import xml.etree.ElementTree as ET
 
-from .plan import Plan
-from .runner import NodeOutcome
+from .engine.types import Plan
+from .engine.converge import NodeOutcome
 
 JSON_SCHEMA = "trains-nodeprep/v1"
 

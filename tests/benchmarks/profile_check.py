@@ -75,7 +75,7 @@ def child(out_path: str, cli_args: list[str]) -> None:
         needs_invoke=False
     )  # as the first SSHNode does in a real run
     record("import paramiko", "-", t0, time.time())
-    import trains_nodeprep.runner as runner
+    import trains_nodeprep.engine.converge as runner
 
     def timed(owner, name: str, kind: str, label_of=lambda args: "-"):
         original = getattr(owner, name)
@@ -286,8 +286,8 @@ def facts_script_cost(node, repeat: int = 5) -> str:
     import resource
 
     from tests.benchmarks.bench import READ_COMMAND
-    from trains_nodeprep.facts import render_facts_script
     from trains_nodeprep.playbook import load_playbook
+    from trains_nodeprep.remote.scripts import render_facts_script
 
     results = []
     for name, script in (
@@ -416,9 +416,9 @@ def exec_breakdown(bed, node, repeat: int = 10) -> str:
     of a fresh connection (what check does), next to the same command run in the node directly."""
     os.environ["HOME"] = str(bed.home)  # before ~/.ssh/config and known_hosts are read
     from tests.benchmarks.bench import READ_COMMAND
-    from trains_nodeprep.facts import render_facts_script
     from trains_nodeprep.node import SSHNode, SSHOptions, Target
     from trains_nodeprep.playbook import load_playbook
+    from trains_nodeprep.remote.scripts import render_facts_script
 
     commands = {
         "facts script": render_facts_script(load_playbook()),
@@ -554,8 +554,8 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
         )
-        from trains_nodeprep.facts import render_facts_script
         from trains_nodeprep.playbook import load_playbook
+        from trains_nodeprep.remote.scripts import render_facts_script
 
         (floor_dir / "facts.sh").write_text(render_facts_script(load_playbook()))
         (floor_dir / "spec-facts.json").write_text(

@@ -6,9 +6,11 @@ import time
 
 import pytest
 
-from trains_nodeprep.facts import parse_facts, render_facts_script
-from trains_nodeprep.model import DAEMON_JSON, LOCK_FILE
+from trains_nodeprep.engine.parse import parse_facts
+from trains_nodeprep.model import DAEMON_JSON
 from trains_nodeprep.playbook import load_playbook
+from trains_nodeprep.remote.protocol import LOCK_FILE
+from trains_nodeprep.remote.scripts import render_facts_script
 
 
 def test_file_ages_are_on_the_node_clock_even_after_waiting_for_another_runs_lock(bed, make_node):

@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-from trains_nodeprep.apply import parse_apply_output, printf_escaped
+from trains_nodeprep.engine.apply import parse_apply_output
+from trains_nodeprep.remote.scripts import printf_escaped
 
 SHELLS = [shell for shell in ("dash", "bash", "busybox") if shutil.which(shell)]
 

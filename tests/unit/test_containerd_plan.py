@@ -6,15 +6,15 @@ import json
 
 import pytest
 
-from trains_nodeprep.containerd_config import (
+from trains_nodeprep.engine.facts import FileFact, NodeFacts
+from trains_nodeprep.engine.planner import make_plan
+from trains_nodeprep.formats.systemd_limits import (
     dropin_limits,
     parse_dropin,
     render_dropin,
     shell_ulimit_hint,
 )
-from trains_nodeprep.facts import FileFact, NodeFacts
 from trains_nodeprep.model import DAEMON_JSON, DesiredState, SysctlSetting, Ulimit
-from trains_nodeprep.plan import make_plan
 
 DESIRED = DesiredState(
     ulimits=(Ulimit("nofile", 1024, 65536), Ulimit("memlock", -1, -1)),

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from trains_nodeprep.docker_config import (
+from trains_nodeprep.errors import ConfigError
+from trains_nodeprep.formats.docker_config import (
     cmdline_ulimits,
     daemon_json_ulimits,
     merge_daemon_json,
@@ -15,7 +16,6 @@ from trains_nodeprep.docker_config import (
     parse_ulimit_value,
     sysconfig_ulimits,
 )
-from trains_nodeprep.errors import ConfigError
 from trains_nodeprep.model import Ulimit
 
 DESIRED = (Ulimit("nofile", 1024, 65536), Ulimit("memlock", -1, -1))

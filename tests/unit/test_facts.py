@@ -8,14 +8,9 @@ import time
 
 import pytest
 
-from trains_nodeprep.facts import (
-    ARCHIVE_MARKER,
-    NOW_ENTRY,
-    TAR_ARGV,
-    DirFact,
-    FactsParseError,
-    parse_facts,
-)
+from trains_nodeprep.engine.facts import DirFact
+from trains_nodeprep.engine.parse import FactsParseError, parse_facts
+from trains_nodeprep.remote.protocol import ARCHIVE_MARKER, NOW_ENTRY, TAR_ARGV
 
 EMPTY_ARCHIVE = bytes(1024)  # tar's end-of-archive: two zero blocks
 

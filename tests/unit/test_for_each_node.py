@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from trains_nodeprep.runner import NodeOutcome, for_each_node
+from trains_nodeprep.engine.converge import NodeOutcome
+from trains_nodeprep.engine.parallel import for_each_node
 
 
 class FakeNode:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from trains_nodeprep.facts import FileFact, NodeFacts
+from trains_nodeprep.engine.facts import FileFact, NodeFacts
+from trains_nodeprep.engine.planner import make_plan
 from trains_nodeprep.model import DAEMON_JSON, SYSCONFIG_DOCKER, DesiredState, SysctlSetting, Ulimit
-from trains_nodeprep.plan import make_plan
 
 DESIRED = DesiredState(
     ulimits=(Ulimit("nofile", 1024, 65536), Ulimit("memlock", -1, -1)),

@@ -7,7 +7,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trains_nodeprep.docker_config import (
+from trains_nodeprep.formats.docker_config import (
     daemon_json_ulimits,
     merge_daemon_json,
     merge_sysconfig,

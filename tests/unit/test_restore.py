@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from trains_nodeprep.facts import FileFact, NodeFacts
-from trains_nodeprep.restore import make_restore_plan
+from trains_nodeprep.engine.facts import FileFact, NodeFacts
+from trains_nodeprep.engine.restore import make_restore_plan
 
 DAEMON = "/etc/docker/daemon.json"
 SYSCTL = "/etc/sysctl.d/99-trains.conf"

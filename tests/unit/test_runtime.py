@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trains_nodeprep.runtime import (
+from trains_nodeprep.requirements.runtime import (
     CONTAINERD,
     DOCKER,
     KUBELET_CONFIG,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trains_nodeprep.sysctl import (
+from trains_nodeprep.formats.sysctl_conf import (
     BootValue,
     boot_order,
     boot_values,

@@ -10,17 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..model import DesiredState
+from ..requirements.base import ManagedFile
+from ..requirements.registry import managed_files
 from .facts import NodeFacts
-from .model import (
-    APISERVER_CONF,
-    CONTAINERD_DROPIN_DIR,
-    DAEMON_JSON,
-    DEFAULT_DOCKER,
-    SYSCONFIG_DOCKER,
-)
-from .plan import FileChange, Plan
-
-DOCKER_FILES = (DAEMON_JSON, SYSCONFIG_DOCKER, DEFAULT_DOCKER)
+from .types import FileChange, Plan
 _BACKUP_SUFFIX = re.compile(r"\.(?P<stamp>\d{8}T\d{6}(?:\.\d+)?Z)(?P<absent>\.absent)?\.bak$")
 
 
@@ -42,7 +36,9 @@ def parse_backups(facts: NodeFacts) -> list[Backup]:
     return sorted(found, key=lambda b: (b.stamp, b.path))
 
 
-def make_restore_plan(facts: NodeFacts, only_path: str | None = None) -> Plan:
+def make_restore_plan(
+    facts: NodeFacts, only_path: str | None = None, desired: DesiredState | None = None
+) -> Plan:
     backups = parse_backups(facts)
     if only_path is not None:
         backups = [b for b in backups if b.path == only_path]
@@ -51,6 +47,7 @@ def make_restore_plan(facts: NodeFacts, only_path: str | None = None) -> Plan:
         return Plan(requirements=(), blockers=(f"{where}: no backup to restore on this node",))
     newest = backups[-1].stamp
     chosen = {b.path: b for b in backups if b.stamp == newest}
+    managed = managed_files(desired or DesiredState((), (), "", "restore"))
     changes = []
     for path, backup in sorted(chosen.items()):
         current = facts.file(path)
@@ -67,21 +64,13 @@ def make_restore_plan(facts: NodeFacts, only_path: str | None = None) -> Plan:
                 )
             new = saved.content
         if current.content != new:
-            changes.append(
-                FileChange(
-                    path,
-                    current,
-                    new,
-                    restarts_docker=path in DOCKER_FILES,
-                    secret=path == APISERVER_CONF,
-                    restarts_containerd=path.startswith(CONTAINERD_DROPIN_DIR + "/"),
-                )
-            )
+            rule = next((m for m in managed if m.matches(path)), ManagedFile(path))
+            changes.append(FileChange(path, current, new, rule.restarts, rule.secret))
+    restarts = dict.fromkeys(c.restarts for c in changes if c.restarts is not None)
     return Plan(
         requirements=(),
         file_changes=tuple(changes),
-        restart_docker=any(c.restarts_docker for c in changes),
-        restart_reason=f"restoring the docker config saved at {newest}",
-        restart_containerd=any(c.restarts_containerd for c in changes),
-        containerd_reason=f"restoring the containerd drop-in saved at {newest}",
+        restart_reasons=tuple(
+            (service, f"restoring the {service} config saved at {newest}") for service in restarts
+        ),
     )

@@ -7,7 +7,7 @@ The playbook names limits as docker does (nofile, memlock); here they become sys
 
 from __future__ import annotations
 
-from .model import UNLIMITED, Ulimit
+from ..model import UNLIMITED, Ulimit
 
 UNIT = "containerd.service"
 # docker ulimit name -> systemd directive (systemd.exec(5) "Process Properties")

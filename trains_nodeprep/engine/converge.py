@@ -1,25 +1,35 @@
-"""Facts -> plan -> apply -> verify for each node, nodes in parallel, each independent.
+"""Facts -> plan -> apply -> verify, for one node; each node's errors become its outcome.
 
-One connection per node; `check` and a run with nothing to do cost one remote command,
-a run that changes things three (facts, apply, verify).
+One connection per node; `check` and a run with nothing to do cost one remote command, a run
+that changes things two (facts; then apply, with the verification read at its end).
 """
 
 from __future__ import annotations
 
 import datetime
-import functools
-import threading
 import traceback as traceback_module
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING
 
+from ..errors import EXIT_CONNECTION, EXIT_DRIFT, EXIT_OK, ConnectionFailed, NodePrepError
+from ..model import DesiredState
+from ..remote.scripts import render_facts_script
 from .apply import ApplyResult, apply_plan
-from .errors import EXIT_CONNECTION, EXIT_DRIFT, EXIT_OK, ConnectionFailed, NodePrepError
-from .facts import FactsParseError, NodeFacts, parse_facts, render_facts_script
-from .model import DesiredState
-from .plan import Plan, make_plan
+from .facts import NodeFacts
+from .parse import FactsParseError, parse_facts
+from .planner import make_plan
+from .restore import make_restore_plan
+from .types import NodeStatus, Plan
+
+if TYPE_CHECKING:
+    from ..node import Node
 
 FACTS_TIMEOUT = 60.0
+
+
+SUCCESSES = (NodeStatus.READY, NodeStatus.UNCHANGED, NodeStatus.CHANGED, NodeStatus.PLANNED)
 
 
 @dataclass
@@ -27,7 +37,7 @@ class NodeOutcome:
     label: str
     # check: ready | drift | refused | unreachable | error
     # run:   unchanged | changed | planned | refused | failed | unreachable | error
-    status: str = "error"
+    status: NodeStatus = NodeStatus.ERROR
     facts: NodeFacts | None = None
     plan: Plan | None = None
     applied: ApplyResult | None = None
@@ -37,9 +47,9 @@ class NodeOutcome:
 
     @property
     def exit_code(self) -> int:
-        if self.status == "unreachable":
+        if self.status == NodeStatus.UNREACHABLE:
             return EXIT_CONNECTION
-        if self.status in ("ready", "unchanged", "changed", "planned"):
+        if self.status in SUCCESSES:
             return EXIT_OK
         return EXIT_DRIFT
 
@@ -52,14 +62,14 @@ def overall_exit_code(outcomes: list[NodeOutcome]) -> int:
     return EXIT_OK
 
 
-def _say(node, state: str) -> None:
+def _say(node: Node, state: str) -> None:
     """Tell the progress display what this node is doing (set by for_each_node)."""
     progress = getattr(node, "progress", None)
     if progress is not None:
         progress(state)
 
 
-def gather_facts(node, desired: DesiredState) -> NodeFacts:
+def gather_facts(node: Node, desired: DesiredState) -> NodeFacts:
     _say(node, "reading facts")
     result = node.run_as_root(render_facts_script(desired), timeout=FACTS_TIMEOUT)
     try:
@@ -71,13 +81,17 @@ def gather_facts(node, desired: DesiredState) -> NodeFacts:
         ) from err
 
 
-def check_node(node, desired: DesiredState) -> NodeOutcome:
+def check_node(node: Node, desired: DesiredState) -> NodeOutcome:
     outcome = NodeOutcome(node.label)
     with _recorded(outcome, node):
         outcome.facts = gather_facts(node, desired)
         outcome.plan = make_plan(outcome.facts, desired)
         outcome.status = (
-            "refused" if outcome.plan.blockers else "ready" if outcome.plan.ready else "drift"
+            NodeStatus.REFUSED
+            if outcome.plan.blockers
+            else NodeStatus.READY
+            if outcome.plan.ready
+            else NodeStatus.DRIFT
         )
     return outcome
 
@@ -131,8 +145,6 @@ def restore_node(
     keep_backups: int,
 ) -> NodeOutcome:
     """Put back the newest backup set; verify that each file now has the backed-up content."""
-    from .restore import make_restore_plan
-
     def differing(after: NodeFacts, plan: Plan) -> list[str]:
         return [
             f"{c.path} differs from its backup"
@@ -143,7 +155,7 @@ def restore_node(
     return _converge(
         node,
         desired,
-        lambda facts: make_restore_plan(facts, only_path),
+        lambda facts: make_restore_plan(facts, only_path, desired),
         differing,
         "verification after restore failed",
         confirm=confirm,
@@ -154,7 +166,7 @@ def restore_node(
 
 
 def _converge(
-    node,
+    node: Node,
     desired: DesiredState,
     make: Callable[[NodeFacts], Plan],
     still_off: Callable[[NodeFacts, Plan], list[str]],
@@ -175,16 +187,16 @@ def _converge(
             outcome.facts = facts = gather_facts(node, desired)
             outcome.plan = plan = make(facts)
             if plan.blockers:
-                outcome.status, outcome.error = "refused", " | ".join(plan.blockers)
+                outcome.status, outcome.error = NodeStatus.REFUSED, " | ".join(plan.blockers)
                 return outcome
             if plan.empty:
-                outcome.status = "unchanged"
+                outcome.status = NodeStatus.UNCHANGED
                 return outcome
             if dry_run:
-                outcome.status = "planned"
+                outcome.status = NodeStatus.PLANNED
                 return outcome
             if _restarts_running_service(plan, facts) and not confirm(node.label, plan, facts):
-                outcome.status = "refused"
+                outcome.status = NodeStatus.REFUSED
                 outcome.error = f"{' and '.join(plan.restarts)} must restart and that was not confirmed; rerun with --yes"
                 return outcome
             _say(
@@ -208,7 +220,7 @@ def _converge(
             if not applied.stale:
                 break
         if not applied.ok:
-            outcome.status = "failed"
+            outcome.status = NodeStatus.FAILED
             outcome.error = applied.failure + (
                 " (every file this run changed was restored)" if applied.rolled_back else ""
             )
@@ -216,9 +228,9 @@ def _converge(
         _say(node, "verifying")
         problems = still_off(applied.after or gather_facts(node, desired), plan)
         if problems:
-            outcome.status, outcome.error = "failed", f"{verify_failed}: " + "; ".join(problems)
+            outcome.status, outcome.error = NodeStatus.FAILED, f"{verify_failed}: " + "; ".join(problems)
             return outcome
-        outcome.status = "changed"
+        outcome.status = NodeStatus.CHANGED
     return outcome
 
 
@@ -239,91 +251,32 @@ def backup_stamp() -> str:
 class _recorded:
     """Turn a node's errors into its outcome, so one node never stops the others."""
 
-    def __init__(self, outcome: NodeOutcome, node) -> None:
+    def __init__(self, outcome: NodeOutcome, node: Node) -> None:
         self.outcome = outcome
         self.node = node
 
-    def __enter__(self):
+    def __enter__(self) -> _recorded:
         return self
 
-    def __exit__(self, kind, error, traceback) -> bool:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
         self.outcome.exec_count = self.node.exec_count
         if error is None:
             return False
         if isinstance(error, ConnectionFailed):
-            self.outcome.status = "unreachable"
+            self.outcome.status = NodeStatus.UNREACHABLE
             self.outcome.error = str(error)
         elif isinstance(error, NodePrepError):
-            self.outcome.status = "error"
+            self.outcome.status = NodeStatus.ERROR
             self.outcome.error = str(error)
         else:
-            self.outcome.status = "error"
+            self.outcome.status = NodeStatus.ERROR
             self.outcome.error = f"{self.node.label}: internal error {kind.__name__}: {error}; rerun with --debug and report it"
         self.outcome.traceback = "".join(traceback_module.format_exception(kind, error, traceback))
         return True
 
 
-def for_each_node(
-    nodes: list, action: Callable, parallel: int, progress: Callable[[str, str], None] | None = None
-) -> list[NodeOutcome]:
-    """Run `action(node)` on every node, at most `parallel` at once; outcomes in the nodes' order.
-
-    `progress(label, state)` hears each node's steps and its final status.
-    """
-
-    def one(node) -> NodeOutcome:
-        try:
-            outcome = action(node)
-        finally:
-            node.close()
-        if progress is not None:
-            progress(node.label, outcome.status)
-        return outcome
-
-    if progress is not None:
-        for node in nodes:
-            node.progress = functools.partial(progress, node.label)
-            progress(node.label, "waiting")
-    if len(nodes) <= 1 or parallel <= 1:
-        return [one(node) for node in nodes]
-    return _in_threads(one, nodes, min(parallel, len(nodes)))
-
-
-def _in_threads(one: Callable, nodes: list, workers: int) -> list:
-    """`one(node)` for every node in `workers` threads, results in the nodes' order.
-
-    Every thread is started before any node begins, then all are let go at once: a thread
-    started while others already connect waits for the GIL to say it has started (with 50 nodes,
-    the last one began a third of a second late behind ThreadPoolExecutor's one-by-one starts)."""
-    results: list = [None] * len(nodes)
-    errors: list[BaseException] = []
-    pending = iter(enumerate(nodes))
-    take = threading.Lock()
-    go = threading.Event()
-
-    def worker() -> None:
-        go.wait()
-        while True:
-            with take:
-                item = next(pending, None)
-            if item is None:
-                return
-            index, node = item
-            try:
-                results[index] = one(node)
-            except (
-                BaseException
-            ) as err:  # action() records node errors itself: this is a bug, re-raised below
-                errors.append(err)
-
-    threads = [
-        threading.Thread(target=worker, name=f"node-{i}", daemon=True) for i in range(workers)
-    ]
-    for thread in threads:
-        thread.start()
-    go.set()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return results

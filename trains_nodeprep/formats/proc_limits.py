@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .model import UNLIMITED
+from ..model import UNLIMITED
 
 # The rows of /proc/PID/limits (fs/proc/base.c, lnames[]) -> docker's ulimit names.
 # "as" (Max address space) is listed for completeness: dockerd does not accept it.

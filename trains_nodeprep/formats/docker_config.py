@@ -11,8 +11,8 @@ import json
 import re
 from dataclasses import dataclass
 
-from .errors import ConfigError
-from .model import Ulimit, limit_at_least
+from ..errors import ConfigError
+from ..model import Ulimit, limit_at_least
 
 DAEMON_JSON_KEY = "default-ulimits"
 _INTEGER = re.compile(r"[+-]?[0-9]+")

@@ -11,6 +11,15 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..engine.facts import NodeFacts
+from ..model import DesiredState
+from .base import Concern, FactsNeeds, no_files
+
+if TYPE_CHECKING:
+    from ..engine.builder import PlanBuilder
+    from ..engine.parse import Records
 
 DOCKER = "docker"
 CONTAINERD = "containerd"
@@ -177,3 +186,47 @@ def _kubelet_runtime(
     return UNDETERMINED, "kubelet names no runtime and " + (
         f"CRI sockets {', '.join(present)} all exist" if present else "no CRI socket exists"
     )
+
+
+def facts(_desired: DesiredState) -> FactsNeeds:
+    return FactsNeeds(
+        shell="runtime.facts.sh",
+        processes={"kubelet": "kubelet_process"},
+        calls=(("kubelet_files", KUBELET_CONFIG, *KUBELET_FLAG_FILES), ("cri_sockets", *CRI_SOCKETS)),
+    )
+
+
+def parse(records: Records) -> dict[str, Any]:
+    kubelets = records.processes("kubelet")
+    return {
+        "kubelet_argv": kubelets[0][1] if kubelets else (),
+        "sockets": tuple(name for name, _s, _d in records.of_kind("socket")),
+    }
+
+
+def runtime_of(facts: NodeFacts) -> RuntimeChoice:
+    named = {*KUBELET_FLAG_FILES, KUBELET_CONFIG, kubelet_flags(facts.kubelet_argv).get("config")}
+    kubelet_files = {
+        path: fact.text or ""
+        for path, fact in facts.files.items()
+        if fact.state == "file" and path in named
+    }
+    return choose_runtime(
+        kubelet_argv=facts.kubelet_argv,
+        kubelet_files=kubelet_files,
+        sockets=facts.sockets,
+        docker_installed=facts.docker_installed,
+        containerd_installed=facts.containerd_installed,
+        docker_running=facts.docker_running,
+    )
+
+
+def plan(facts: NodeFacts, desired: DesiredState, builder: PlanBuilder) -> None:
+    """Where the limits go (the modules of those runtimes plan them); a runtime this tool cannot
+    prepare refuses the node."""
+    builder.runtime = runtime_of(facts)
+    if desired.ulimits and builder.runtime.problem:
+        builder.blockers.append(builder.runtime.problem)
+
+
+CONCERN = Concern(name="runtime", facts=facts, parse=parse, plan=plan, managed_files=no_files)

@@ -1,0 +1,1 @@
+"""One module per concern; requirements.registry lists them in planning order."""

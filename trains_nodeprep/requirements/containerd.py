@@ -1,0 +1,212 @@
+"""containerd: the service limits every container it starts inherits (its CRI plugin puts no
+rlimits in a pod's spec), raised in a drop-in of containerd.service, then a daemon-reload and a
+restart of containerd when the drop-in changed or the running containerd started before it.
+Without systemd, the running containerd's own limits are only read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..engine.builder import PlanBuilder
+from ..engine.facts import NodeFacts
+from ..engine.parse import Records
+from ..engine.types import Plan, Requirement, Service
+from ..errors import ConfigError
+from ..formats import systemd_limits
+from ..formats.proc_limits import parse_proc_limits
+from ..model import CONTAINERD_DROPIN_DIR, DesiredState, Ulimit
+from .base import (
+    Concern,
+    FactsNeeds,
+    ManagedFile,
+    ServiceSpec,
+    limit_requirements,
+    require_readable,
+    too_low,
+)
+from .runtime import CONTAINERD
+
+UNIT = systemd_limits.UNIT
+
+
+def facts(desired: DesiredState) -> FactsNeeds:
+    properties = systemd_limits.show_properties(desired.ulimits)
+    return FactsNeeds(
+        shell="containerd.facts.sh",
+        processes={"containerd": "containerd_process"},
+        calls=(
+            ("containerd_installed",),
+            ("containerd_unit", *(arg for name in properties for arg in ("-p", name))),
+            ("readfile", desired.containerd_dropin),
+        ),
+    )
+
+
+def parse(records: Records) -> dict[str, Any]:
+    show = records.text("unit-show", UNIT)
+    running = records.processes("containerd")
+    return {
+        "containerd_installed": records.has("containerd", "installed") or bool(running),
+        "containerd_processes": tuple(running),
+        "process_limits": {
+            int(pid): data.decode(errors="replace") for pid, _s, data in records.of_kind("limits")
+        },
+        "containerd_unit": systemd_limits.parse_show(show) if show is not None else None,
+        "containerd_age": records.age("containerd.service-started"),
+    }
+
+
+def managed_files(_desired: DesiredState) -> tuple[ManagedFile, ...]:
+    return (ManagedFile(CONTAINERD_DROPIN_DIR + "/*.conf", restarts=Service.CONTAINERD),)
+
+
+def _before_restart(_plan: Plan, init_system: str) -> list[str]:
+    if init_system != "systemd":
+        return ["fail containerd 'no systemd on this node: restart containerd by hand'"]
+    return []
+
+
+def _commands(_init_system: str) -> list[str]:
+    return ["systemctl daemon-reload", "systemctl restart containerd"]
+
+
+def _warning(reason: str) -> str:
+    return (
+        f"containerd will restart ({reason}): running containers keep running, but keep their "
+        "old limits until they are recreated (delete the Elasticsearch pod afterwards)"
+    )
+
+
+def _containerd_requirements(
+    builder: PlanBuilder,
+    current: dict[str, Ulimit],
+    desired: tuple[Ulimit, ...],
+    where: str,
+    error: str | None = None,
+) -> None:
+    limit_requirements(
+        builder, "containerd.limit", current, desired, where, error, missing="unknown"
+    )
+
+
+def _standalone_containerd(facts: NodeFacts) -> int | None:
+    """The containerd the kubelet talks to, not one that dockerd started for itself."""
+    for pid, argv in facts.containerd_processes:
+        if not any("/docker/containerd" in arg for arg in argv):
+            return pid
+    return None
+
+
+def plan(facts: NodeFacts, desired: DesiredState, builder: PlanBuilder) -> None:
+    """containerd's containers inherit its own limits: raise them in a drop-in of containerd.service."""
+    wanted = desired.ulimits
+    if not wanted or builder.runtime is None or CONTAINERD not in builder.runtime.targets:
+        return
+    if facts.init_system != "systemd":
+        _plan_containerd_without_systemd(facts, wanted, builder)
+        return
+    unit = facts.containerd_unit or {}
+    if unit.get("LoadState") != "loaded":
+        problem = f"{UNIT} is {unit.get('LoadState') or 'unknown'} to systemd"
+        _containerd_requirements(builder, {}, wanted, UNIT, problem)
+        builder.blockers.append(
+            f"{UNIT}: {problem}, but the kubelet uses containerd; install containerd as a systemd service "
+            f"(or set its limits where it is started: {systemd_limits.shell_ulimit_hint(wanted)})"
+        )
+        return
+    dropin = facts.file(desired.containerd_dropin)
+    try:
+        require_readable(dropin)
+    except ConfigError as err:
+        builder.blockers.append(str(err))
+        _containerd_requirements(builder, {}, wanted, err.path, err.problem)
+        return
+    effective = systemd_limits.effective_limits(unit, wanted)
+    _containerd_requirements(builder, effective, wanted, f"{UNIT} (systemctl show)")
+    ours = systemd_limits.parse_dropin(dropin.text or "")
+    drop_ins = unit.get("DropInPaths", "").split()
+    need_reload = unit.get("NeedDaemonReload") == "yes"
+    if desired.containerd_dropin in drop_ins and not need_reload:
+        # Ours is loaded: where systemd's value differs from ours, a drop-in applied later decides.
+        overridden = [w for w in wanted if w.name in ours and effective.get(w.name) != ours[w.name]]
+        if too_low(effective, tuple(overridden)):
+            later = drop_ins[drop_ins.index(desired.containerd_dropin) + 1 :]
+            builder.blockers.append(
+                f"{desired.containerd_dropin}: its limits are overridden by a drop-in applied after it ({', '.join(later) or 'unknown'}); "
+                "raise the limits there or remove them, so that this drop-in decides"
+            )
+            return
+        effective = {name: limit for name, limit in effective.items() if name not in ours}
+    new = systemd_limits.render_dropin(systemd_limits.dropin_limits(wanted, effective, ours))
+    builder.change_file(dropin, new)
+    if dropin.content != new:
+        return
+    if unit.get("ActiveState") != "active" or unit.get("MainPID", "0") == "0":
+        return
+    file_age = facts.file_ages.get(desired.containerd_dropin)
+    stale: str | None
+    if need_reload:
+        stale = "no: systemd has not reloaded its units since they changed"
+    elif desired.containerd_dropin not in drop_ins:
+        stale = f"no: systemd has not loaded {desired.containerd_dropin}"
+    elif (
+        file_age is not None
+        and facts.containerd_age is not None
+        and file_age < facts.containerd_age - 0.05
+    ):
+        stale = f"no: {desired.containerd_dropin} changed after containerd started"
+    else:
+        stale = None
+    builder.requirements.append(
+        Requirement(
+            "containerd.running-config",
+            f"containerd started after {desired.containerd_dropin} last changed",
+            stale or "yes",
+            stale is None,
+            f"{UNIT} pid {unit.get('MainPID')}",
+        )
+    )
+    if stale is not None:
+        builder.restart(
+            Service.CONTAINERD,
+            f"containerd runs without the limits of {desired.containerd_dropin} ({stale[4:]})",
+        )
+
+
+def _plan_containerd_without_systemd(
+    facts: NodeFacts, wanted: tuple[Ulimit, ...], builder: PlanBuilder
+) -> None:
+    """No systemd: the init script that starts containerd sets its limits; this tool only reads them."""
+    pid = _standalone_containerd(facts)
+    hint = systemd_limits.shell_ulimit_hint(wanted)
+    if pid is None or pid not in facts.process_limits:
+        _containerd_requirements(builder, {}, wanted, "containerd", "containerd is not running")
+        builder.blockers.append(
+            f"containerd: not running, and this node has no systemd to hold its limits; start it from an init script that first runs: {hint}"
+        )
+        return
+    seen = {
+        name: Ulimit(name, soft, hard)
+        for name, (soft, hard) in parse_proc_limits(facts.process_limits[pid]).items()
+    }
+    _containerd_requirements(builder, seen, wanted, f"/proc/{pid}/limits (containerd)")
+    if too_low(seen, wanted):
+        builder.blockers.append(
+            f"containerd (pid {pid}): runs with limits too low for Elasticsearch, and this node has no systemd, so its init system "
+            f"sets them; in the script that starts containerd run first: {hint}; then restart containerd"
+        )
+
+
+CONCERN = Concern(
+    name="containerd",
+    facts=facts,
+    parse=parse,
+    plan=plan,
+    managed_files=managed_files,
+    services=(
+        ServiceSpec(
+            Service.CONTAINERD, "containerd.apply.sh", _before_restart, _commands, _warning
+        ),
+    ),
+)

@@ -1,0 +1,277 @@
+"""docker: the default ulimits every container docker starts gets, in the one place this node's
+dockerd takes them from (daemon.json, or the --default-ulimit flags of /etc/sysconfig/docker or
+/etc/default/docker), and a restart of docker when they change or the running dockerd lacks them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..engine.builder import PlanBuilder
+from ..engine.facts import FileFact, NodeFacts
+from ..engine.parse import Records
+from ..engine.types import Plan, Requirement, Service
+from ..errors import ConfigError
+from ..formats import docker_config
+from ..model import DAEMON_JSON, DEFAULT_DOCKER, SYSCONFIG_DOCKER, DesiredState, Ulimit
+from .base import (
+    Concern,
+    FactsNeeds,
+    ManagedFile,
+    ServiceSpec,
+    limit_requirements,
+    require_readable,
+)
+from .runtime import DOCKER
+
+FILES = (DAEMON_JSON, SYSCONFIG_DOCKER, DEFAULT_DOCKER)
+
+
+def facts(_desired: DesiredState) -> FactsNeeds:
+    return FactsNeeds(
+        shell="docker.facts.sh",
+        processes={"dockerd": None},
+        calls=(("docker_facts",), *(("readfile", path) for path in FILES)),
+    )
+
+
+def parse(records: Records) -> dict[str, Any]:
+    running = records.processes("dockerd")
+    return {
+        "docker_installed": records.has("docker", "installed") or bool(running),
+        "dockerd_pid": running[0][0] if running else None,
+        "dockerd_argv": running[0][1] if running else (),
+        "docker_unit": records.text("unit", "docker.service"),
+        "dockerd_age": records.age("dockerd-started"),
+    }
+
+
+def managed_files(_desired: DesiredState) -> tuple[ManagedFile, ...]:
+    return tuple(ManagedFile(path, restarts=Service.DOCKER) for path in FILES)
+
+
+def _before_restart(plan: Plan, init_system: str) -> list[str]:
+    lines = []
+    if init_system not in ("systemd", "sysvinit"):
+        lines.append(
+            "fail docker 'no systemctl or service command on this node: restart docker by hand'"
+        )
+    if any(c.path == DAEMON_JSON and c.new is not None for c in plan.file_changes):
+        lines.append(f"validate_docker {DAEMON_JSON}")
+    return lines
+
+
+def _commands(init_system: str) -> list[str]:
+    return ["systemctl restart docker" if init_system == "systemd" else "service docker restart"]
+
+
+def _warning(reason: str) -> str:
+    return f"docker will restart ({reason}): every container on this node restarts"
+
+
+def _ulimit_requirements(
+    builder: PlanBuilder, current: dict[str, Ulimit], desired: tuple[Ulimit, ...], where: str
+) -> None:
+    limit_requirements(builder, "docker.default-ulimit", current, desired, where)
+
+
+def _failed_requirements(
+    builder: PlanBuilder, desired: tuple[Ulimit, ...], where: str, error: str
+) -> None:
+    limit_requirements(builder, "docker.default-ulimit", {}, desired, where, error)
+
+
+@dataclass(frozen=True)
+class _FlagFile:
+    """An env file whose variable dockerd gets as flags: sysconfig OPTIONS or default DOCKER_OPTS."""
+
+    fact: FileFact
+    variable: str
+    limits: dict[str, Ulimit]
+
+
+def _flag_files(facts: NodeFacts) -> list[_FlagFile]:
+    """The env files this node's docker really reads flags from."""
+    found = []
+    sysconfig = facts.file(SYSCONFIG_DOCKER)
+    if sysconfig.exists:
+        require_readable(sysconfig)
+        found.append(
+            _FlagFile(
+                sysconfig,
+                docker_config.SYSCONFIG_VARIABLE,
+                docker_config.sysconfig_ulimits(sysconfig.text or "", SYSCONFIG_DOCKER),
+            )
+        )
+    default = facts.file(DEFAULT_DOCKER)
+    # Debian's init script sources /etc/default/docker; a systemd unit only if it says so.
+    read_by_docker = facts.init_system != "systemd" or DEFAULT_DOCKER in (facts.docker_unit or "")
+    if default.exists and read_by_docker:
+        require_readable(default)
+        found.append(
+            _FlagFile(
+                default,
+                docker_config.DEFAULT_VARIABLE,
+                docker_config.sysconfig_ulimits(
+                    default.text or "", DEFAULT_DOCKER, docker_config.DEFAULT_VARIABLE
+                ),
+            )
+        )
+    return found
+
+
+def plan(facts: NodeFacts, state: DesiredState, builder: PlanBuilder) -> None:
+    desired = state.ulimits
+    if not desired or builder.runtime is None or DOCKER not in builder.runtime.targets:
+        return
+    if not facts.docker_installed and not facts.docker_running:
+        builder.blockers.append(
+            "dockerd: not installed on this node (no dockerd on PATH); install docker first, ulimits are set for docker"
+        )
+        _failed_requirements(builder, desired, "dockerd", "docker is not installed")
+        return
+    daemon_json = facts.file(DAEMON_JSON)
+    try:
+        require_readable(daemon_json)
+        json_limits = {}
+        if daemon_json.content is not None:
+            json_limits = docker_config.daemon_json_ulimits(
+                docker_config.parse_daemon_json(daemon_json.content, DAEMON_JSON), DAEMON_JSON
+            )
+        flag_files = _flag_files(facts)
+        unit_limits = docker_config.cmdline_ulimits(
+            docker_config.unit_exec_start(facts.docker_unit or ""), "docker.service ExecStart"
+        )
+        # Docker takes ulimits from one source: flags, or daemon.json. Both stops dockerd.
+        sources = (
+            [f.fact.path for f in flag_files if f.limits]
+            + (["docker.service ExecStart"] if unit_limits else [])
+            + ([DAEMON_JSON] if json_limits else [])
+        )
+        if len(sources) > 1:
+            raise ConfigError(
+                sources[-1],
+                f"docker default ulimits are set in {' and '.join(sources)}; dockerd refuses to start with flags and daemon.json both, and two flag files are ambiguous",
+                f"keep them in one place: remove them from all but {sources[0]}",
+            )
+        if unit_limits:
+            _plan_unmanaged_flags(unit_limits, desired, "docker.service ExecStart", builder)
+        elif json_limits:
+            _plan_daemon_json(facts, daemon_json, json_limits, desired, builder)
+        elif any(f.limits for f in flag_files):
+            _plan_flag_file(facts, next(f for f in flag_files if f.limits), desired, builder)
+        elif flag_files and flag_files[0].fact.path == SYSCONFIG_DOCKER:
+            _plan_flag_file(
+                facts, flag_files[0], desired, builder
+            )  # the RHEL way: OPTIONS in sysconfig
+        else:
+            _plan_daemon_json(facts, daemon_json, json_limits, desired, builder)
+    except ConfigError as err:
+        builder.blockers.append(str(err))
+        _failed_requirements(builder, desired, err.path, err.problem)
+
+
+def _plan_flag_file(
+    facts: NodeFacts, flag_file: _FlagFile, desired: tuple[Ulimit, ...], builder: PlanBuilder
+) -> None:
+    path = flag_file.fact.path
+    _ulimit_requirements(builder, flag_file.limits, desired, f"{path} {flag_file.variable}")
+    new = docker_config.merge_sysconfig(
+        flag_file.fact.text or "", desired, path, flag_file.variable
+    ).encode("utf-8")
+    builder.change_file(flag_file.fact, new)
+    if not facts.docker_running or flag_file.fact.content != new:
+        return
+    # The file is right; is the running dockerd? (a restart may have been skipped)
+    missing = docker_config.missing_ulimits(
+        docker_config.cmdline_ulimits(facts.dockerd_argv, "the running dockerd's command line"),
+        desired,
+    )
+    _running_config(
+        builder,
+        facts,
+        f"dockerd started with the flags in {path}",
+        "without " + ", ".join(limit.display() for limit in missing) if missing else None,
+        f"dockerd runs without the --default-ulimit flags that {path} sets",
+    )
+
+
+def _running_config(
+    builder: PlanBuilder, facts: NodeFacts, expected: str, stale: str | None, restart_reason: str
+) -> None:
+    """The config file is right; `stale` says why the running dockerd still does not use it (None: it does)."""
+    builder.requirements.append(
+        Requirement(
+            "docker.running-config",
+            expected,
+            stale or "yes",
+            stale is None,
+            f"dockerd pid {facts.dockerd_pid}",
+        )
+    )
+    if stale is not None:
+        builder.restart(Service.DOCKER, restart_reason)
+
+
+def _plan_unmanaged_flags(
+    limits: dict[str, Ulimit], desired: tuple[Ulimit, ...], where: str, builder: PlanBuilder
+) -> None:
+    """Flags from a place this tool does not edit (a unit's ExecStart): fine if high enough, else refuse."""
+    _ulimit_requirements(builder, limits, desired, where)
+    if docker_config.missing_ulimits(limits, desired):
+        raise ConfigError(
+            where,
+            "sets --default-ulimit flags that are too low, in a place this tool does not edit",
+            f"raise them there (e.g. {' '.join('--default-ulimit ' + docker_config.render_ulimit_flag(u) for u in desired)}), or remove them so that {DAEMON_JSON} can hold them",
+        )
+
+
+def _plan_daemon_json(
+    facts: NodeFacts,
+    daemon_json: FileFact,
+    current: dict[str, Ulimit],
+    desired: tuple[Ulimit, ...],
+    builder: PlanBuilder,
+) -> None:
+    running_flags = docker_config.cmdline_ulimits(
+        facts.dockerd_argv, "the running dockerd's command line"
+    )
+    if running_flags and not current:
+        # dockerd got flags from somewhere not read above: daemon.json must not repeat them.
+        _plan_unmanaged_flags(running_flags, desired, "the running dockerd's command line", builder)
+        return
+    _ulimit_requirements(builder, current, desired, DAEMON_JSON)
+    new = docker_config.merge_daemon_json(daemon_json.content, desired, DAEMON_JSON)
+    builder.change_file(daemon_json, new)
+    file_age = facts.file_ages.get(DAEMON_JSON)
+    if (
+        not facts.docker_running
+        or daemon_json.content != new
+        or file_age is None
+        or facts.dockerd_age is None
+    ):
+        return
+    # The file is right; did the running dockerd read it? (docker reads daemon.json only at start)
+    stale = (
+        file_age < facts.dockerd_age - 0.05
+    )  # changed after dockerd started (ages measured at one instant)
+    _running_config(
+        builder,
+        facts,
+        f"dockerd started after {DAEMON_JSON} last changed",
+        f"no: {DAEMON_JSON} changed after dockerd started" if stale else None,
+        f"{DAEMON_JSON} changed after dockerd started, so docker does not use it yet",
+    )
+
+
+CONCERN = Concern(
+    name="docker",
+    facts=facts,
+    parse=parse,
+    plan=plan,
+    managed_files=managed_files,
+    services=(
+        ServiceSpec(Service.DOCKER, "docker.apply.sh", _before_restart, _commands, _warning),
+    ),
+)

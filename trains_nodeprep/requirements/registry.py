@@ -1,0 +1,25 @@
+"""The requirement modules, in the order they read, plan and restart; and the files they manage."""
+
+from __future__ import annotations
+
+from ..model import DesiredState
+from . import containerd, docker, runtime, server, sysctl
+from .base import Concern, ManagedFile, ServiceSpec
+
+# runtime first: it says where the limits go (docker, containerd), which those modules read
+CONCERNS: tuple[Concern, ...] = (
+    runtime.CONCERN,
+    docker.CONCERN,
+    containerd.CONCERN,
+    sysctl.CONCERN,
+    server.CONCERN,
+)
+
+
+def managed_files(desired: DesiredState) -> tuple[ManagedFile, ...]:
+    """Every file `run` may write and `restore` may put back, with what a change restarts."""
+    return tuple(f for concern in CONCERNS for f in concern.managed_files(desired))
+
+
+def services() -> dict[str, ServiceSpec]:
+    return {spec.service: spec for concern in CONCERNS for spec in concern.services}

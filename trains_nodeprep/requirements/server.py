@@ -1,0 +1,89 @@
+"""trains-server's own state on the node: its hostPath data directories (owner and mode where the
+playbook gives them) and its config files under /opt/trains/config (apiserver.conf holds the
+fixed users' passwords: secret, never shown)."""
+
+from __future__ import annotations
+
+from ..engine.builder import PlanBuilder
+from ..engine.facts import NodeFacts
+from ..engine.types import DirChange, Requirement
+from ..errors import ConfigError
+from ..model import APISERVER_CONF, DesiredState
+from .base import Concern, FactsNeeds, ManagedFile, no_records, require_readable
+
+
+def facts(desired: DesiredState) -> FactsNeeds:
+    # the directories go in the archive as entries (owner, mode; followed as a hostPath is)
+    return FactsNeeds(
+        calls=(
+            *(("readfile", f.path) for f in desired.server_files),
+            *(("archive_entry", d.path) for d in desired.directories),
+        )
+    )
+
+
+def managed_files(desired: DesiredState) -> tuple[ManagedFile, ...]:
+    files = {f.path: ManagedFile(f.path, secret=f.secret) for f in desired.server_files}
+    files.setdefault(APISERVER_CONF, ManagedFile(APISERVER_CONF, secret=True))
+    return tuple(files.values())
+
+
+def plan(facts: NodeFacts, desired: DesiredState, builder: PlanBuilder) -> None:
+    """trains-server's hostPath directories and config files."""
+    for want in desired.directories:
+        have = facts.directories.get(want.path)
+        expected = (
+            "directory"
+            + (f" owned {want.owner}:{want.group}" if want.owner is not None else "")
+            + (f" mode {want.mode:o}" if want.mode is not None else "")
+        )
+        if have is None or have.state == "absent":
+            actual, ok = "missing", False
+        elif have.state == "notdir":
+            builder.blockers.append(
+                f"{want.path}: exists but is not a directory; move it away so trains-server can keep its data there"
+            )
+            actual, ok = "not a directory", False
+        else:
+            wrong_owner = want.owner is not None and (have.owner, have.group) != (
+                want.owner,
+                want.group,
+            )
+            wrong_mode = want.mode is not None and have.mode != want.mode
+            actual = f"directory owned {have.owner}:{have.group} mode {have.mode:o}"
+            ok = not (wrong_owner or wrong_mode)
+        builder.requirements.append(
+            Requirement(f"server.directory:{want.path}", expected, actual, ok, want.path)
+        )
+        if not ok and (have is None or have.state != "notdir"):
+            builder.dir_changes.append(
+                DirChange(
+                    want.path,
+                    have is None or have.state == "absent",
+                    want.owner,
+                    want.group,
+                    want.mode,
+                )
+            )
+    for want in desired.server_files:
+        have = facts.file(want.path)
+        try:
+            require_readable(have)
+        except ConfigError as err:
+            builder.blockers.append(str(err))
+            continue
+        ok = have.content == want.content
+        actual = "as configured" if ok else ("missing" if not have.exists else "differs")
+        builder.requirements.append(
+            Requirement(f"server.file:{want.path}", "as configured", actual, ok, want.path)
+        )
+        builder.change_file(have, want.content, mode=want.mode)
+
+
+CONCERN = Concern(
+    name="server",
+    facts=facts,
+    parse=no_records,
+    plan=plan,
+    managed_files=managed_files,
+)
