@@ -72,9 +72,7 @@ def child(out_path: str, cli_args: list[str]) -> None:
     from trains_nodeprep.node.tweaks import import_paramiko
 
     t0 = time.time()
-    paramiko = import_paramiko(
-        needs_invoke=False
-    )  # as the first SSHNode does in a real run
+    paramiko = import_paramiko(needs_invoke=False)  # as the first SSHNode does in a real run
     record("import paramiko", "-", t0, time.time())
     import trains_nodeprep.runner as runner
 
