@@ -54,16 +54,17 @@ def test_hostname_expands_h_to_the_alias():
     assert node.hostname == "web.example.com"
 
 
-def test_the_command_line_wins_over_the_config_and_user_at_over_user():
+def test_user_and_port_options_win_over_the_config_and_user_at_and_port_over_them():
+    """As ssh's -l and -p do: the command line first."""
     config = "Host web\n  User admin\n  Port 2222\n"
 
-    assert (route("web", config, user="deploy", port=23)[0].user, route("web", config)[0].user) == (
-        "deploy",
-        "admin",
-    )
-    assert route("web", config, user="deploy", port=23)[0].port == 23
-    (node,) = route("ops@web:24", config, user="deploy", port=23)
-    assert (node.user, node.port) == ("ops", 24)
+    (from_options,) = route("web", config, user="deploy", port=23)
+    (from_config,) = route("web", config)
+    (from_target,) = route("ops@web:24", config, user="deploy", port=23)
+
+    assert (from_options.user, from_options.port) == ("deploy", 23)
+    assert (from_config.user, from_config.port) == ("admin", 2222)
+    assert (from_target.user, from_target.port) == ("ops", 24)
 
 
 def test_user_and_port_options_are_defaults_for_hosts_the_config_does_not_name():
