@@ -68,12 +68,11 @@ def child(out_path: str, cli_args: list[str]) -> None:
     import trains_nodeprep.cli as cli  # typer, rich, ... as the console script does
 
     record("import cli", "-", t0, time.time())
-    import trains_nodeprep.node as node_mod
+    import trains_nodeprep.node.ssh as node_mod
+    from trains_nodeprep.node.tweaks import import_paramiko
 
     t0 = time.time()
-    paramiko = node_mod._import_paramiko(
-        needs_invoke=False
-    )  # as the first SSHNode does in a real run
+    paramiko = import_paramiko(needs_invoke=False)  # as the first SSHNode does in a real run
     record("import paramiko", "-", t0, time.time())
     import trains_nodeprep.engine.converge as runner
 
@@ -97,7 +96,7 @@ def child(out_path: str, cli_args: list[str]) -> None:
     timed(node_mod.SSHNode, "_connect", "connect (all)", node_label)
     timed(node_mod.SSHNode, "run_as_root", "exec", node_label)
     timed(node_mod.SSHNode, "close", "close", node_label)
-    timed(node_mod, "_trusted_host_keys", "known_hosts load")
+    timed(node_mod, "trusted_host_keys", "known_hosts load")
     timed(node_mod, "_open_socket", "tcp connect", lambda a: a[0])
     timed(node_mod, "_login", "ssh open (kex+auth)", lambda a: a[0].host)
     timed(node_mod, "resolve_route", "route (ssh_config)", lambda a: a[0].host)
@@ -317,7 +316,7 @@ def facts_script_cost(node, repeat: int = 5) -> str:
 PY_SPY_CATEGORIES = (  # first match wins: (category, substrings that must all be in the stack)
     ("start-up: imports", ("<module>",)),
     ("connect: route from ~/.ssh/config (resolve_route)", ("resolve_route",)),
-    ("connect: known_hosts parsing (_trusted_host_keys)", ("_trusted_host_keys",)),
+    ("connect: known_hosts parsing (trusted_host_keys)", ("trusted_host_keys",)),
     ("connect: TCP", ("_open_socket",)),
     ("connect: key exchange (worker side)", ("start_client",)),
     ("connect: authentication (worker side)", ("_auth",)),

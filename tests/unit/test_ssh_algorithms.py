@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trains_nodeprep.ssh_algorithms import UnusableKexAlgorithms, cipher_order, kex_order
+from trains_nodeprep.node.algorithms import UnusableKexAlgorithms, cipher_order, kex_order
 
 # paramiko 5's own order, with and without its post-quantum hybrid (it depends on cryptography)
 PARAMIKO_KEX = (

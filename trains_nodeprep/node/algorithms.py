@@ -55,7 +55,8 @@ def kex_order(offered: tuple[str, ...], configured: str | None = None) -> tuple[
         )
     if not chosen:
         raise UnusableKexAlgorithms(
-            f"KexAlgorithms {configured!r} leaves no key exchange this client supports ({', '.join(offered)})"
+            f"KexAlgorithms {configured!r} leaves no key exchange this client supports "
+            f"({', '.join(offered)})"
         )
     return chosen
 
