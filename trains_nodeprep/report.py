@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import xml.etree.ElementTree as ET
+from typing import Any
 
 from .engine.types import Plan
 from .engine.converge import NodeOutcome
@@ -33,7 +34,7 @@ class Progress:
         self.live_console = live_console
         self.states: dict[str, str] = {}
         self.lock = threading.Lock()
-        self.live = None
+        self.live: Any = None  # a rich Live while the table shows
 
     def __enter__(self) -> Progress:
         if self.live_console is not None:
@@ -156,32 +157,22 @@ def _diff(change) -> str:
     )
 
 
-def restart_command(init_system: str) -> str:
-    return "systemctl restart docker" if init_system == "systemd" else "service docker restart"
-
-
 def plan_commands(plan: Plan, init_system: str) -> list[str]:
+    from .requirements.registry import services
+
     commands = [f"sysctl -w {w.key}={w.new}" for w in plan.sysctl_writes]
-    if plan.restart_containerd:
-        commands += ["systemctl daemon-reload", "systemctl restart containerd"]
-    if plan.restart_docker:
-        commands.append(restart_command(init_system))
+    specs = services()
+    for service in plan.restarts:
+        commands += specs[service].commands(init_system)
     return commands
 
 
 def restart_warnings(plan: Plan) -> list[str]:
     """What each restart does to the workloads on the node, in words."""
-    warnings = []
-    if plan.restart_containerd:
-        warnings.append(
-            f"containerd will restart ({plan.containerd_reason}): running containers keep running, but keep their old "
-            "limits until they are recreated (delete the Elasticsearch pod afterwards)"
-        )
-    if plan.restart_docker:
-        warnings.append(
-            f"docker will restart ({plan.restart_reason}): every container on this node restarts"
-        )
-    return warnings
+    from .requirements.registry import services
+
+    specs = services()
+    return [specs[service].warning(plan.reason(service)) for service in plan.restarts]
 
 
 def print_plan(console, outcomes: list[NodeOutcome]) -> None:
@@ -249,7 +240,7 @@ def print_run(console, outcomes: list[NodeOutcome]) -> None:
         elif outcome.status == "unchanged":
             detail = "already ready: nothing written, nothing restarted"
         _status(console, outcome.label, outcome.status, detail)
-    counts = {}
+    counts: dict[str, int] = {}
     for outcome in outcomes:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
     console.print(

@@ -77,7 +77,7 @@ class ApplyResult:
 def parse_apply_output(exit_status: int, output: str) -> ApplyResult:
     """The steps in the apply script's output (`step KIND SUBJECT STATUS MESSAGE` records)."""
     records = decode_records(output, 4, first="step", unreadable=b"(unreadable message)")
-    steps = [Step(*r.fields[1:], message=r.text.strip()) for r in records]
+    steps = [Step(r.fields[1], r.fields[2], r.fields[3], r.text.strip()) for r in records]
     return ApplyResult(exit_status, tuple(steps))
 
 

@@ -275,7 +275,10 @@ class _recorded:
             self.outcome.error = str(error)
         else:
             self.outcome.status = NodeStatus.ERROR
-            self.outcome.error = f"{self.node.label}: internal error {kind.__name__}: {error}; rerun with --debug and report it"
+            self.outcome.error = (
+                f"{self.node.label}: internal error {type(error).__name__}: {error}; "
+                "rerun with --debug and report it"
+            )
         self.outcome.traceback = "".join(traceback_module.format_exception(kind, error, traceback))
         return True
 

@@ -91,6 +91,7 @@ def render_sysctl_file(existing: str | None, settings: dict[str, int], header: s
         if key in last_line_of:
             index = last_line_of[key]
             match = _ASSIGNMENT.match(lines[index])
+            assert match is not None  # last_line_of holds only lines that matched
             if match.group("value") != str(value):
                 start, end = match.span("value")
                 lines[index] = lines[index][:start] + str(value) + lines[index][end:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..model import DesiredState
 from . import containerd, docker, runtime, server, sysctl
+from ..engine.types import Service
 from .base import Concern, ManagedFile, ServiceSpec
 
 # runtime first: it says where the limits go (docker, containerd), which those modules read
@@ -21,5 +22,5 @@ def managed_files(desired: DesiredState) -> tuple[ManagedFile, ...]:
     return tuple(f for concern in CONCERNS for f in concern.managed_files(desired))
 
 
-def services() -> dict[str, ServiceSpec]:
+def services() -> dict[Service, ServiceSpec]:
     return {spec.service: spec for concern in CONCERNS for spec in concern.services}

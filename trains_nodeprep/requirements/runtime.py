@@ -167,13 +167,12 @@ def _kubelet_runtime(
             return runtime_of_endpoint(
                 endpoint
             ), f"{where}: --container-runtime-endpoint={endpoint}"
-    config_paths = [flags["config"] for _, flags in flag_sources if flags.get("config")] + [
-        KUBELET_CONFIG
-    ]
+    config_paths = [flags["config"] for _, flags in flag_sources if flags.get("config")]
+    config_paths.append(KUBELET_CONFIG)
     for path in config_paths:
-        endpoint = config_endpoint(files.get(path, ""))
-        if endpoint:
-            return runtime_of_endpoint(endpoint), f"{path}: containerRuntimeEndpoint {endpoint}"
+        configured = config_endpoint(files.get(path, ""))
+        if configured:
+            return runtime_of_endpoint(configured), f"{path}: containerRuntimeEndpoint {configured}"
     for where, flags in flag_sources:
         if flags.get("container-runtime") == "docker":
             return DOCKER, f"{where}: --container-runtime=docker (dockershim)"

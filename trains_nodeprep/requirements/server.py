@@ -65,19 +65,19 @@ def plan(facts: NodeFacts, desired: DesiredState, builder: PlanBuilder) -> None:
                     want.mode,
                 )
             )
-    for want in desired.server_files:
-        have = facts.file(want.path)
+    for wanted in desired.server_files:
+        found = facts.file(wanted.path)
         try:
-            require_readable(have)
+            require_readable(found)
         except ConfigError as err:
             builder.blockers.append(str(err))
             continue
-        ok = have.content == want.content
-        actual = "as configured" if ok else ("missing" if not have.exists else "differs")
+        same = found.content == wanted.content
+        state = "as configured" if same else ("missing" if not found.exists else "differs")
         builder.requirements.append(
-            Requirement(f"server.file:{want.path}", "as configured", actual, ok, want.path)
+            Requirement(f"server.file:{wanted.path}", "as configured", state, same, wanted.path)
         )
-        builder.change_file(have, want.content, mode=want.mode)
+        builder.change_file(found, wanted.content, mode=wanted.mode)
 
 
 CONCERN = Concern(
