@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from trains_nodeprep.cli import _alongside
+from trains_nodeprep.workflows import _alongside
 from trains_nodeprep.errors import NodePrepError
 
 

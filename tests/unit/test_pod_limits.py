@@ -7,7 +7,7 @@ import json
 import pytest
 
 from trains_nodeprep.model import DesiredState, SysctlSetting, Ulimit
-from trains_nodeprep.pod_limits import (
+from trains_nodeprep.cluster.pods import (
     EsPod,
     parse_running_pods,
     pod_requirements,
