@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
     from .cluster.deploy import ClusterOutcome
     from .cluster.kubectl import Kubectl
-    from .model import DesiredState, NodeFacts
+    from .facts import NodeFacts
+    from .model import DesiredState
     from .node import LocalNode, SSHNode, Target
     from .plan import Plan
     from .report import Progress

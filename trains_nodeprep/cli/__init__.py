@@ -3,6 +3,6 @@
 `trains_nodeprep.cli:main` is the console script.
 """
 
-from .app import app, main, run_app
+from .application import app, main, run_app
 
 __all__ = ["app", "main", "run_app"]

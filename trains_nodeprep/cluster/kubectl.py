@@ -107,18 +107,14 @@ class Kubectl:
                 context=self.context, kubectl_version=None, server_error="kubectl not found"
             )
         with ThreadPoolExecutor(max_workers=4) as pool:
-            version = pool.submit(
-                self.run, "version", "-o", "json"
-            )  # the client's version too, even when the server is down
-            nodes = pool.submit(self.run, "get", "nodes", "-l", selector, "-o", "json")
-            services = pool.submit(self.run, "get", "services", "--all-namespaces", "-o", "json")
-            built = pool.submit(self.run, "kustomize", str(kustomize_dir))
-        version, nodes, services, built = (
-            version.result(),
-            nodes.result(),
-            services.result(),
-            built.result(),
-        )
+            calls = [
+                # `version` gives the client's version even when the server is down
+                pool.submit(self.run, "version", "-o", "json"),
+                pool.submit(self.run, "get", "nodes", "-l", selector, "-o", "json"),
+                pool.submit(self.run, "get", "services", "--all-namespaces", "-o", "json"),
+                pool.submit(self.run, "kustomize", str(kustomize_dir)),
+            ]
+        version, nodes, services, built = (call.result() for call in calls)
         try:
             versions = json.loads(version.stdout)
         except ValueError:
@@ -156,7 +152,7 @@ class Kubectl:
             stdin=subprocess.DEVNULL,
             text=True,
         ) as process:
-            for line in process.stdout:
+            for line in process.stdout or ():  # always a pipe: stdout=PIPE
                 lines.append(line.rstrip("\n"))
                 on_line(line.rstrip("\n"))
             status = process.wait()
