@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import difflib
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from .plan import Plan
+from .plan import Plan, Requirement
 from .runner import NodeOutcome
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 JSON_SCHEMA = "trains-nodeprep/v1"
 
@@ -72,7 +77,7 @@ class Progress:
         return table
 
 
-def _status(console, label: str, status: str, detail: str = "") -> None:
+def _status(console: Console, label: str, status: str, detail: str = "") -> None:
     from rich.text import Text
 
     line = Text()
@@ -91,7 +96,7 @@ _GAP = 2
 _ID_SHARE = 0.4  # of the width left for id, expected, actual and where: ids fold last
 
 
-def _requirement_lines(console, requirements) -> None:
+def _requirement_lines(console: Console, requirements: Sequence[Requirement]) -> None:
     from rich.table import Table
     from rich.text import Text
 
@@ -116,7 +121,7 @@ def _requirement_lines(console, requirements) -> None:
     console.print(table, highlight=False)
 
 
-def _id_width(console_width: int, requirements) -> int:
+def _id_width(console_width: int, requirements: Sequence[Requirement]) -> int:
     """The id column: as wide as the longest id, unless that leaves too little for the values."""
     longest = max(len(req.id) for req in requirements)
     rest = console_width - _INDENT - _STATUS_WIDTH - 4 * _GAP  # for id, expected, actual, where
