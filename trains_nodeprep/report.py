@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import difflib
 import xml.etree.ElementTree as ET
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from .engine.types import Plan
 from .engine.converge import NodeOutcome
+from .engine.types import Plan, Requirement
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 JSON_SCHEMA = "trains-nodeprep/v1"
 
@@ -73,7 +77,7 @@ class Progress:
         return table
 
 
-def _status(console, label: str, status: str, detail: str = "") -> None:
+def _status(console: Console, label: str, status: str, detail: str = "") -> None:
     from rich.text import Text
 
     line = Text()
@@ -84,16 +88,44 @@ def _status(console, label: str, status: str, detail: str = "") -> None:
     console.print(line, highlight=False, soft_wrap=True)
 
 
-def _requirement_lines(console, requirements) -> None:
+# The requirement table: "  ok     ID  expected X  actual Y  (WHERE)", each column wrapping
+# inside itself (a long id or value folds onto the next line of its own column).
+_INDENT = 2
+_STATUS_WIDTH = len("drift")  # fixed, so "ok" rows line up the same with or without drift
+_GAP = 2
+_ID_SHARE = 0.4  # of the width left for id, expected, actual and where: ids fold last
+
+
+def _requirement_lines(console: Console, requirements: Sequence[Requirement]) -> None:
+    from rich.table import Table
     from rich.text import Text
 
+    if not requirements:
+        return
+    table = Table.grid(padding=(0, _GAP), collapse_padding=True, pad_edge=False)
+    table.add_column(width=_INDENT - _GAP)  # empty: the gap after it is the indent
+    table.add_column(width=_STATUS_WIDTH, no_wrap=True)
+    table.add_column(overflow="fold", width=_id_width(console.width, requirements))
+    table.add_column(overflow="fold")
+    table.add_column(overflow="fold")
+    table.add_column(overflow="fold", style="dim")
     for req in requirements:
-        line = Text("  ")
-        line.append("ok   " if req.ok else "drift", style="green" if req.ok else "red")
-        line.append(f"  {req.id:<38} expected {req.expected:<22} actual {req.actual}")
-        if req.where:
-            line.append(f"  ({req.where})", style="dim")
-        console.print(line, highlight=False, soft_wrap=True)
+        table.add_row(
+            "",
+            Text("ok" if req.ok else "drift", style="green" if req.ok else "red"),
+            Text(req.id),
+            Text(f"expected {req.expected}"),
+            Text(f"actual {req.actual}"),
+            Text(f"({req.where})" if req.where else ""),
+        )
+    console.print(table, highlight=False)
+
+
+def _id_width(console_width: int, requirements: Sequence[Requirement]) -> int:
+    """The id column: as wide as the longest id, unless that leaves too little for the values."""
+    longest = max(len(req.id) for req in requirements)
+    rest = console_width - _INDENT - _STATUS_WIDTH - 4 * _GAP  # for id, expected, actual, where
+    return max(1, min(longest, int(rest * _ID_SHARE)))
 
 
 def print_cluster(console, cluster) -> None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from trains_nodeprep.kube import Kubectl
+from trains_nodeprep.cluster.kubectl import Kubectl
+from trains_nodeprep.cluster.pods import EsPod
 from trains_nodeprep.model import DesiredState, SysctlSetting, Ulimit
-from trains_nodeprep.pod_limits import EsPod
 
 DESIRED = DesiredState(
     ulimits=(Ulimit("nofile", 1024, 65536), Ulimit("memlock", -1, -1)),

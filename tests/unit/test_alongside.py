@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from trains_nodeprep.cli import _alongside
 from trains_nodeprep.errors import NodePrepError
+from trains_nodeprep.workflows import _alongside
 
 
 def test_the_work_runs_while_the_block_runs_and_is_done_after_it():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trains_nodeprep.cluster import ClusterFacts, KubeNode, cluster_requirements
+from trains_nodeprep.cluster.checks import ClusterFacts, KubeNode, cluster_requirements
 
 NODE = KubeNode("worker-1", "10.0.0.5", "worker-1")
 

@@ -6,9 +6,7 @@ import json
 
 import pytest
 
-from trains_nodeprep.formats.proc_limits import PROC_LIMIT_NAMES, parse_proc_limits
-from trains_nodeprep.model import DesiredState, SysctlSetting, Ulimit
-from trains_nodeprep.pod_limits import (
+from trains_nodeprep.cluster.pods import (
     EsPod,
     parse_running_pods,
     pod_requirements,
@@ -16,6 +14,8 @@ from trains_nodeprep.pod_limits import (
     running_pods_requirement,
     split_read,
 )
+from trains_nodeprep.formats.proc_limits import PROC_LIMIT_NAMES, parse_proc_limits
+from trains_nodeprep.model import DesiredState, SysctlSetting, Ulimit
 
 DESIRED = DesiredState(
     ulimits=(Ulimit("nofile", 1024, 65536), Ulimit("memlock", -1, -1)),

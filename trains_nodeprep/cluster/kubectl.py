@@ -17,11 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cluster import TRAINS_NAMESPACE, ClusterFacts, KubeNode
-from .errors import NodePrepError, UsageError
-from .model import DesiredState
-from .engine.types import Requirement
-from .pod_limits import (
+from ..engine.types import Requirement
+from ..errors import NodePrepError, UsageError
+from ..model import DesiredState
+from .checks import TRAINS_NAMESPACE, ClusterFacts, KubeNode
+from .pods import (
     ES_CONTAINER,
     ES_NAMESPACE,
     ES_SELECTOR,
@@ -40,7 +40,8 @@ DEPLOYMENTS = ("elasticsearch", "mongo", "redis", "apiserver", "fileserver", "we
 
 
 def bundled_kustomization() -> Path:
-    return Path(__file__).resolve().parent / BUNDLED_KUSTOMIZATION
+    # the manifests are package data of trains_nodeprep, one level up
+    return Path(__file__).resolve().parent.parent / BUNDLED_KUSTOMIZATION
 
 
 def kubeconfig_available(kubeconfig: str | None) -> bool:
@@ -95,7 +96,8 @@ class Kubectl:
             )
         except subprocess.TimeoutExpired as err:
             raise NodePrepError(
-                f"kubectl {' '.join(args[:2])} did not finish within {timeout or self.timeout:.0f} s; check the cluster"
+                f"kubectl {' '.join(args[:2])} did not finish within"
+                f" {timeout or self.timeout:.0f} s; check the cluster"
             ) from err
 
     def gather(self, selector: str, kustomize_dir: Path) -> ClusterFacts:
@@ -105,18 +107,14 @@ class Kubectl:
                 context=self.context, kubectl_version=None, server_error="kubectl not found"
             )
         with ThreadPoolExecutor(max_workers=4) as pool:
-            version = pool.submit(
-                self.run, "version", "-o", "json"
-            )  # the client's version too, even when the server is down
-            nodes = pool.submit(self.run, "get", "nodes", "-l", selector, "-o", "json")
-            services = pool.submit(self.run, "get", "services", "--all-namespaces", "-o", "json")
-            built = pool.submit(self.run, "kustomize", str(kustomize_dir))
-        version, nodes, services, built = (
-            version.result(),
-            nodes.result(),
-            services.result(),
-            built.result(),
-        )
+            calls = [
+                # `version` gives the client's version even when the server is down
+                pool.submit(self.run, "version", "-o", "json"),
+                pool.submit(self.run, "get", "nodes", "-l", selector, "-o", "json"),
+                pool.submit(self.run, "get", "services", "--all-namespaces", "-o", "json"),
+                pool.submit(self.run, "kustomize", str(kustomize_dir)),
+            ]
+        version, nodes, services, built = (call.result() for call in calls)
         try:
             versions = json.loads(version.stdout)
         except ValueError:
@@ -154,7 +152,7 @@ class Kubectl:
             stdin=subprocess.DEVNULL,
             text=True,
         ) as process:
-            for line in process.stdout:
+            for line in process.stdout or ():  # always a pipe: stdout=PIPE
                 lines.append(line.rstrip("\n"))
                 on_line(line.rstrip("\n"))
             status = process.wait()
@@ -186,7 +184,10 @@ class Kubectl:
             raise NodePrepError(f"kubectl label node {node} failed: {_last_line(done.stderr)}")
 
     def elasticsearch_pods(self) -> tuple[tuple[EsPod, ...], str | None]:
-        """The Running Elasticsearch pods (namespace trains, app=elasticsearch), with their nodes; (pods, error)."""
+        """The Running Elasticsearch pods (namespace trains, app=elasticsearch), with their nodes.
+
+        Returns (pods, error).
+        """
         try:
             done = self.run("get", "pods", "-n", ES_NAMESPACE, "-l", ES_SELECTOR, "-o", "json")
         except NodePrepError as err:
@@ -199,7 +200,10 @@ class Kubectl:
             return (), f"unexpected output of kubectl get pods: {err}"
 
     def read_pod(self, pod: EsPod, sysctl_keys: list[str] | tuple[str, ...]) -> PodReading:
-        """One `kubectl exec POD -c elasticsearch -- cat /proc/1/limits /proc/sys/...`: what the pod sees."""
+        """What the pod sees.
+
+        One `kubectl exec POD -c elasticsearch -- cat /proc/1/limits /proc/sys/...`.
+        """
         keys = tuple(sysctl_keys)
         try:
             done = self.run(
@@ -223,9 +227,11 @@ class Kubectl:
     def elasticsearch_pod_requirements(
         self, desired: DesiredState, *, required: bool = True
     ) -> list[Requirement]:
-        """Is there a Running Elasticsearch pod, and did the desired limits and sysctls reach each one.
+        """Is there a Running Elasticsearch pod, and did the desired limits and sysctls reach each.
 
-        Not `required` (trains-server may not be deployed yet): no pod at all gives no requirement."""
+        Not `required` (trains-server may not be deployed yet): no pod at all gives no
+        requirement.
+        """
         pods, error = self.elasticsearch_pods()
         if not pods and error is None and not required:
             return []
@@ -240,7 +246,10 @@ class Kubectl:
 
 
 def with_image_version(kustomize_dir: Path, version: str | None, workdir: str) -> Path:
-    """A kustomization that pins the trains-server image tag over `kustomize_dir` (left untouched)."""
+    """A kustomization that pins the trains-server image tag over `kustomize_dir`.
+
+    `kustomize_dir` itself is left untouched.
+    """
     if not version:
         return kustomize_dir
     import re
@@ -252,7 +261,8 @@ def with_image_version(kustomize_dir: Path, version: str | None, workdir: str) -
     relative = os.path.relpath(kustomize_dir.resolve(), wrapper)  # kustomize refuses absolute paths
     (wrapper / "kustomization.yaml").write_text(
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-        f"resources:\n- {json.dumps(relative)}\nimages:\n- name: {TRAINS_IMAGE}\n  newTag: {json.dumps(version)}\n"
+        f"resources:\n- {json.dumps(relative)}\n"
+        f"images:\n- name: {TRAINS_IMAGE}\n  newTag: {json.dumps(version)}\n"
     )
     return wrapper
 
@@ -290,7 +300,10 @@ def _error_of(done: subprocess.CompletedProcess) -> str | None:
 
 
 def _exec_error(done: subprocess.CompletedProcess) -> str:
-    """The command's own last complaint rather than kubectl's "command terminated with exit code N"."""
+    """The command's own last complaint.
+
+    Rather than kubectl's "command terminated with exit code N".
+    """
     lines = [
         line
         for line in (done.stderr or "").strip().splitlines()

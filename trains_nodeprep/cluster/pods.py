@@ -3,7 +3,7 @@
 The node may be right on paper (daemon.json, sysctl.d) while the pod still runs with what it
 started with: docker sets a container's rlimits when the container starts. So `check` reads,
 inside the pod, the limits of its PID 1 (/proc/1/limits) and the sysctls (/proc/sys/...), with
-one `kubectl exec ... -- cat` (kube.py); here that text is only parsed and judged.
+one `kubectl exec ... -- cat` (kubectl.py); here that text is only parsed and judged.
 
 Units: /proc/PID/limits prints the raw rlimit values (rlim_cur, rlim_max) that setrlimit(2)
 takes, and docker's default-ulimits are those same raw values (dockerd hands them to the
@@ -18,10 +18,10 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from .cluster import TRAINS_NAMESPACE
-from .model import DesiredState, SysctlSetting, Ulimit
-from .engine.types import Requirement
-from .formats.proc_limits import parse_proc_limits
+from ..engine.types import Requirement
+from ..formats.proc_limits import parse_proc_limits
+from ..model import DesiredState, SysctlSetting, Ulimit
+from .checks import TRAINS_NAMESPACE
 
 ES_NAMESPACE = TRAINS_NAMESPACE
 ES_SELECTOR = "app=elasticsearch"
@@ -84,7 +84,8 @@ def split_read(
     lines = (stdout or "").splitlines()
     if not lines or not lines[0].startswith("Limit"):
         raise ValueError(
-            f"{PROC_LIMITS} does not start with its header line: {(lines[0] if lines else '(no output)')[:80]!r}"
+            f"{PROC_LIMITS} does not start with its header line:"
+            f" {(lines[0] if lines else '(no output)')[:80]!r}"
         )
     end = 1
     while end < len(lines) and lines[end].startswith("Max "):

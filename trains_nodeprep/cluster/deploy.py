@@ -1,4 +1,7 @@
-"""The cluster side of a command: pre-checks before any node is touched, `apply -k` after all converged."""
+"""The cluster side of a command.
+
+Pre-checks before any node is touched, `apply -k` after every node converged.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cluster import TRAINS_NODE_PORTS, ClusterFacts, KubeNode, cluster_requirements
-from .kube import Kubectl
-from .model import DesiredState
-from .engine.types import Requirement
+from ..engine.types import Requirement
+from ..model import DesiredState
+from .checks import TRAINS_NODE_PORTS, ClusterFacts, KubeNode, cluster_requirements
+from .kubectl import Kubectl
 
 
 @dataclass
@@ -61,7 +64,8 @@ def pod_check(
     found = kubectl.elasticsearch_pod_requirements(desired, required=required)
     if not found:
         outcome.notes.append(
-            "no Elasticsearch pod runs yet: its limits are read once trains-server is deployed (--pods makes that a failure)"
+            "no Elasticsearch pod runs yet: its limits are read once trains-server is deployed"
+            " (--pods makes that a failure)"
         )
     outcome.requirements += found
 

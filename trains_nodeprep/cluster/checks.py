@@ -1,6 +1,6 @@
 """Pure: what the cluster must look like before trains-server is deployed, as requirements.
 
-The data comes from kubectl (kube.py); here it is only judged. The trains-server data lives
+The data comes from kubectl (kubectl.py); here it is only judged. The trains-server data lives
 on the one node labeled app=trains (hostPath), so that node is the one to prepare.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .engine.types import Requirement
+from ..engine.types import Requirement
 
 TRAINS_NAMESPACE = "trains"
 TRAINS_NODE_PORTS = {
@@ -59,7 +59,10 @@ def cluster_requirements(
     allow_many: bool,
     kustomize_dir: str,
 ) -> list[Requirement]:
-    """Each pre-check as a requirement; `targets`: for each node being prepared, the names it goes by."""
+    """Each pre-check as a requirement.
+
+    `targets`: for each node being prepared, the names it goes by.
+    """
     reqs = []
     version = parse_version(facts.kubectl_version)
     reqs.append(
