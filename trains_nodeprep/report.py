@@ -252,6 +252,18 @@ def print_plan(console, outcomes: list[NodeOutcome]) -> None:
             console.print(f"  note   {warning}", highlight=False)
 
 
+def print_scripts(console: Console, facts_script: str, applies: dict[str, str]) -> None:
+    """The remote scripts byte for byte as they are sent (written raw: rich would expand their
+    tabs): the facts script, then each node's apply script."""
+    scripts = {"the facts script, read-only, the same for every node": facts_script}
+    scripts.update({f"the apply script for {label}": script for label, script in applies.items()})
+    for title, script in scripts.items():
+        console.file.write(f"# {title} ({len(script.encode())} bytes)\n{script}")
+    if not applies:
+        console.file.write("# no node would be changed: no apply script\n")
+    console.file.flush()
+
+
 def print_run(console, outcomes: list[NodeOutcome]) -> None:
     for outcome in outcomes:
         detail = outcome.error or ""

@@ -109,6 +109,7 @@ class RunOptions:
     restart_timeout: int = DEFAULT_RESTART_TIMEOUT
     keep_backups: int = DEFAULT_KEEP_BACKUPS
     wait: int | None = None  # seconds to wait for the Deployments after `apply -k`
+    show_scripts: bool = False  # a dry run: also print the scripts as they would be sent
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -346,9 +347,10 @@ def check(
     return session.finish(Command.CHECK, outcomes, code)
 
 
-def plan(nodes: NodeArgs, cluster: ClusterArgs) -> int:
+def plan(nodes: NodeArgs, cluster: ClusterArgs, *, show_scripts: bool = False) -> int:
     """What `run` would do, changing nothing: a dry run never asks, restarts or deploys."""
-    return run(nodes, cluster, RunOptions(dry_run=True), ask=_never_asked)
+    options = RunOptions(dry_run=True, show_scripts=show_scripts)
+    return run(nodes, cluster, options, ask=_never_asked)
 
 
 def run(nodes: NodeArgs, cluster: ClusterArgs, options: RunOptions, *, ask: Ask) -> int:
@@ -386,9 +388,36 @@ def run(nodes: NodeArgs, cluster: ClusterArgs, options: RunOptions, *, ask: Ask)
     if nodes.output == Output.TEXT:
         print_cluster(session.out, session.cluster)
         (print_plan if options.dry_run else print_run)(session.out, outcomes)
+    if options.dry_run and options.show_scripts:
+        _print_scripts(session, outcomes, options)
     if session.cluster is not None and session.kubectl is not None and not options.dry_run:
         _deploy_once_converged(session, session.cluster, session.kubectl, outcomes, options.wait)
     return session.finish(command, outcomes, session.exit_code(outcomes))
+
+
+def _print_scripts(session: Session, outcomes: list[NodeOutcome], options: RunOptions) -> None:
+    """The facts script every node gets, and the apply script each node's plan would send."""
+    from .engine.converge import backup_stamp
+    from .remote.scripts import render_apply_script, render_facts_script
+    from .report import print_scripts
+
+    facts_script = render_facts_script(session.desired)
+    applies = {
+        outcome.label: render_apply_script(
+            outcome.plan,
+            init_system=outcome.facts.init_system,
+            stamp=backup_stamp(),
+            restart_timeout=options.restart_timeout,
+            keep_backups=options.keep_backups,
+            facts_script=facts_script,
+        )
+        for outcome in outcomes
+        if outcome.plan is not None
+        and outcome.facts is not None
+        and not outcome.plan.empty
+        and not outcome.plan.blockers
+    }
+    print_scripts(session.human, facts_script, applies)
 
 
 def _deploy_once_converged(

@@ -209,6 +209,27 @@ def test_plan_shows_diffs_and_changes_nothing(bed, make_node):
     assert backups(node) == []
 
 
+def test_plan_show_scripts_prints_exactly_what_run_would_send(bed, make_node):
+    """The printed apply script, run on the node by hand, makes it ready: it is the real one."""
+    node = make_node()
+
+    result = trains_nodeprep(bed, "plan", "--host", node.name, "--show-scripts")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    facts_title = "# the facts script, read-only, the same for every node ("
+    apply_title = f"# the apply script for {node.name} ("
+    assert facts_title in result.stdout and apply_title in result.stdout
+    header, _, apply_script = result.stdout.partition(apply_title)[2].partition("\n")
+    assert len(apply_script.encode()) == int(header.split(" bytes)")[0])
+    assert node.read("/etc/docker/daemon.json") is None  # plan changed nothing
+
+    done = node.exec("/bin/sh", "-c", apply_script, check=False)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "step\trestart\tdocker\tok" in done.stdout
+    assert_node_ready(node)
+
+
 def test_unknown_host_key_is_refused_by_default(bed, make_node):
     node = make_node(docker=False, known_host=False)
 

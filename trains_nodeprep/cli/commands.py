@@ -52,6 +52,7 @@ from .options import (
     Port,
     RestartTimeout,
     Selector,
+    ShowScripts,
     User,
     Wait,
     Yes,
@@ -140,6 +141,7 @@ def plan(
     kustomize: Kustomize = None,
     image_version: ImageVersion = None,
     fixed_users: FixedUsers = None,
+    show_scripts: ShowScripts = False,
     debug: Debug = False,
 ) -> None:
     """Show what `run` would change, as unified diffs and commands. Changes nothing."""
@@ -170,6 +172,7 @@ def plan(
                 image_version=image_version,
                 allow_many=allow_many_labeled,
             ),
+            show_scripts=show_scripts,
         )
     raise typer.Exit(code)
 

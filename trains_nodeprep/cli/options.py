@@ -220,6 +220,17 @@ Pods = Annotated[
     ),
 ]
 
+# plan only
+ShowScripts = Annotated[
+    bool,
+    typer.Option(
+        "--show-scripts",
+        help="Also print the remote scripts exactly as they would be sent: the read-only facts"
+        " script, and each changing node's apply script (secret contents travel on stdin, never"
+        " in a script).",
+    ),
+]
+
 # run only
 DryRun = Annotated[
     bool, typer.Option("--dry-run", help="Same as the plan command: show diffs, change nothing.")
