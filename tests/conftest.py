@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.testbed", "tests.kubefake"]
+pytest_plugins = ["tests.testbed.fixtures", "tests.kubefake.fixtures"]
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import subprocess
 import time
 import uuid
@@ -12,12 +13,9 @@ from pathlib import Path
 
 import pytest
 
-# tests/conftest.py registers tests.testbed as a plugin; importing the fixtures here too
+# tests/conftest.py registers the test bed's fixtures as a plugin; importing them here too
 # keeps this file self-sufficient (both definitions share one TestBed per session).
-try:
-    from tests.testbed import TestBed, bed, make_node  # noqa: F401
-except ImportError:  # tests/ itself on sys.path
-    from testbed import TestBed, bed, make_node  # noqa: F401
+from tests.testbed import SystemdNode, TestBed, TiniNode, bed, make_node  # noqa: F401
 
 
 def ssh(
@@ -195,6 +193,41 @@ def test_node_stop_cleans_up(bed, make_node):
     assert node.name not in bed.ssh_config.read_text()
 
 
+@pytest.mark.parametrize("kind", [TiniNode, SystemdNode])
+def test_nodes_have_their_own_opt_var_lib_and_var_snap(bed, make_node, kind):
+    """What the host has below /opt, /var/lib and /var/snap is not seen in a node, and what
+    a node writes there does not reach the host (a host where trains-server ran has
+    /opt/trains: a node must not look prepared because of it)."""
+    tag = uuid.uuid4().hex[:8]
+    probes = [Path("/opt/trains-testbed-probe"), Path(f"/var/lib/tnp-testbed-probe-{tag}")]
+    written = Path(f"/opt/tnp-written-by-node-{tag}")
+    var_snap_existed = Path("/var/snap").exists()
+    try:
+        (probes[0] / "config").mkdir(parents=True)
+        (probes[0] / "config" / "services.conf").write_text("host\n")
+        probes[1].write_text("host\n")
+        options = {"containerd": False} if kind is SystemdNode else {}
+        node = make_node(kind=kind, docker=False, **options)
+        for probe in probes:
+            assert node.exec("test", "-e", str(probe), check=False).returncode == 1, probe
+        assert node.exec("ls", "-A", "/opt").stdout == ""
+        node.write(f"{written}/file", "node\n")
+        node.write("/var/lib/kubelet/config.yaml", "kind: KubeletConfiguration\n")
+        node.write("/var/snap/microk8s/current/args/kubelet", "--v=2\n")
+        node.exec("mkdir", "-p", f"/var/tnp-dir-{tag}")
+        assert node.read(f"{written}/file") == b"node\n"
+        assert not written.exists()
+        assert not Path("/var/lib/kubelet/config.yaml").exists()
+        assert Path("/var/snap").exists() == var_snap_existed
+        assert not Path(f"/var/tnp-dir-{tag}").exists()
+        # what the node's own services keep there is in the node directory on the host
+        assert (node.dir / "opt" / written.name / "file").read_text() == "node\n"
+    finally:
+        shutil.rmtree(probes[0], ignore_errors=True)
+        probes[1].unlink(missing_ok=True)
+        shutil.rmtree(written, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------- docker
 
 
@@ -327,11 +360,13 @@ def test_systemd_node_boots_services_and_files(bed, make_node):
     canary.write_text("host /tmp\n")
     try:
         node = make_node(
-            init="systemd",
+            kind=SystemdNode,
             docker=False,
             files={
                 "/var/lib/kubelet/config.yaml": "kind: KubeletConfiguration\n",
-                "/etc/systemd/system/containerd.service.d/10-x.conf": "[Service]\nEnvironment=TNP_DROPIN=1\n",
+                "/etc/systemd/system/containerd.service.d/10-x.conf": (
+                    "[Service]\nEnvironment=TNP_DROPIN=1\n"
+                ),
             },
         )
         assert node.read("/proc/1/comm") == b"systemd\n"
@@ -372,7 +407,7 @@ def test_systemd_node_boots_services_and_files(bed, make_node):
 
 def test_systemd_node_limits_sysctl_and_stop(bed, make_node):
     host_before = host_value("vm.max_map_count")
-    node = make_node(init="systemd", docker=False)
+    node = make_node(kind=SystemdNode, docker=False)
     node.write(
         "/etc/systemd/system/containerd.service.d/99-x.conf",
         "[Service]\nLimitNOFILE=1024:65536\nLimitMEMLOCK=infinity\n",
@@ -465,7 +500,7 @@ def test_systemd_node_limits_sysctl_and_stop(bed, make_node):
 
 
 def test_systemd_node_with_docker(bed, make_node):
-    node = make_node(init="systemd", docker=True)
+    node = make_node(kind=SystemdNode, docker=True)
     assert (
         node.systemctl("is-active", "docker.socket", "docker", "containerd").stdout.split()
         == ["active"] * 3

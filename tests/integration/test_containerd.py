@@ -1,4 +1,5 @@
-"""containerd nodes: the limits go where the kubelet's runtime reads them, on nodes that boot the real systemd.
+"""containerd nodes: the limits go where the kubelet's runtime reads them, on nodes that boot
+the real systemd.
 
 The nodes are test-bed nodes with systemd 252 as PID 1 and Debian's unchanged containerd.service
 (tests/testbed). The results are read independently of the tool: testinfra over its own SSH,
@@ -14,6 +15,8 @@ built with Go < 1.21, which raises its soft nofile to the hard one and passes th
 from __future__ import annotations
 
 import resource
+
+from tests.testbed import SystemdNode
 
 from .cli import json_output, trains_nodeprep
 
@@ -56,7 +59,7 @@ def unit_limits(node) -> dict[str, str]:
 def test_containerd_node_gets_a_dropin_restarts_containerd_once_and_then_changes_nothing(
     bed, make_node
 ):
-    node = make_node(init="systemd", docker=False, files={**KUBELET_CONFIG, **LOW_SITE_LIMITS})
+    node = make_node(kind=SystemdNode, docker=False, files={**KUBELET_CONFIG, **LOW_SITE_LIMITS})
     before = node.run_containerd_container()["inherited"]
     assert before["RLIMIT_NOFILE"][1] == 4096 and before["RLIMIT_MEMLOCK"] == (65536, 65536)
     pid_before = node.unit_pid("containerd")
@@ -132,10 +135,13 @@ def test_containerd_node_gets_a_dropin_restarts_containerd_once_and_then_changes
 
 def test_check_text_names_the_runtime_and_where_it_was_read(bed, make_node):
     node = make_node(
-        init="systemd",
+        kind=SystemdNode,
         docker=False,
         files={
-            "/var/lib/kubelet/kubeadm-flags.env": 'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///run/containerd/containerd.sock --v=2"\n',
+            "/var/lib/kubelet/kubeadm-flags.env": (
+                'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint='
+                'unix:///run/containerd/containerd.sock --v=2"\n'
+            ),
         },
     )
 
@@ -170,7 +176,7 @@ def test_check_text_names_the_runtime_and_where_it_was_read(bed, make_node):
 
 
 def test_mixed_node_gets_both_each_in_its_own_place(bed, make_node):
-    node = make_node(init="systemd", docker=True, files=KUBELET_CONFIG)
+    node = make_node(kind=SystemdNode, docker=True, files=KUBELET_CONFIG)
     docker_pid, containerd_pid = node.unit_pid("docker"), node.unit_pid("containerd")
 
     run = trains_nodeprep(bed, "run", "--host", node.name, "--yes", "-o", "json")
@@ -195,7 +201,7 @@ def test_a_containerd_that_will_not_start_with_the_new_limits_is_rolled_back(bed
         + "; then echo refusing unlimited memlock >&2; exit 1; fi'\n"
     )
     node = make_node(
-        init="systemd",
+        kind=SystemdNode,
         docker=False,
         files={**KUBELET_CONFIG, "/etc/systemd/system/containerd.service.d/50-guard.conf": guard},
     )
@@ -223,10 +229,12 @@ def test_containerd_without_systemd_is_judged_by_its_process_limits_and_refused_
 ):
     node = make_node(docker=False, files=KUBELET_CONFIG)  # tini as PID 1: no systemd
     node.sh(
-        "ulimit -n 4096; setsid containerd --address /run/containerd/containerd.sock </dev/null >/var/log/containerd.log 2>&1 &"
+        "ulimit -n 4096; setsid containerd --address /run/containerd/containerd.sock"
+        " </dev/null >/var/log/containerd.log 2>&1 &"
     )
     node.sh(
-        "for i in $(seq 100); do [ -S /run/containerd/containerd.sock ] && exit 0; sleep 0.1; done; exit 1"
+        "for i in $(seq 100); do [ -S /run/containerd/containerd.sock ] && exit 0; sleep 0.1;"
+        " done; exit 1"
     )
     before = node.exec("find", "/etc", "-newer", "/etc/hostname").stdout
 

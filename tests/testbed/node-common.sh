@@ -8,8 +8,9 @@ fail() { echo "TNP-FAILED: $*"; exit 1; }
 trap 'st=$?; [ $st -eq 0 ] || echo "TNP-FAILED: init exited with status $st"' EXIT
 
 # /run first, then make the node ($1) and bed directories reachable from there: the bed may
-# live below /tmp, /root or /home, which get their own tmpfs later. The test's Python and
-# venv stay visible in the node even there: stashed under /run, bound back by node_last_mounts.
+# live below /tmp, /root, /home, /opt or /var, of which nodes get their own later. The test's
+# Python and venv stay visible in the node even there: stashed under /run, bound back by
+# node_last_mounts.
 # Sets N (the node dir), B (the bed dir) and KEEP.
 node_run_dirs() {
     mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
@@ -19,7 +20,7 @@ node_run_dirs() {
     KEEP=""
     for keep in "$PYTHON_PREFIX" "${VENV_PREFIX:-}"; do
         case "$keep" in
-            /root/*|/home/*|/tmp/*)
+            /root/*|/home/*|/tmp/*|/opt/*|/var/*)
                 stash="/run/tnp-keep/$(printf %s "$keep" | tr / _)"
                 mkdir -p "$stash"; mount --bind "$keep" "$stash"; KEEP="$KEEP $keep" ;;
         esac
@@ -39,14 +40,21 @@ node_proc_sys() {
     mount -o remount,bind,rw /proc/sys/vm/max_map_count
 }
 
-# per-node state: /var/lib and /opt are overlays (sudo, dpkg, ... state and trains-server's
-# /opt/trains stay in the node; the mount points need no directories on the host), docker's
-# and containerd's dirs and /var/log plain binds; private /var/tmp, /home, /root. The host
+# per-node state, hermetic: nothing of the host's /opt, /var/lib or /var/snap is seen (a
+# host where trains-server or a kubelet ran has /opt/trains, /var/lib/kubelet) and nothing a
+# node writes there reaches the host. /var is an overlay of the host's (so a directory made
+# below it, e.g. /var/snap, stays in the node); /var/lib, /opt and /var/snap are per-node
+# directories, empty at boot: sshd, sudo, systemd, docker and containerd create what they
+# keep there. docker's and containerd's dirs and /var/log are plain binds of real
+# directories (overlay2 cannot sit on overlayfs); private /var/tmp, /home, /root. The host
 # has a docker 28 client in /usr/local/bin, first on PATH; a node has the client matching
 # its dockerd (20.10). The node's own name resolves (sudo looks it up on every call).
 node_state_mounts() {
-    mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$N/var-lib-upper,workdir=$N/var-lib-work" /var/lib
-    mount -t overlay overlay -o "lowerdir=/opt,upperdir=$N/opt-upper,workdir=$N/opt-work" /opt
+    mount -t overlay overlay -o "lowerdir=/var,upperdir=$N/var-upper,workdir=$N/var-work" /var
+    mkdir -p /var/snap
+    mount --bind "$N/var-lib" /var/lib
+    mount --bind "$N/var-snap" /var/snap
+    mount --bind "$N/opt" /opt
     mkdir -p /var/lib/docker /var/lib/containerd
     mount --bind "$N/var-lib-docker" /var/lib/docker
     mount --bind "$N/var-lib-containerd" /var/lib/containerd
