@@ -1,4 +1,6 @@
-"""Render outcomes for people (text, diffs) and machines (JSON, JUnit XML). No I/O but the console given."""
+"""Render outcomes for people (text, diffs) and machines (JSON, JUnit XML).
+
+No I/O but the console given."""
 
 from __future__ import annotations
 
@@ -44,7 +46,8 @@ class Progress:
         if self.live_console is not None:
             from rich.live import Live
 
-            # Live's own refresh thread renders the table 8 times a second; node threads only set states.
+            # Live's own refresh thread renders the table 8 times a second; node threads only
+            # set states.
             self.live = Live(
                 console=self.live_console,
                 transient=True,
@@ -59,7 +62,8 @@ class Progress:
             self.live.__exit__(*exc)
 
     def __call__(self, label: str, state: str) -> None:
-        # Called from every node's thread: a dict write, or one plain line (no rich rendering on this path).
+        # Called from every node's thread: a dict write, or one plain line (no rich rendering
+        # on this path).
         with self.lock:
             self.states[label] = state
             if self.live is None and state != "waiting":
@@ -371,7 +375,8 @@ def outcomes_json(command: str, outcomes: list[NodeOutcome], ok: bool, cluster=N
 
 
 def render_junit(outcomes: list[NodeOutcome], cluster=None) -> str:
-    """One test case per requirement per node (and of the cluster); an unreachable node is one errored case."""
+    """One test case per requirement per node (and of the cluster); an unreachable node is one
+    errored case."""
     suite = ET.Element("testsuite", name="trains-nodeprep check")
     tests = failures = errors = 0
     for req in cluster.requirements if cluster else ():
@@ -398,7 +403,10 @@ def render_junit(outcomes: list[NodeOutcome], cluster=None) -> str:
                 failure = ET.SubElement(
                     case, "failure", message=f"expected {req.expected}, actual {req.actual}"
                 )
-                failure.text = f"{req.id} on {outcome.label}: expected {req.expected}, actual {req.actual} ({req.where})"
+                failure.text = (
+                    f"{req.id} on {outcome.label}: expected {req.expected}, "
+                    f"actual {req.actual} ({req.where})"
+                )
         for index, blocker in enumerate(outcome.plan.blockers, 1):
             case = ET.SubElement(
                 suite, "testcase", classname=classname, name=f"config.refused.{index}"

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Steps shared by node-init.sh (tini nodes) and node-init-systemd.sh (systemd nodes).
 # Sourced early, while the script's own directory is still visible; the functions use
 # $B (the bed), $N (the node dir), $BED_USERS and $KEEP of the sourcing script.
@@ -5,6 +6,7 @@
 set -eu
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 fail() { echo "TNP-FAILED: $*"; exit 1; }
+# shellcheck disable=SC2154 # st is set inside the trap itself
 trap 'st=$?; [ $st -eq 0 ] || echo "TNP-FAILED: init exited with status $st"' EXIT
 
 # /run first, then make the node ($1) and bed directories reachable from there: the bed may

@@ -16,7 +16,9 @@
 # /tmp, /var/tmp, /home, /root, per-node /var/lib/docker, /var/lib/containerd, /var/log),
 # put the users' keys and the node's initial files in place, and exec the real systemd.
 # Any failure before systemd runs prints "TNP-FAILED: ..."; "TNP-BOOT" is printed last.
+# shellcheck source=node-common.sh source-path=SCRIPTDIR
 . "$(dirname "$0")/node-common.sh"  # strict mode, PATH, fail and the EXIT report first
+# shellcheck source=/dev/null # written by the bed for each node
 . "$1/node.env"
 
 if [ "${2:-}" != --in-cgroupns ]; then

@@ -3,7 +3,9 @@
 # own mount, UTS and PID namespaces, with the node's network namespace already entered.
 # Usage: node-init.sh NODE_DIR   (NODE_DIR/node.env holds NODE_NAME, BED_DIR, DOCKER)
 # It prints "TNP-READY" when sshd (and dockerd) accept requests, "TNP-FAILED: ..." otherwise.
+# shellcheck source=node-common.sh source-path=SCRIPTDIR
 . "$(dirname "$0")/node-common.sh"  # strict mode, PATH, fail and the EXIT report first
+# shellcheck source=/dev/null # written by the bed for each node
 . "$1/node.env"
 hostname "$NODE_NAME"
 

