@@ -70,8 +70,8 @@ class SysctlSetting:
 
 @dataclass(frozen=True)
 class Directory:
-    """A directory trains-server keeps data in (hostPath). Owner and mode are enforced only when given:
-    a container may chown its own data directory (mongo does) and must not be fought."""
+    """A directory trains-server keeps data in (hostPath). Owner and mode are enforced only when
+    given: a container may chown its own data directory (mongo does) and must not be fought."""
 
     path: str
     owner: int | None = None
@@ -97,7 +97,8 @@ class DesiredState:
     source: str  # where it was loaded from, for messages
     directories: tuple[Directory, ...] = ()
     server_files: tuple[ServerFile, ...] = ()
-    containerd_dropin: str = CONTAINERD_DROPIN_DIR + "/99-trains.conf"  # playbook containerd.drop-in
+    # playbook containerd.drop-in
+    containerd_dropin: str = CONTAINERD_DROPIN_DIR + "/99-trains.conf"
 
 
 # Paths on a node (the registry of the files the tool manages is requirements.registry).

@@ -23,9 +23,13 @@ from .model import (
 
 BUNDLED_PLAYBOOK = "trains-node.yaml"
 
-# The rlimit names dockerd accepts in --default-ulimit and default-ulimits (each has a systemd Limit*= too).
+# The rlimit names dockerd accepts in --default-ulimit and default-ulimits (each has a systemd
+# Limit*= too).
 DOCKER_ULIMIT_NAMES = frozenset(
-    "core cpu data fsize locks memlock msgqueue nice nofile nproc rss rtprio rttime sigpending stack".split()
+    (
+        "core cpu data fsize locks memlock msgqueue nice nofile nproc rss rtprio rttime "
+        "sigpending stack"
+    ).split()
 )
 SYSCTL_KEY = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_-]+)+$")
 SYSCTL_DIR = PurePosixPath("/etc/sysctl.d")
@@ -44,8 +48,8 @@ def bundled_playbook_path() -> Path:
         if path.is_file():
             return path
     raise PlaybookError(
-        f"the bundled playbook {BUNDLED_PLAYBOOK} is missing from {package_dir}; reinstall trains-nodeprep "
-        "or pass --playbook FILE"
+        f"the bundled playbook {BUNDLED_PLAYBOOK} is missing from {package_dir}; "
+        "reinstall trains-nodeprep or pass --playbook FILE"
     )
 
 
@@ -129,7 +133,8 @@ class _State:
         if "limits" in top and "default-ulimits" in docker:
             raise self.fail(
                 "docker.default-ulimits",
-                "the limits are stated twice; keep only the top-level 'limits' (it applies to docker and containerd)",
+                "the limits are stated twice; keep only the top-level 'limits' "
+                "(it applies to docker and containerd)",
             )
         limits_key = "limits" if "limits" in top else "docker.default-ulimits"
         sysctl = self.mapping(top.get("sysctl", {}), "sysctl", {"file", "settings"})

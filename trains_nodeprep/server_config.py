@@ -28,7 +28,8 @@ def parse_fixed_users(text: str, source: str) -> list[tuple[str, str, str]]:
         if not rest or ":" not in rest or not _USERNAME.match(username) or not password:
             # never echo the line: it holds a password
             raise UsageError(
-                f"{source} line {number}: expected username:password:Full Name (username of letters, digits, _ . @ -)"
+                f"{source} line {number}: expected username:password:Full Name "
+                "(username of letters, digits, _ . @ -)"
             )
         users.append((parts[0], parts[1], parts[2].strip() or parts[0]))
     if not users:
@@ -39,7 +40,8 @@ def parse_fixed_users(text: str, source: str) -> list[tuple[str, str, str]]:
 def render_apiserver_conf(users: list[tuple[str, str, str]]) -> bytes:
     """HOCON accepts JSON strings, so json.dumps quotes every value safely."""
     entries = "\n".join(
-        f"            {{ username: {json.dumps(u)}, password: {json.dumps(p)}, name: {json.dumps(n)} }},"
+        f"            {{ username: {json.dumps(u)}, password: {json.dumps(p)}, "
+        f"name: {json.dumps(n)} }},"
         for u, p, n in users
     )
     return (

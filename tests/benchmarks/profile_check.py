@@ -156,7 +156,8 @@ def summarize(data: dict, t_spawn: float, t_exit: float, k: int) -> str:
             lines.append(f"  {kind}: {e['t1'] - e['t0']:.3f} s")
     if fe:
         lines.append(
-            f"  main() to the node phase (options, playbook, session): {fe['t0'] - data['t_main']:.3f} s"
+            "  main() to the node phase (options, playbook, session): "
+            f"{fe['t0'] - data['t_main']:.3f} s"
         )
         lines.append(f"  node phase (for_each_node, {k} nodes): {fe['t1'] - fe['t0']:.3f} s")
         lines.append(
@@ -202,24 +203,28 @@ def summarize(data: dict, t_spawn: float, t_exit: float, k: int) -> str:
     lines.extend(rows)
     if starts:
         lines.append(
-            f"  node starts after the phase began: first {starts[0]:.3f}, median {statistics.median(starts):.3f}, "
+            f"  node starts after the phase began: first {starts[0]:.3f}, "
+            f"median {statistics.median(starts):.3f}, "
             f"last {starts[-1]:.3f} (pool slots)"
         )
         lines.append(
-            f"  node ends: first {ends[0]:.3f}, median {statistics.median(ends):.3f}, last {ends[-1]:.3f}"
+            f"  node ends: first {ends[0]:.3f}, median {statistics.median(ends):.3f}, "
+            f"last {ends[-1]:.3f}"
         )
     # when did each connect phase end, across nodes: shows serialisation
     for kind in ("tcp connect", "kex (start_client)", "auth", "exec"):
         ts = sorted(e["t1"] - base for e in phase(kind))
         if ts:
             lines.append(
-                f"  '{kind}' finished: first {ts[0]:.3f}, median {statistics.median(ts):.3f}, last {ts[-1]:.3f}"
+                f"  '{kind}' finished: first {ts[0]:.3f}, median {statistics.median(ts):.3f}, "
+                f"last {ts[-1]:.3f}"
             )
     return "\n".join(lines)
 
 
 def _busy_jiffies() -> tuple[int, int]:
-    """(busy, forks) of the whole machine so far: /proc/stat cpu line minus idle+iowait, processes."""
+    """(busy, forks) of the whole machine so far: /proc/stat cpu line minus idle+iowait,
+    processes."""
     busy = forks = 0
     for line in Path("/proc/stat").read_text().splitlines():
         if line.startswith("cpu "):
@@ -275,7 +280,8 @@ def _fmt_split(name: str, r: dict, k: int) -> str:
     return (
         f"  {name:42s} wall {r['wall']:5.2f} s | client CPU {r['client_cpu']:5.2f} s "
         f"({1000 * r['client_cpu'] / k:4.0f} ms/node) | machine CPU {r['machine_cpu']:5.2f} s | "
-        f"nodes (sshd + remote) {r['other_cpu']:5.2f} s ({1000 * r['other_cpu'] / k:4.0f} ms/node) | "
+        f"nodes (sshd + remote) {r['other_cpu']:5.2f} s "
+        f"({1000 * r['other_cpu'] / k:4.0f} ms/node) | "
         f"processes started {r['forks']} ({r['forks'] / k:.1f}/node) | exit {r['code']}"
     )
 
@@ -377,7 +383,8 @@ def summarize_serial_cpu(data: dict, k: int) -> str:
         walls = [e["t1"] - e["t0"] for e in data["events"] if e["kind"] == kind]
         if cpus:
             lines.append(
-                f"  {kind:22s} CPU {1000 * statistics.median(cpus):6.1f}   wall {1000 * statistics.median(walls):6.1f}"
+                f"  {kind:22s} CPU {1000 * statistics.median(cpus):6.1f}   "
+                f"wall {1000 * statistics.median(walls):6.1f}"
             )
     lines.append("  (exec includes connect: SSHNode.run_as_root connects first)")
     return "\n".join(lines)
@@ -426,7 +433,8 @@ def exec_breakdown(bed, node, repeat: int = 10) -> str:
         "true": "true",
     }
     lines = [
-        f"  {'command':18s} {'connection':10s} {'in node':>8s} {'open':>6s} {'exec':>6s} {'1st byte':>9s} "
+        f"  {'command':18s} {'connection':10s} {'in node':>8s} {'open':>6s} {'exec':>6s} "
+        f"{'1st byte':>9s} "
         f"{'stdout EOF':>11s} {'exit st.':>9s}   (ms after the channel request, median of {repeat})"
     ]
     for name, script in commands.items():
@@ -453,7 +461,8 @@ def exec_breakdown(bed, node, repeat: int = 10) -> str:
         for label, samples in (("used", warm), ("fresh", fresh)):
             med = [1000 * statistics.median(x) for x in zip(*samples)]
             lines.append(
-                f"  {name:18s} {label:10s} {1000 * statistics.median(local):8.1f} {med[0]:6.1f} {med[1]:6.1f} "
+                f"  {name:18s} {label:10s} {1000 * statistics.median(local):8.1f} "
+                f"{med[0]:6.1f} {med[1]:6.1f} "
                 f"{med[2]:9.1f} {med[3]:11.1f} {med[4]:9.1f}"
             )
     lines.append(
@@ -532,7 +541,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(done.stderr.decode(errors="replace")[-2000:], file=sys.stderr)
                 return 1
         print(
-            f"K={args.nodes}, --parallel {parallel}: plain runs {', '.join(f'{w:.2f}' for w in walls)} s "
+            f"K={args.nodes}, --parallel {parallel}: "
+            f"plain runs {', '.join(f'{w:.2f}' for w in walls)} s "
             f"(median {statistics.median(walls):.2f})"
         )
 
@@ -583,7 +593,8 @@ def main(argv: list[str] | None = None) -> int:
             ("trains-nodeprep --version (start-up only)", [plain[0], "--version"]),
         ]
         print(
-            f"\nCPU split, median of {args.repeat} (client = the command's own threads and children):"
+            f"\nCPU split, median of {args.repeat} "
+            "(client = the command's own threads and children):"
         )
         for name, command in variants:
             runs = [cpu_split(command, env, workdir) for _ in range(args.repeat)]
@@ -664,7 +675,8 @@ def main(argv: list[str] | None = None) -> int:
                 timeout=600,
             )
             print(
-                f"\npy-spy ({'all samples' if idle else 'on-CPU samples only'}): exit {done.returncode}, "
+                f"\npy-spy ({'all samples' if idle else 'on-CPU samples only'}): "
+                f"exit {done.returncode}, "
                 f"collapsed stacks in {args.py_spy}"
             )
             print(summarize_py_spy(args.py_spy))

@@ -22,7 +22,8 @@ def test_every_byte_but_nul_survives_the_shells_printf(shell):
     samples = [
         bytes(range(1, 256)),
         b'{\n  "default-ulimits": {"nofile": {"Name": "nofile", "Hard": 65536, "Soft": 1024}}\n}\n',
-        b"OPTIONS='--selinux-enabled \\\n  --log-driver=journald'\r\n\\c\\0101 %s %b $HOME `id` \"q\" 'q'",
+        b"OPTIONS='--selinux-enabled \\\n  --log-driver=journald'\r\n"
+        b"\\c\\0101 %s %b $HOME `id` \"q\" 'q'",
         "vm.max_map_count = 262144 # ünïcödé\n".encode(),
         b"",
         bytes(rng.randrange(1, 256) for _ in range(3000)),
@@ -42,7 +43,8 @@ def test_step_messages_come_raw_or_base64_and_only_newline_ends_a_record():
         [
             "motd noise",
             "step\twrite\t/etc/docker/daemon.json\tok\t=/etc/docker/daemon.json.20261129T054500.bak",
-            f"step\terror\tdocker\tfail\t{base64.b64encode(b'line one' + bytes([10]) + b'line two').decode()}",
+            "step\terror\tdocker\tfail\t"
+            f"{base64.b64encode(b'line one' + bytes([10]) + b'line two').decode()}",
             "step\tsysctl\tvm.max_map_count\tok\t=vm.max_map_count = 262144\r",
             "step\tdone\t-\tok\t=",
         ]

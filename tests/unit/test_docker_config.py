@@ -263,7 +263,10 @@ def test_other_default_ulimits_entries_are_kept():
 
 
 def test_already_satisfied_file_is_returned_byte_for_byte():
-    content = b'{"default-ulimits":{"nofile":{"Name":"nofile","Hard":65536,"Soft":1024},\n "memlock":{"Name":"memlock","Soft":-1,"Hard":-1}}, "debug":true}'
+    content = (
+        b'{"default-ulimits":{"nofile":{"Name":"nofile","Hard":65536,"Soft":1024},\n'
+        b' "memlock":{"Name":"memlock","Soft":-1,"Hard":-1}}, "debug":true}'
+    )
     assert merge_daemon_json(content, DESIRED, DJ) is content
 
 
@@ -423,7 +426,10 @@ def test_double_quoted_options_get_the_flags_appended():
 
 def test_single_quoted_options_keep_single_quotes():
     text = "OPTIONS='--selinux-enabled --log-driver=journald --signature-verification=false'\n"
-    expected = f"OPTIONS='--selinux-enabled --log-driver=journald --signature-verification=false {FLAGS}'\n"
+    expected = (
+        "OPTIONS='--selinux-enabled --log-driver=journald --signature-verification=false "
+        f"{FLAGS}'\n"
+    )
     assert merge_sysconfig(text, DESIRED, SC) == expected
 
 
@@ -505,7 +511,10 @@ def test_comments_and_other_variables_are_kept_byte_identical():
 
 
 def test_commented_out_options_is_ignored():
-    text = '#OPTIONS="--default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"\n# OPTIONS="--x"\n'
+    text = (
+        '#OPTIONS="--default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"\n'
+        '# OPTIONS="--x"\n'
+    )
     assert sysconfig_ulimits(text, SC) == {}
     assert merge_sysconfig(text, DESIRED, SC) == text + f'OPTIONS="{FLAGS}"\n'
 
@@ -517,7 +526,10 @@ def test_variable_ending_in_options_is_not_options():
 
 
 def test_last_options_assignment_wins():
-    text = 'OPTIONS="--default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"\nOPTIONS="--selinux-enabled"\n'
+    text = (
+        'OPTIONS="--default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"\n'
+        'OPTIONS="--selinux-enabled"\n'
+    )
     assert sysconfig_ulimits(text, SC) == {}
     assert merge_sysconfig(text, DESIRED, SC) == (
         'OPTIONS="--default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"\n'
@@ -526,14 +538,18 @@ def test_last_options_assignment_wins():
 
 
 def test_earlier_options_assignment_does_not_count():
-    text = 'OPTIONS="--selinux-enabled"\nOPTIONS="--default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"\n'
+    text = (
+        'OPTIONS="--selinux-enabled"\n'
+        'OPTIONS="--default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"\n'
+    )
     assert merge_sysconfig(text, DESIRED, SC) is text
 
 
 def test_low_nofile_flag_is_raised_in_place_not_duplicated():
     text = 'OPTIONS="--selinux-enabled --default-ulimit nofile=1024:4096 --log-driver=journald"\n'
     assert merge_sysconfig(text, DESIRED, SC) == (
-        'OPTIONS="--selinux-enabled --default-ulimit nofile=1024:65536 --log-driver=journald --default-ulimit memlock=-1:-1"\n'
+        'OPTIONS="--selinux-enabled --default-ulimit nofile=1024:65536 --log-driver=journald '
+        '--default-ulimit memlock=-1:-1"\n'
     )
 
 
@@ -554,7 +570,11 @@ def test_equals_form_is_read():
 
 
 def test_higher_flags_are_kept_and_file_returned_unchanged():
-    text = "# docker\nOPTIONS='--default-ulimit nofile=4096:1048576 --default-ulimit memlock=-1:-1 --selinux-enabled'\nX=1\n"
+    text = (
+        "# docker\n"
+        "OPTIONS='--default-ulimit nofile=4096:1048576 --default-ulimit memlock=-1:-1 "
+        "--selinux-enabled'\nX=1\n"
+    )
     assert merge_sysconfig(text, DESIRED, SC) is text
 
 
@@ -572,12 +592,15 @@ def test_higher_soft_kept_when_only_hard_is_raised():
 
 
 def test_last_of_two_flags_for_one_limit_is_the_one_read_and_raised():
-    text = 'OPTIONS="--default-ulimit nofile=1024:65536 --default-ulimit nofile=10:20 --default-ulimit memlock=-1"\n'
+    text = (
+        'OPTIONS="--default-ulimit nofile=1024:65536 --default-ulimit nofile=10:20 '
+        '--default-ulimit memlock=-1"\n'
+    )
     assert sysconfig_ulimits(text, SC)["nofile"] == Ulimit("nofile", 10, 20)
     result = merge_sysconfig(text, DESIRED, SC)
-    assert (
-        result
-        == 'OPTIONS="--default-ulimit nofile=1024:65536 --default-ulimit nofile=1024:65536 --default-ulimit memlock=-1"\n'
+    assert result == (
+        'OPTIONS="--default-ulimit nofile=1024:65536 --default-ulimit nofile=1024:65536 '
+        '--default-ulimit memlock=-1"\n'
     )
 
 

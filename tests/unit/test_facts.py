@@ -173,8 +173,8 @@ def test_without_the_clock_entry_no_file_has_an_age(tmp_path):
 
 def test_file_contents_come_in_one_tar_made_by_the_real_tar(tmp_path):
     """The script's own tar command over real files: a symlink is read through, a file named twice
-    (GNU tar stores the second as a hard link) has its content both times, bytes survive as they are,
-    and a directory is one entry with its owner and mode."""
+    (GNU tar stores the second as a hard link) has its content both times, bytes survive as they
+    are, and a directory is one entry with its owner and mode."""
     real = tmp_path / "sysctl.conf"
     real.write_bytes(b"\xef\xbb\xbfvm.max_map_count = 1\r\n\x00tail")
     link = tmp_path / "99-sysctl.conf"

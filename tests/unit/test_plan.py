@@ -118,9 +118,9 @@ def test_sysconfig_node_gets_flags_and_no_daemon_json():
 
     [docker_change, _] = plan.file_changes
     assert docker_change.path == SYSCONFIG_DOCKER
-    assert (
-        docker_change.new
-        == b'OPTIONS="--selinux-enabled --default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"\n'
+    assert docker_change.new == (
+        b'OPTIONS="--selinux-enabled --default-ulimit nofile=1024:65536 '
+        b'--default-ulimit memlock=-1:-1"\n'
     )
     assert plan.restart_docker
 
@@ -273,7 +273,10 @@ def test_a_node_without_docker_is_refused():
     assert plan.blockers and "not installed" in plan.blockers[0]
 
 
-DEBIAN_DEFAULT = '# Docker Upstart and SysVinit configuration file\nDOCKER_OPTS="--dns 8.8.8.8 --default-ulimit nofile=1024:4096"\n'
+DEBIAN_DEFAULT = (
+    "# Docker Upstart and SysVinit configuration file\n"
+    'DOCKER_OPTS="--dns 8.8.8.8 --default-ulimit nofile=1024:4096"\n'
+)
 
 
 def test_weaker_flags_in_default_docker_are_raised_there_on_a_sysvinit_node():
@@ -312,7 +315,8 @@ def test_flags_in_default_docker_and_daemon_json_are_refused():
 
 def test_high_enough_flags_in_the_systemd_unit_need_nothing_for_docker():
     unit = (
-        "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H fd:// --default-ulimit nofile=4096:1048576 "
+        "[Service]\nExecStart=\n"
+        "ExecStart=/usr/bin/dockerd -H fd:// --default-ulimit nofile=4096:1048576 "
         "--default-ulimit memlock=-1:-1\n"
     )
     facts = NodeFacts(

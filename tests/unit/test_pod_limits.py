@@ -104,7 +104,12 @@ def test_memlock_is_bytes_on_both_sides_so_no_conversion():
 
 
 def test_unknown_rows_and_noise_are_skipped():
-    text = "Limit  Soft Limit  Hard Limit  Units\nMax frobs   3   4   things\nMax open files  10  20  files\ngarbage\n"
+    text = (
+        "Limit  Soft Limit  Hard Limit  Units\n"
+        "Max frobs   3   4   things\n"
+        "Max open files  10  20  files\n"
+        "garbage\n"
+    )
     assert parse_proc_limits(text) == {"nofile": (10, 20)}
     assert parse_proc_limits("") == {}
 
@@ -216,7 +221,10 @@ def test_split_read_separates_limits_from_sysctl_lines():
 
 
 def test_split_read_maps_a_missing_sysctl_to_none_and_keeps_the_others_in_order():
-    stderr = "cat: /proc/sys/vm/max_map_count: No such file or directory\ncommand terminated with exit code 1\n"
+    stderr = (
+        "cat: /proc/sys/vm/max_map_count: No such file or directory\n"
+        "command terminated with exit code 1\n"
+    )
     _, values = split_read(PREPARED_POD + "1048576\n", stderr, ["vm.max_map_count", "fs.file-max"])
     assert values == {"vm.max_map_count": None, "fs.file-max": "1048576"}
 

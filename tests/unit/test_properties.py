@@ -235,7 +235,8 @@ def effective_value(line: str) -> str:
 
 
 def split_flags(value: str) -> tuple[list[str], dict[str, Ulimit]]:
-    """(other tokens in order, ulimits with the last flag per name winning), like dockerd reads them."""
+    """(other tokens in order, ulimits with the last flag per name winning), like dockerd reads
+    them."""
     tokens, others, limits = value.split(), [], {}
     index = 0
     while index < len(tokens):

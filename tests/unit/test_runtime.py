@@ -65,7 +65,10 @@ def test_kubelet_flags_in_both_spellings():
 
 
 def test_kubeadm_flags_file_is_read_like_the_unit_expands_it():
-    text = 'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock --pod-infra-container-image=registry.k8s.io/pause:3.9"\n'
+    text = (
+        'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock'
+        ' --pod-infra-container-image=registry.k8s.io/pause:3.9"\n'
+    )
     assert (
         "--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock"
         in flag_file_argv(text)

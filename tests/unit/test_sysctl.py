@@ -26,7 +26,10 @@ def test_assignments_are_read_in_file_order():
 
 
 def test_hash_and_semicolon_comments_and_blank_lines_are_skipped():
-    text = "# vm.max_map_count=1\n; vm.max_map_count=2\n   # indented=3\n\n  \nvm.max_map_count=262144\n"
+    text = (
+        "# vm.max_map_count=1\n; vm.max_map_count=2\n   # indented=3\n\n  \n"
+        "vm.max_map_count=262144\n"
+    )
     assert parse_sysctl_conf(text) == [(KEY, "262144")]
 
 
@@ -182,8 +185,14 @@ def test_new_file_with_several_settings_keeps_their_order():
 
 
 def test_existing_value_is_edited_in_place_keeping_comments_and_other_keys():
-    existing = "# tuned for ES\nfs.file-max = 100\nvm.max_map_count = 65530\n; trailing comment\nkernel.pid_max=4194304\n"
-    expected = "# tuned for ES\nfs.file-max = 100\nvm.max_map_count = 262144\n; trailing comment\nkernel.pid_max=4194304\n"
+    existing = (
+        "# tuned for ES\nfs.file-max = 100\nvm.max_map_count = 65530\n"
+        "; trailing comment\nkernel.pid_max=4194304\n"
+    )
+    expected = (
+        "# tuned for ES\nfs.file-max = 100\nvm.max_map_count = 262144\n"
+        "; trailing comment\nkernel.pid_max=4194304\n"
+    )
     assert render_sysctl_file(existing, {KEY: 262144}, HEADER) == expected
 
 

@@ -39,7 +39,9 @@ class PlanBuilder:
     def plan(self) -> Plan:
         if self.blockers:
             # Refuse the node as a whole: nothing is written next to a config we cannot trust.
-            return Plan(tuple(self.requirements), blockers=tuple(self.blockers), runtime=self.runtime)
+            return Plan(
+                tuple(self.requirements), blockers=tuple(self.blockers), runtime=self.runtime
+            )
         return Plan(
             requirements=tuple(self.requirements),
             file_changes=tuple(self.file_changes),

@@ -145,6 +145,7 @@ def restore_node(
     keep_backups: int,
 ) -> NodeOutcome:
     """Put back the newest backup set; verify that each file now has the backed-up content."""
+
     def differing(after: NodeFacts, plan: Plan) -> list[str]:
         return [
             f"{c.path} differs from its backup"
@@ -197,13 +198,17 @@ def _converge(
                 return outcome
             if _restarts_running_service(plan, facts) and not confirm(node.label, plan, facts):
                 outcome.status = NodeStatus.REFUSED
-                outcome.error = f"{' and '.join(plan.restarts)} must restart and that was not confirmed; rerun with --yes"
+                outcome.error = (
+                    f"{' and '.join(plan.restarts)} must restart and that was not confirmed; "
+                    "rerun with --yes"
+                )
                 return outcome
             _say(
                 node,
                 "applying"
                 + (
-                    f" ({' and '.join(plan.restarts)} restart{'s' if len(plan.restarts) == 1 else ''})"
+                    f" ({' and '.join(plan.restarts)} "
+                    f"restart{'s' if len(plan.restarts) == 1 else ''})"
                     if plan.restarts
                     else ""
                 ),
@@ -228,7 +233,10 @@ def _converge(
         _say(node, "verifying")
         problems = still_off(applied.after or gather_facts(node, desired), plan)
         if problems:
-            outcome.status, outcome.error = NodeStatus.FAILED, f"{verify_failed}: " + "; ".join(problems)
+            outcome.status, outcome.error = (
+                NodeStatus.FAILED,
+                f"{verify_failed}: " + "; ".join(problems),
+            )
             return outcome
         outcome.status = NodeStatus.CHANGED
     return outcome
@@ -281,5 +289,3 @@ class _recorded:
             )
         self.outcome.traceback = "".join(traceback_module.format_exception(kind, error, traceback))
         return True
-
-

@@ -60,7 +60,8 @@ class NodeFacts:
     sysctl_runtime: dict[str, int | None]
     sysctl_files: tuple[str, ...] = ()
     docker_unit: str | None = None  # `systemctl cat docker.service` on systemd nodes
-    backups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # file -> backups, oldest first
+    # file -> backups, oldest first
+    backups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     directories: dict[str, DirFact] = field(default_factory=dict)
     dockerd_age: float | None = None  # since dockerd started
     # since each file read last changed (daemon.json and the drop-in are read only at start)

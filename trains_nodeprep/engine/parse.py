@@ -78,7 +78,9 @@ def parse_facts(output: bytes) -> NodeFacts:
         raise FactsParseError("the facts output ended early")
     fields: dict[str, Any] = _core_fields(records, contents)
     fields["directories"] = directories
-    fields["file_ages"] = {path: now - mtime for path, mtime in mtimes.items()} if now is not None else {}
+    fields["file_ages"] = (
+        {path: now - mtime for path, mtime in mtimes.items()} if now is not None else {}
+    )
     for concern in CONCERNS:
         fields.update(concern.parse(records))
     return NodeFacts(**fields)
@@ -92,8 +94,10 @@ def _core_fields(records: Records, contents: dict[str, bytes]) -> dict[str, Any]
         files[path] = FileFact(path, cast(FileState, state), data if state == "file" else None)
     for path, _state, _data in records.of_kind("want"):
         # a regular file the script asked tar for: unreadable unless the archive has it
-        files[path] = FileFact(path, "file", contents[path]) if path in contents else FileFact(
-            path, "unreadable"
+        files[path] = (
+            FileFact(path, "file", contents[path])
+            if path in contents
+            else FileFact(path, "unreadable")
         )
     backups: dict[str, list[str]] = {}
     for path, _state, data in records.of_kind("backup"):

@@ -15,6 +15,7 @@ from ..requirements.base import ManagedFile
 from ..requirements.registry import managed_files
 from .facts import NodeFacts
 from .types import FileChange, Plan
+
 _BACKUP_SUFFIX = re.compile(r"\.(?P<stamp>\d{8}T\d{6}(?:\.\d+)?Z)(?P<absent>\.absent)?\.bak$")
 
 

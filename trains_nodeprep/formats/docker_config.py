@@ -79,7 +79,8 @@ def json_type(value) -> str:
 
 
 def parse_daemon_json(content: bytes, path: str) -> dict:
-    """The daemon.json object, or ConfigError naming line and column of what dockerd would reject."""
+    """The daemon.json object, or ConfigError naming line and column of what dockerd would
+    reject."""
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -160,7 +161,8 @@ def _entry_limit(key: str, entry, path: str) -> Ulimit:
 
 
 def daemon_json_ulimits(config: dict, path: str) -> dict[str, Ulimit]:
-    """The ulimits dockerd would read, by limit name (taken from each entry's Name, as docker does)."""
+    """The ulimits dockerd would read, by limit name (taken from each entry's Name, as docker
+    does)."""
     entries = config.get(DAEMON_JSON_KEY)
     if entries is None:
         return {}
@@ -205,7 +207,8 @@ def merge_daemon_json(content: bytes | None, desired: tuple[Ulimit, ...], path: 
                 raise ConfigError(
                     path,
                     f"{DAEMON_JSON_KEY}.{limit.name} has Name {other!r}",
-                    f"rename that entry's key to {other!r} so that a {limit.name} entry can be added",
+                    f"rename that entry's key to {other!r} "
+                    f"so that a {limit.name} entry can be added",
                 )
             entries[limit.name] = {"Name": limit.name, "Soft": limit.soft, "Hard": limit.hard}
             continue

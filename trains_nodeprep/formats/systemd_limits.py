@@ -85,7 +85,8 @@ def effective_limits(show: dict[str, str], desired: tuple[Ulimit, ...]) -> dict[
 
 
 def parse_dropin(text: str) -> dict[str, Ulimit]:
-    """The Limit*= lines of a drop-in's [Service] section (the last one of a name wins, as in systemd)."""
+    """The Limit*= lines of a drop-in's [Service] section (the last one of a name wins, as in
+    systemd)."""
     by_directive = {directive: name for name, directive in SYSTEMD_LIMITS.items()}
     found = {}
     section = ""
@@ -134,7 +135,8 @@ def dropin_limits(desired: tuple[Ulimit, ...], *sources: dict[str, Ulimit]) -> l
 
 
 def shell_ulimit_hint(desired: tuple[Ulimit, ...]) -> str:
-    """The commands an init script would run before it starts containerd (no systemd on the node)."""
+    """The commands an init script would run before it starts containerd (no systemd on the
+    node)."""
     commands = []
     for want in desired:
         if want.name == "memlock":  # `ulimit -l` counts KiB

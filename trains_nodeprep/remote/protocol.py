@@ -92,7 +92,11 @@ def shell_constants(script: str) -> str:
     lock = [f"LOCK_FILE={q(LOCK_FILE)}", f"LOCK_WAIT={LOCK_WAIT_SECONDS}"]
     if script == "facts":
         return "\n".join(
-            [*lock, f"NOW_ENTRY={q(NOW_ENTRY)}", f'tar_archive() {{ {shlex.join(TAR_ARGV)} "$@"; }}']
+            [
+                *lock,
+                f"NOW_ENTRY={q(NOW_ENTRY)}",
+                f'tar_archive() {{ {shlex.join(TAR_ARGV)} "$@"; }}',
+            ]
         )
     return "\n".join(
         [

@@ -28,8 +28,12 @@ def _call(*argv: str) -> str:
 
 def _on_process(hooks: dict[str, str]) -> str:
     """The dispatcher the scan calls for each daemon it finds: the modules' hooks by name."""
-    arms = "".join(f'    {shlex.quote(name)}) {hook} "$2" "$3" ;;\n' for name, hook in hooks.items())
-    return 'on_process() {\n  case "$1" in\n' + arms + "  esac\n}" if arms else "on_process() { :; }"
+    arms = "".join(
+        f'    {shlex.quote(name)}) {hook} "$2" "$3" ;;\n' for name, hook in hooks.items()
+    )
+    return (
+        'on_process() {\n  case "$1" in\n' + arms + "  esac\n}" if arms else "on_process() { :; }"
+    )
 
 
 def render_facts_script(desired: DesiredState) -> str:
@@ -120,8 +124,9 @@ def _file_line(change: FileChange) -> str:
 
 
 def printf_escaped(content: bytes) -> str:
-    """`content` for the shell's printf %b: printable ASCII, tab and newline as they are (a backslash
-    doubled), every other byte as \\0NNN. No process decodes it; NUL is left to base64."""
+    """`content` for the shell's printf %b: printable ASCII, tab and newline as they are (a
+    backslash doubled), every other byte as \\0NNN. No process decodes it; NUL is left to
+    base64."""
     return "".join(
         "\\\\"
         if byte == 0x5C

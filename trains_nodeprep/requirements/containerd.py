@@ -99,7 +99,8 @@ def _standalone_containerd(facts: NodeFacts) -> int | None:
 
 
 def plan(facts: NodeFacts, desired: DesiredState, builder: PlanBuilder) -> None:
-    """containerd's containers inherit its own limits: raise them in a drop-in of containerd.service."""
+    """containerd's containers inherit its own limits: raise them in a drop-in of
+    containerd.service."""
     wanted = desired.ulimits
     if not wanted or builder.runtime is None or CONTAINERD not in builder.runtime.targets:
         return
@@ -111,7 +112,8 @@ def plan(facts: NodeFacts, desired: DesiredState, builder: PlanBuilder) -> None:
         problem = f"{UNIT} is {unit.get('LoadState') or 'unknown'} to systemd"
         _containerd_requirements(builder, {}, wanted, UNIT, problem)
         builder.blockers.append(
-            f"{UNIT}: {problem}, but the kubelet uses containerd; install containerd as a systemd service "
+            f"{UNIT}: {problem}, but the kubelet uses containerd; "
+            "install containerd as a systemd service "
             f"(or set its limits where it is started: {systemd_limits.shell_ulimit_hint(wanted)})"
         )
         return
@@ -133,7 +135,8 @@ def plan(facts: NodeFacts, desired: DesiredState, builder: PlanBuilder) -> None:
         if too_low(effective, tuple(overridden)):
             later = drop_ins[drop_ins.index(desired.containerd_dropin) + 1 :]
             builder.blockers.append(
-                f"{desired.containerd_dropin}: its limits are overridden by a drop-in applied after it ({', '.join(later) or 'unknown'}); "
+                f"{desired.containerd_dropin}: its limits are overridden by a drop-in applied "
+                f"after it ({', '.join(later) or 'unknown'}); "
                 "raise the limits there or remove them, so that this drop-in decides"
             )
             return
@@ -177,13 +180,15 @@ def plan(facts: NodeFacts, desired: DesiredState, builder: PlanBuilder) -> None:
 def _plan_containerd_without_systemd(
     facts: NodeFacts, wanted: tuple[Ulimit, ...], builder: PlanBuilder
 ) -> None:
-    """No systemd: the init script that starts containerd sets its limits; this tool only reads them."""
+    """No systemd: the init script that starts containerd sets its limits; this tool only reads
+    them."""
     pid = _standalone_containerd(facts)
     hint = systemd_limits.shell_ulimit_hint(wanted)
     if pid is None or pid not in facts.process_limits:
         _containerd_requirements(builder, {}, wanted, "containerd", "containerd is not running")
         builder.blockers.append(
-            f"containerd: not running, and this node has no systemd to hold its limits; start it from an init script that first runs: {hint}"
+            "containerd: not running, and this node has no systemd to hold its limits; "
+            f"start it from an init script that first runs: {hint}"
         )
         return
     seen = {
@@ -193,8 +198,10 @@ def _plan_containerd_without_systemd(
     _containerd_requirements(builder, seen, wanted, f"/proc/{pid}/limits (containerd)")
     if too_low(seen, wanted):
         builder.blockers.append(
-            f"containerd (pid {pid}): runs with limits too low for Elasticsearch, and this node has no systemd, so its init system "
-            f"sets them; in the script that starts containerd run first: {hint}; then restart containerd"
+            f"containerd (pid {pid}): runs with limits too low for Elasticsearch, "
+            "and this node has no systemd, so its init system "
+            f"sets them; in the script that starts containerd run first: {hint}; "
+            "then restart containerd"
         )
 
 

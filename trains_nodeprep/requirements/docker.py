@@ -84,7 +84,8 @@ def _failed_requirements(
 
 @dataclass(frozen=True)
 class _FlagFile:
-    """An env file whose variable dockerd gets as flags: sysconfig OPTIONS or default DOCKER_OPTS."""
+    """An env file whose variable dockerd gets as flags: sysconfig OPTIONS or default
+    DOCKER_OPTS."""
 
     fact: FileFact
     variable: str
@@ -127,7 +128,8 @@ def plan(facts: NodeFacts, state: DesiredState, builder: PlanBuilder) -> None:
         return
     if not facts.docker_installed and not facts.docker_running:
         builder.blockers.append(
-            "dockerd: not installed on this node (no dockerd on PATH); install docker first, ulimits are set for docker"
+            "dockerd: not installed on this node (no dockerd on PATH); "
+            "install docker first, ulimits are set for docker"
         )
         _failed_requirements(builder, desired, "dockerd", "docker is not installed")
         return
@@ -152,7 +154,9 @@ def plan(facts: NodeFacts, state: DesiredState, builder: PlanBuilder) -> None:
         if len(sources) > 1:
             raise ConfigError(
                 sources[-1],
-                f"docker default ulimits are set in {' and '.join(sources)}; dockerd refuses to start with flags and daemon.json both, and two flag files are ambiguous",
+                f"docker default ulimits are set in {' and '.join(sources)}; "
+                "dockerd refuses to start with flags and daemon.json both, "
+                "and two flag files are ambiguous",
                 f"keep them in one place: remove them from all but {sources[0]}",
             )
         if unit_limits:
@@ -200,7 +204,8 @@ def _plan_flag_file(
 def _running_config(
     builder: PlanBuilder, facts: NodeFacts, expected: str, stale: str | None, restart_reason: str
 ) -> None:
-    """The config file is right; `stale` says why the running dockerd still does not use it (None: it does)."""
+    """The config file is right; `stale` says why the running dockerd still does not use it
+    (None: it does)."""
     builder.requirements.append(
         Requirement(
             "docker.running-config",
@@ -217,13 +222,16 @@ def _running_config(
 def _plan_unmanaged_flags(
     limits: dict[str, Ulimit], desired: tuple[Ulimit, ...], where: str, builder: PlanBuilder
 ) -> None:
-    """Flags from a place this tool does not edit (a unit's ExecStart): fine if high enough, else refuse."""
+    """Flags from a place this tool does not edit (a unit's ExecStart): fine if high enough,
+    else refuse."""
     _ulimit_requirements(builder, limits, desired, where)
     if docker_config.missing_ulimits(limits, desired):
+        # built apart: an f-string's {expression} cannot be split over lines before Python 3.12
+        flags = " ".join("--default-ulimit " + docker_config.render_ulimit_flag(u) for u in desired)
         raise ConfigError(
             where,
             "sets --default-ulimit flags that are too low, in a place this tool does not edit",
-            f"raise them there (e.g. {' '.join('--default-ulimit ' + docker_config.render_ulimit_flag(u) for u in desired)}), or remove them so that {DAEMON_JSON} can hold them",
+            f"raise them there (e.g. {flags}), or remove them so that {DAEMON_JSON} can hold them",
         )
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ..engine.types import Service
 from ..model import DesiredState
 from . import containerd, docker, runtime, server, sysctl
-from ..engine.types import Service
 from .base import Concern, ManagedFile, ServiceSpec
 
 # runtime first: it says where the limits go (docker, containerd), which those modules read

@@ -45,9 +45,9 @@ _CONFIG_ENDPOINT = re.compile(r"^containerRuntimeEndpoint:\s*[\"']?([^\"'\s#]+)"
 
 @dataclass(frozen=True)
 class RuntimeChoice:
-    kubelet: (
-        str | None
-    )  # the kubelet's runtime (docker | containerd | cri-o | unknown | undetermined); None: no kubelet found
+    # the kubelet's runtime (docker | containerd | cri-o | unknown | undetermined);
+    # None: no kubelet found
+    kubelet: str | None
     evidence: str  # for people: what this was read from
     targets: tuple[str, ...]  # where the limits go: docker and/or containerd
     problem: str | None = None  # a runtime this tool cannot prepare
@@ -84,7 +84,8 @@ def kubelet_flags(argv: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 
 def flag_file_argv(text: str) -> list[str]:
-    """The flags in an env file of kubelet.service (KUBELET_KUBEADM_ARGS="...", KUBELET_EXTRA_ARGS=...)."""
+    """The flags in an env file of kubelet.service (KUBELET_KUBEADM_ARGS="...",
+    KUBELET_EXTRA_ARGS=...)."""
     argv: list[str] = []
     for line in text.splitlines():
         name, equals, value = line.strip().partition("=")
@@ -125,7 +126,8 @@ def choose_runtime(
             )
         return RuntimeChoice(None, "no kubelet, dockerd or containerd on this node", (DOCKER,))
     if kubelet == CONTAINERD:
-        # a running docker's own containers (docker run, compose) still take daemon.json: both, each in its place
+        # a running docker's own containers (docker run, compose) still take daemon.json:
+        # both, each in its place
         return RuntimeChoice(
             kubelet, evidence, (DOCKER, CONTAINERD) if docker_running else (CONTAINERD,)
         )
@@ -143,7 +145,8 @@ def choose_runtime(
         kubelet,
         evidence,
         (),
-        f"the kubelet uses {kubelet} ({evidence}); trains-nodeprep sets limits for docker and containerd only: "
+        f"the kubelet uses {kubelet} ({evidence}); "
+        "trains-nodeprep sets limits for docker and containerd only: "
         "set nofile and memlock in that runtime's service limits by hand",
     )
 
@@ -191,7 +194,10 @@ def facts(_desired: DesiredState) -> FactsNeeds:
     return FactsNeeds(
         shell="runtime.facts.sh",
         processes={"kubelet": "kubelet_process"},
-        calls=(("kubelet_files", KUBELET_CONFIG, *KUBELET_FLAG_FILES), ("cri_sockets", *CRI_SOCKETS)),
+        calls=(
+            ("kubelet_files", KUBELET_CONFIG, *KUBELET_FLAG_FILES),
+            ("cri_sockets", *CRI_SOCKETS),
+        ),
     )
 
 

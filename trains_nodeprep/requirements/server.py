@@ -41,7 +41,8 @@ def plan(facts: NodeFacts, desired: DesiredState, builder: PlanBuilder) -> None:
             actual, ok = "missing", False
         elif have.state == "notdir":
             builder.blockers.append(
-                f"{want.path}: exists but is not a directory; move it away so trains-server can keep its data there"
+                f"{want.path}: exists but is not a directory; "
+                "move it away so trains-server can keep its data there"
             )
             actual, ok = "not a directory", False
         else:

@@ -85,7 +85,8 @@ def plan(facts: NodeFacts, desired: DesiredState, builder: PlanBuilder) -> None:
         )
         if runtime is None:
             builder.blockers.append(
-                f"{setting.proc_path}: the kernel has no sysctl {setting.key}; remove it from the playbook"
+                f"{setting.proc_path}: the kernel has no sysctl {setting.key}; "
+                "remove it from the playbook"
             )
             continue
         if runtime < setting.minimum:
@@ -143,8 +144,10 @@ def _check_boot_precedence(
             )
         else:
             builder.blockers.append(
-                f"{winner.path}: sets {setting.key}={winner.value}, applied at boot after {desired.sysctl_file}, so the lower value wins; "
-                f"override it with a file of the same name in /etc/sysctl.d that sets at least {setting.minimum}"
+                f"{winner.path}: sets {setting.key}={winner.value}, "
+                f"applied at boot after {desired.sysctl_file}, so the lower value wins; "
+                "override it with a file of the same name in /etc/sysctl.d "
+                f"that sets at least {setting.minimum}"
             )
     for path in raised:
         builder.change_file(facts.file(path), planned[path].encode("utf-8"))
