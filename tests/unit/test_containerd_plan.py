@@ -248,7 +248,7 @@ Max locked memory         unlimited            unlimited            bytes
 """
 
 
-def test_without_systemd_containerd_limits_are_read_from_the_process_and_low_ones_refused_with_how():
+def test_without_systemd_containerd_limits_are_read_from_the_process_and_low_ones_refused():
     processes = (
         (90, ("/usr/bin/containerd", "--config", "/var/run/docker/containerd/containerd.toml")),
         (80, ("/usr/bin/containerd",)),

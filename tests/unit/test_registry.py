@@ -62,7 +62,10 @@ def test_plan_lists_the_commands_and_warnings_of_each_restart_in_restart_order()
     )
 
 
-@pytest.mark.parametrize("data", [b"", b"plain text", b"tab\there", b"two\nlines\n", "ünï".encode()])
+SAMPLES = [b"", b"plain text", b"tab\there", b"two\nlines\n", "ünï".encode()]
+
+
+@pytest.mark.parametrize("data", SAMPLES)
 def test_a_record_comes_back_as_it_was_written(data):
     (record,) = decode_records(encode_record("file", "/etc/x y", "ok", data=data).decode(), 3)
     assert record.fields == ("file", "/etc/x y", "ok") and record.data == data
