@@ -29,7 +29,13 @@ def test_help_teaches_the_commands_and_exit_codes():
 
 
 def test_help_does_not_import_ssh_libraries():
-    code = "import sys; sys.argv=['trains-nodeprep','--help']\nfrom trains_nodeprep.cli import run_app\nrun_app()\nprint(sorted(m for m in sys.modules if m.split('.')[0] in ('paramiko','fabric','invoke','yaml')))"
+    code = (
+        "import sys; sys.argv=['trains-nodeprep','--help']\n"
+        "from trains_nodeprep.cli import run_app\n"
+        "run_app()\n"
+        "print(sorted(m for m in sys.modules"
+        " if m.split('.')[0] in ('paramiko','fabric','invoke','yaml')))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
 
     assert result.stdout.strip().splitlines()[-1] == "[]"

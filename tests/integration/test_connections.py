@@ -1,4 +1,5 @@
-"""How the CLI reaches nodes: ~/.ssh/config with ProxyJump and ProxyCommand, --local on the node itself, the restart prompt."""
+"""How the CLI reaches nodes: ~/.ssh/config with ProxyJump and ProxyCommand, --local on the node
+itself, the restart prompt."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from .cli import EXECUTABLE, json_output, trains_nodeprep
 
 
 def home_with_alias(bed, tmp_path, alias: str, target, route: str) -> Path:
-    """A copy of the bed's client home whose ~/.ssh/config has `alias` for `target`, reached by `route`."""
+    """A copy of the bed's client home whose ~/.ssh/config has `alias` for `target`, reached by
+    `route`."""
     home = tmp_path / "home"
     shutil.copytree(bed.home, home)
     config = home / ".ssh" / "config"
@@ -22,7 +24,8 @@ def home_with_alias(bed, tmp_path, alias: str, target, route: str) -> Path:
     config.write_text(
         config.read_text()
         + f"\nHost {alias}\n  HostName {target.address}\n  User root\n  {route}\n"
-        + f"  IdentityFile {home}/.ssh/id_ed25519\n  UserKnownHostsFile {bed.home}/.ssh/known_hosts\n"
+        + f"  IdentityFile {home}/.ssh/id_ed25519\n"
+        f"  UserKnownHostsFile {bed.home}/.ssh/known_hosts\n"
     )
     return home
 
@@ -54,7 +57,8 @@ def test_proxyjump_alias_from_ssh_config_reaches_the_node(bed, make_node, tmp_pa
 
 
 def test_proxyjump_with_two_hops_goes_through_them_in_order(bed, make_node, tmp_path):
-    """ssh's order: the client reaches the first hop, which reaches the second, which reaches the node."""
+    """ssh's order: the client reaches the first hop, which reaches the second, which reaches the
+    node."""
     first, second, target = (
         make_node(docker=False),
         make_node(docker=False),
@@ -99,7 +103,8 @@ def test_proxycommand_alias_from_ssh_config_reaches_the_node(bed, make_node, tmp
 
 
 def test_an_sshd_without_aes_gcm_is_reached_with_the_next_cipher(bed, make_node):
-    """AES-GCM comes first in what the client offers, not alone: an sshd limited to AES-CTR still works."""
+    """AES-GCM comes first in what the client offers, not alone: an sshd limited to AES-CTR still
+    works."""
     node = make_node(docker=False)
     node.sh("echo 'Ciphers aes128-ctr' >> /etc/ssh/sshd_config && kill -HUP $(pgrep -o -x sshd)")
     time.sleep(0.5)  # sshd re-executes itself with the new config
@@ -132,7 +137,8 @@ def test_an_sshd_without_aes_gcm_is_reached_with_the_next_cipher(bed, make_node)
 def sshd_with(node, *lines: str) -> None:
     """Adds sshd_config lines on the node and waits for sshd to take them."""
     node.sh(
-        f"printf '%s\\n' {' '.join(shlex.quote(line) for line in lines)} >> /etc/ssh/sshd_config && kill -HUP $(pgrep -o -x sshd)"
+        f"printf '%s\\n' {' '.join(shlex.quote(line) for line in lines)} >> /etc/ssh/sshd_config"
+        " && kill -HUP $(pgrep -o -x sshd)"
     )
     time.sleep(0.5)  # sshd re-executes itself with the new config
 
@@ -143,7 +149,8 @@ def key_exchanges(node) -> list[str]:
 
 
 def test_key_exchange_is_p256_unless_ssh_config_sets_kexalgorithms(bed, make_node, tmp_path):
-    """ECDH P-256 costs the node's sshd less CPU than curve25519; KexAlgorithms in ~/.ssh/config still decides."""
+    """ECDH P-256 costs the node's sshd less CPU than curve25519; KexAlgorithms in ~/.ssh/config
+    still decides."""
     node = make_node(docker=False)
     sshd_with(node, "LogLevel DEBUG1")
     home = home_with_alias(
@@ -297,7 +304,8 @@ def test_accept_new_records_the_key_in_the_aliases_user_known_hosts_file(bed, ma
     recorded = home / ".ssh" / "alias_known_hosts"
     config = home / ".ssh" / "config"
     config.write_text(
-        f"Host the-alias\n  HostName {node.address}\n  User root\n  IdentityFile {home}/.ssh/id_ed25519\n"
+        f"Host the-alias\n  HostName {node.address}\n  User root\n"
+        f"  IdentityFile {home}/.ssh/id_ed25519\n"
         f"  UserKnownHostsFile {recorded}\n\n" + config.read_text()
     )
 

@@ -1,4 +1,5 @@
-"""Deploying trains-server: cluster pre-checks, discovery by label, apply -k after the node converged.
+"""Deploying trains-server: cluster pre-checks, discovery by label, apply -k after the node
+converged.
 
 The nodes are real test-bed nodes; the cluster is tests/kubefake.FakeKubeAPI, a TEST DOUBLE of
 the Kubernetes API (no real API server can run here) driven by the real kubectl binary.
@@ -189,8 +190,9 @@ def test_a_broken_kustomization_is_refused_before_anything_is_written(
 def test_nothing_is_left_in_the_temporary_directory(
     bed, kube_api, kubeconfig, labeled_node, tmp_path
 ):
-    """The kustomization is copied to a temporary directory for the cluster pre-checks: gone at exit,
-    also after a refusal (the CLI leaves without the interpreter's teardown, not without its exit handlers)."""
+    """The kustomization is copied to a temporary directory for the cluster pre-checks: gone at
+    exit, also after a refusal (the CLI leaves without the interpreter's teardown, not without its
+    exit handlers)."""
     temp = tmp_path / "tmp"
     temp.mkdir()
     env = {"TMPDIR": str(temp)}
@@ -253,7 +255,8 @@ def test_a_failing_apply_shows_kubectls_error_and_exits_non_zero(
     tree.mkdir()
     (tree / "kustomization.yaml").write_text("resources:\n- cm.yaml\n")
     (tree / "cm.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: no-such-namespace}\ndata: {a: b}\n"
+        "apiVersion: v1\nkind: ConfigMap\n"
+        "metadata: {name: settings, namespace: no-such-namespace}\ndata: {a: b}\n"
     )
 
     result = trains_nodeprep(
@@ -275,15 +278,18 @@ def proc_limits(nofile: str, memlock: str) -> str:
     return (
         "Limit                     Soft Limit           Hard Limit           Units     \n"
         "Max cpu time              unlimited            unlimited            seconds   \n"
-        f"Max open files            {nofile.split(':')[0]:<21}{nofile.split(':')[1]:<21}files     \n"
-        f"Max locked memory         {memlock.split(':')[0]:<21}{memlock.split(':')[1]:<21}bytes     \n"
+        f"Max open files            {nofile.split(':')[0]:<21}"
+        f"{nofile.split(':')[1]:<21}files     \n"
+        f"Max locked memory         {memlock.split(':')[0]:<21}"
+        f"{memlock.split(':')[1]:<21}bytes     \n"
     )
 
 
 def test_check_reads_the_limits_the_running_elasticsearch_pod_really_got(
     bed, kube_api, kubeconfig, labeled_node
 ):
-    """The node is ready on paper, but the pod started before: its limits are too low, and check says so."""
+    """The node is ready on paper, but the pod started before: its limits are too low, and check
+    says so."""
     prepared = trains_nodeprep(bed, "run", "--host", labeled_node.address, "--yes", "--no-deploy")
     assert prepared.returncode == 0, prepared.stderr
     kube_api.add_pod(

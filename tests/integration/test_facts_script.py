@@ -21,7 +21,8 @@ def test_file_ages_are_on_the_node_clock_even_after_waiting_for_another_runs_loc
     node.sh(f"touch -d '-30 seconds' {DAEMON_JSON}")
     node.sh(
         f"mkdir -p /run/lock; (flock -x {LOCK_FILE} sleep 3 >/dev/null 2>&1 &); "
-        "(for i in 1 2 3 4 5 6 7 8 9 10 11 12; do cat /proc/[0-9]*/stat >/dev/null 2>&1; sleep 0.2; done >/dev/null 2>&1 &)"
+        "(for i in 1 2 3 4 5 6 7 8 9 10 11 12;"
+        " do cat /proc/[0-9]*/stat >/dev/null 2>&1; sleep 0.2; done >/dev/null 2>&1 &)"
     )
     time.sleep(0.3)  # the lock is held and the scans run before the script starts
 

@@ -74,7 +74,9 @@ SNAPSHOT_ROOTS = (
     "/opt/trains",  # trains-server's directories: the tool makes them too, never on a refused node
 )
 SERVER_DIRS = "/opt/trains"  # what the tool creates there is tested elsewhere
-SNAPSHOT_SCRIPT = r"""
+# Split where the script's lines pass 100 columns; joined, its bytes are the same.
+SNAPSHOT_SCRIPT = (
+    r"""
 import base64, glob, json, os, stat, sys
 out = {}
 def add(path):
@@ -82,8 +84,10 @@ def add(path):
         st = os.lstat(path)
     except FileNotFoundError:
         return
-    kind = "link" if stat.S_ISLNK(st.st_mode) else "dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "other"
-    entry = {"type": kind, "mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid, "ino": st.st_ino, "mtime": st.st_mtime_ns}
+    kind = "link" if stat.S_ISLNK(st.st_mode) else "dir" if stat.S_ISDIR(st.st_mode)"""
+    r""" else "file" if stat.S_ISREG(st.st_mode) else "other"
+    entry = {"type": kind, "mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid,"""
+    r""" "ino": st.st_ino, "mtime": st.st_mtime_ns}
     if kind == "link":
         entry["target"] = os.readlink(path)
     if kind == "file":
@@ -98,6 +102,7 @@ for root in sys.argv[1:]:
         add(path)
 print(json.dumps(out))
 """
+)
 BACKUP = re.compile(r"^(?P<path>.+)\.\d{8}T\d{6}\.\d{6}Z(?P<absent>\.absent)?\.bak$")
 
 Content = str | bytes | Callable[[bytes], bytes]  # a callable gets the node's current content
@@ -126,7 +131,8 @@ class Case:
 
 
 def json_error_at(text: str) -> str:
-    """Where Python's json module (which the tool uses) puts a syntax error, e.g. "line 3 column 1"."""
+    """Where Python's json module (which the tool uses) puts a syntax error,
+    e.g. "line 3 column 1"."""
     try:
         json.loads(text)
     except json.JSONDecodeError as err:
@@ -158,7 +164,10 @@ SYSCONFIG_COMMENTS = (
     "LOGROTATE=false\n"
 )
 
-ES_SYSCTL = "# elasticsearch\nvm.max_map_count = 65530\nvm.swappiness = 1\nvm/max_map_count = 131072 \nfs.file-max=100000\n"
+ES_SYSCTL = (
+    "# elasticsearch\nvm.max_map_count = 65530\nvm.swappiness = 1\n"
+    "vm/max_map_count = 131072 \nfs.file-max=100000\n"
+)
 
 
 def with_weak_default_nofile(text: bytes) -> bytes:
@@ -252,7 +261,7 @@ CASES = [
         setup=f"mkdir {DJ} && echo '{{}}' > {DJ}/conf.json",
         error=(f"{DJ}: is a directory", "move it away"),
     ),
-    # ------------------------------------------------------------ default-ulimits of the wrong shape
+    # ----------------------------------------------------------- default-ulimits of the wrong shape
     Case(
         "default-ulimits-is-a-list",
         REFUSED,
@@ -276,7 +285,7 @@ CASES = [
         files={DJ: daemon_json({"default-ulimits": {"nofile": entry("nofile", 70000, 65536)}})},
         error=(DJ, "ulimit nofile has soft 70000 above hard 65536", "lower soft or raise hard"),
     ),
-    # ------------------------------------------------------------ default-ulimits dockerd reads: merged
+    # -------------------------------------------------------- default-ulimits dockerd reads: merged
     Case(
         "default-ulimits-null",
         CONVERGED,
@@ -401,7 +410,8 @@ CASES = [
         changes=("/etc/docker/daemon-real.json", TRAINS),
         ulimits={"nofile": ADDED_NOFILE, "memlock": ADDED_MEMLOCK},
     ),
-    # right file, but dockerd was started before someone wrote it: the limits never reach a container
+    # right file, but dockerd was started before someone wrote it: the limits never reach a
+    # container
     Case(
         "daemon-json-right-but-dockerd-started-before-it",
         CONVERGED,
@@ -417,7 +427,7 @@ CASES = [
         setup=f"chmod 0600 {DJ}",
         changes=(DJ, TRAINS),
     ),
-    # ------------------------------------------------------------ /etc/sysconfig/docker OPTIONS (RHEL)
+    # --------------------------------------------------------- /etc/sysconfig/docker OPTIONS (RHEL)
     Case(
         "sysconfig-double-quotes",
         CONVERGED,
@@ -482,10 +492,12 @@ CASES = [
         rhel=True,
         changes=(SC, TRAINS),
         files={
-            SC: '# sysconfig\nOPTIONS="--log-level=warn \\\n  --iptables=true"\nDOCKER_CERT_PATH=/etc/docker\n'
+            SC: '# sysconfig\nOPTIONS="--log-level=warn \\\n  --iptables=true"\n'
+            "DOCKER_CERT_PATH=/etc/docker\n"
         },
         exact={
-            SC: f'# sysconfig\nOPTIONS="--log-level=warn \\\n  --iptables=true {FLAGS}"\nDOCKER_CERT_PATH=/etc/docker\n'
+            SC: f'# sysconfig\nOPTIONS="--log-level=warn \\\n  --iptables=true {FLAGS}"\n'
+            "DOCKER_CERT_PATH=/etc/docker\n"
         },
     ),
     Case(
@@ -497,7 +509,8 @@ CASES = [
             SC: 'OPTIONS="--log-level=warn --default-ulimit nofile=1024:4096 --iptables=true"\n'
         },
         exact={
-            SC: 'OPTIONS="--log-level=warn --default-ulimit nofile=1024:65536 --iptables=true --default-ulimit memlock=-1:-1"\n'
+            SC: 'OPTIONS="--log-level=warn --default-ulimit nofile=1024:65536 --iptables=true'
+            ' --default-ulimit memlock=-1:-1"\n'
         },
     ),
     Case(
@@ -506,10 +519,13 @@ CASES = [
         rhel=True,
         changes=(SC, TRAINS),
         files={
-            SC: 'OPTIONS="--log-level=debug"\nOPTIONS="--log-level=warn --default-ulimit=memlock=65536:65536"\n'
+            SC: 'OPTIONS="--log-level=debug"\n'
+            'OPTIONS="--log-level=warn --default-ulimit=memlock=65536:65536"\n'
         },
         exact={
-            SC: 'OPTIONS="--log-level=debug"\nOPTIONS="--log-level=warn --default-ulimit=memlock=-1:-1 --default-ulimit nofile=1024:65536"\n'
+            SC: 'OPTIONS="--log-level=debug"\n'
+            'OPTIONS="--log-level=warn --default-ulimit=memlock=-1:-1'
+            ' --default-ulimit nofile=1024:65536"\n'
         },
     ),
     Case(
@@ -549,7 +565,8 @@ CASES = [
         },
         ulimits={"nofile": ADDED_NOFILE, "memlock": ADDED_MEMLOCK},
     ),
-    # right file, but dockerd runs without its flags (a restart was skipped): restarted, file untouched
+    # right file, but dockerd runs without its flags (a restart was skipped): restarted, file
+    # untouched
     Case(
         "sysconfig-right-but-dockerd-started-before-it",
         CONVERGED,
@@ -562,7 +579,8 @@ CASES = [
         REFUSED,
         rhel=True,
         later={
-            SC: '# sysconfig\nDOCKER_CERT_PATH=/etc/docker\nOPTIONS="--log-level=warn --iptables=true\n# end\n'
+            SC: "# sysconfig\nDOCKER_CERT_PATH=/etc/docker\n"
+            'OPTIONS="--log-level=warn --iptables=true\n# end\n'
         },
         error=(f'{SC}: unterminated " in OPTIONS at line 3', "close the quote"),
     ),
@@ -574,7 +592,7 @@ CASES = [
         later={DJ: daemon_json({"default-ulimits": {"memlock": entry("memlock", -1, -1)}})},
         error=(f"set in {SC} and {DJ}", f"remove them from all but {SC}"),
     ),
-    # ------------------------------------------------------------ /etc/default/docker DOCKER_OPTS (Debian)
+    # ----------------------------------------------------- /etc/default/docker DOCKER_OPTS (Debian)
     Case(
         "default-docker-weaker-nofile-flag",
         CONVERGED,
@@ -588,7 +606,8 @@ CASES = [
         REFUSED,
         later={DD: with_weak_default_nofile},
         restart_docker=True,
-        setup=f"printf '%s\\n' '{json.dumps({'default-ulimits': {'nofile': entry('nofile', 1024, 65536)}})}' > {DJ}",
+        setup=f"printf '%s\\n'"
+        f" '{json.dumps({'default-ulimits': {'nofile': entry('nofile', 1024, 65536)}})}' > {DJ}",
         error=(f"set in {DD} and {DJ}", f"remove them from all but {DD}"),
     ),
     # ------------------------------------------------------------ sysctl files
@@ -665,7 +684,8 @@ CASES = [
             "override it with a file of the same name in /etc/sysctl.d",
         ),
     ),
-    # `sysctl --system` reads these at boot; the facts' records and file list split on tabs and newlines
+    # `sysctl --system` reads these at boot; the facts' records and file list split on tabs and
+    # newlines
     Case(
         "sysctl-file-name-with-a-newline",
         REFUSED,
@@ -693,7 +713,8 @@ CASES = [
 
 
 def snapshot(node) -> dict[str, dict]:
-    """path -> type, mode, owner, inode, mtime, content (base64) or link target, for SNAPSHOT_ROOTS."""
+    """path -> type, mode, owner, inode, mtime, content (base64) or link target, for
+    SNAPSHOT_ROOTS."""
     return json.loads(node.exec("python3", "-c", SNAPSHOT_SCRIPT, *SNAPSHOT_ROOTS).stdout)
 
 
@@ -729,7 +750,8 @@ def run_cli(bed, node, *args: str) -> Ran:
 
 @dataclass
 class Seen:
-    """What happened on a case's node, observed on the node (files, kernel, dockerd), not by the tool."""
+    """What happened on a case's node, observed on the node (files, kernel, dockerd), not by the
+    tool."""
 
     before: dict  # snapshot() after the setup, before the tool came
     pid: int | None  # dockerd before
@@ -835,7 +857,8 @@ def assert_json_rest_kept(path: str, before: bytes | None, after: bytes, case: C
 
 
 def assignment_span(text: str, variable: str) -> tuple[int, int] | None:
-    """Start and end (past its last line) of the last `[export] VARIABLE=...`, a quoted value across lines."""
+    """Start and end (past its last line) of the last `[export] VARIABLE=...`, a quoted value
+    across lines."""
     matches = list(re.finditer(rf"^[ \t]*(?:export[ \t]+)?{variable}=", text, re.M))
     if not matches:
         return None
@@ -995,9 +1018,11 @@ def assert_rest_of_each_file_kept(case: Case, before: dict, after: dict) -> None
 
 
 def boot_max_map_count(node) -> int:
-    """vm.max_map_count after procps applies the boot files (`sysctl --system`), from the kernel default."""
+    """vm.max_map_count after procps applies the boot files (`sysctl --system`), from the kernel
+    default."""
     node.sh(
-        f"echo {KERNEL_DEFAULT_MAP_COUNT} > /proc/sys/vm/max_map_count; sysctl --system >/dev/null 2>&1; true"
+        f"echo {KERNEL_DEFAULT_MAP_COUNT} > /proc/sys/vm/max_map_count;"
+        " sysctl --system >/dev/null 2>&1; true"
     )
     return node.max_map_count()
 
@@ -1007,7 +1032,8 @@ def boot_max_map_count(node) -> int:
 
 @pytest.fixture(scope="module")
 def scenarios(request, bed):
-    """case -> Seen. The selected cases play PARALLEL at a time, in table order, in the background."""
+    """case -> Seen. The selected cases play PARALLEL at a time, in table order, in the
+    background."""
     selected = [
         item.callspec.params["case"]
         for item in request.session.items

@@ -79,8 +79,8 @@ def test_rhel_node_gets_flags_in_sysconfig_options_and_no_daemon_json(bed, make_
     assert result.returncode == 0, result.stdout + result.stderr
     text = node.read("/etc/sysconfig/docker").decode()
     assert (
-        'OPTIONS="--log-level=warn --iptables=true --default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"\n'
-        in text
+        'OPTIONS="--log-level=warn --iptables=true --default-ulimit nofile=1024:65536'
+        ' --default-ulimit memlock=-1:-1"\n' in text
     )
     assert (
         text.replace(" --default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1", "")

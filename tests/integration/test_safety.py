@@ -17,7 +17,10 @@ WATCHED = "/etc/docker /etc/sysconfig /etc/default/docker /etc/sysctl.d"
 
 def snapshot(node) -> str:
     """Every file (and symlink) under the config dirs with its hash: any write shows here."""
-    script = f'find {WATCHED} -xdev \\( -type f -o -type l \\) 2>/dev/null | sort | while read -r f; do printf \'%s \' "$f"; sha256sum < "$f"; done'
+    script = (
+        f"find {WATCHED} -xdev \\( -type f -o -type l \\) 2>/dev/null | sort"
+        """ | while read -r f; do printf '%s ' "$f"; sha256sum < "$f"; done"""
+    )
     return node.sh(script).stdout
 
 
@@ -57,7 +60,8 @@ def test_a_change_the_node_does_not_keep_fails_verification(bed, make_node):
     """The node is read again after the apply (at the end of the same command): a sysctl that says
     it set the value but did not is caught there, not reported as changed."""
     node = make_node(docker=False)
-    # First on the scripts' PATH, in this node's own mount namespace only (its /run is its own tmpfs)
+    # First on the scripts' PATH, in this node's own mount namespace only (its /run is its own
+    # tmpfs)
     node.sh(
         "mkdir -p /run/fake-sbin && printf '#!/bin/sh\\necho \"$*\"\\n' > /run/fake-sbin/sysctl && "
         "chmod 755 /run/fake-sbin/sysctl && mount --bind /run/fake-sbin /usr/local/sbin"
@@ -79,10 +83,12 @@ def test_a_failure_after_writing_a_file_whose_name_has_a_space_restores_it(bed, 
     """A later sysctl file that lowers the value is rewritten too; when `sysctl -w` then fails,
     both written files come back byte for byte, whatever their names hold."""
     node = make_node(docker=False)
-    lower = "/etc/sysctl.d/zz site tuning.conf"  # read after 99-trains.conf: its value would win at boot
+    # read after 99-trains.conf: its value would win at boot
+    lower = "/etc/sysctl.d/zz site tuning.conf"
     node.write(lower, b"# the site's own\nvm.max_map_count = 65530\n")
     node.sh(
-        "mkdir -p /run/fake-sbin && printf '#!/bin/sh\\necho refused >&2; exit 1\\n' > /run/fake-sbin/sysctl && "
+        "mkdir -p /run/fake-sbin"
+        " && printf '#!/bin/sh\\necho refused >&2; exit 1\\n' > /run/fake-sbin/sysctl && "
         "chmod 755 /run/fake-sbin/sysctl && mount --bind /run/fake-sbin /usr/local/sbin"
     )
     before = snapshot(node)
