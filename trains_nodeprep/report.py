@@ -335,7 +335,12 @@ def outcome_json(outcome: NodeOutcome) -> dict:
 def _runtime_json(choice) -> dict | None:
     if choice is None:
         return None
-    return {"kubelet": choice.kubelet, "targets": list(choice.targets), "evidence": choice.evidence}
+    return {
+        "kubelet": choice.kubelet,
+        "targets": list(choice.targets),
+        "evidence": choice.evidence,
+        "distribution": choice.distribution,
+    }
 
 
 def _requirement_json(req) -> dict:

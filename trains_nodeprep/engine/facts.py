@@ -78,6 +78,12 @@ class NodeFacts:
     containerd_age: float | None = None  # since containerd.service's main process started
     # files the facts had to read whose names hold a tab or newline
     unreadable_names: tuple[str, ...] = ()
+    # a Kubernetes distribution's evidence: its processes by name, (pid, argv) each; the paths
+    # of its units, data and args that exist
+    distribution_processes: dict[str, tuple[tuple[int, tuple[str, ...]], ...]] = field(
+        default_factory=dict
+    )
+    paths_present: tuple[str, ...] = ()
 
     @property
     def docker_running(self) -> bool:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from ..engine.types import Service
 from ..model import DesiredState
-from . import containerd, docker, runtime, server, sysctl
+from . import containerd, distribution, docker, runtime, server, sysctl
 from .base import Concern, ManagedFile, ServiceSpec
 
-# runtime first: it says where the limits go (docker, containerd), which those modules read
+# runtime first (with the distribution's evidence): it says where the limits go (docker,
+# containerd), which those modules read
 CONCERNS: tuple[Concern, ...] = (
+    distribution.CONCERN,
     runtime.CONCERN,
     docker.CONCERN,
     containerd.CONCERN,

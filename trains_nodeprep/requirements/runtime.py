@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..engine.facts import NodeFacts
 from ..model import DesiredState
 from .base import Concern, FactsNeeds, no_files
+from .distribution import Distribution, choose_distribution
 
 if TYPE_CHECKING:
     from ..engine.builder import PlanBuilder
@@ -51,8 +52,14 @@ class RuntimeChoice:
     evidence: str  # for people: what this was read from
     targets: tuple[str, ...]  # where the limits go: docker and/or containerd
     problem: str | None = None  # a runtime this tool cannot prepare
+    # kubeadm (a kubelet of its own) | none (no kubelet) | k3s-server | k3s-agent |
+    # rke2-server | rke2-agent | microk8s (requirements/distribution.py)
+    distribution: str = "kubeadm"
 
     def describe(self) -> str:
+        if self.distribution not in ("kubeadm", "none"):
+            where = f"; limits go to {' and '.join(self.targets)}" if self.targets else ""
+            return f"{self.distribution} ({self.evidence}){where}"
         if self.kubelet is None:
             return f"{' and '.join(self.targets) or 'none'} ({self.evidence})"
         return f"kubelet uses {self.kubelet} ({self.evidence})"
@@ -117,14 +124,13 @@ def choose_runtime(
     kubelet, evidence = _kubelet_runtime(kubelet_argv, kubelet_files, sockets)
     if kubelet is None:
         if docker_installed:
-            return RuntimeChoice(None, "no kubelet on this node; dockerd is installed", (DOCKER,))
+            evidence = "no kubelet on this node; dockerd is installed"
+            return RuntimeChoice(None, evidence, (DOCKER,), distribution="none")
         if containerd_installed:
-            return RuntimeChoice(
-                None,
-                "no kubelet on this node; containerd is installed, dockerd is not",
-                (CONTAINERD,),
-            )
-        return RuntimeChoice(None, "no kubelet, dockerd or containerd on this node", (DOCKER,))
+            evidence = "no kubelet on this node; containerd is installed, dockerd is not"
+            return RuntimeChoice(None, evidence, (CONTAINERD,), distribution="none")
+        evidence = "no kubelet, dockerd or containerd on this node"
+        return RuntimeChoice(None, evidence, (DOCKER,), distribution="none")
     if kubelet == CONTAINERD:
         # a running docker's own containers (docker run, compose) still take daemon.json:
         # both, each in its place
@@ -141,14 +147,7 @@ def choose_runtime(
             if here
         )
         return RuntimeChoice(kubelet, evidence, both or (DOCKER,))
-    return RuntimeChoice(
-        kubelet,
-        evidence,
-        (),
-        f"the kubelet uses {kubelet} ({evidence}); "
-        "trains-nodeprep sets limits for docker and containerd only: "
-        "set nofile and memlock in that runtime's service limits by hand",
-    )
+    return RuntimeChoice(kubelet, evidence, (), _unsupported(kubelet, evidence))
 
 
 def _kubelet_runtime(
@@ -229,9 +228,56 @@ def runtime_of(facts: NodeFacts) -> RuntimeChoice:
 def plan(facts: NodeFacts, desired: DesiredState, builder: PlanBuilder) -> None:
     """Where the limits go (the modules of those runtimes plan them); a runtime this tool cannot
     prepare refuses the node."""
-    builder.runtime = runtime_of(facts)
+    found = choose_distribution(facts)
+    builder.runtime = runtime_of(facts) if found is None else _distribution_runtime(found, desired)
     if desired.ulimits and builder.runtime.problem:
         builder.blockers.append(builder.runtime.problem)
+
+
+def _distribution_runtime(found: Distribution, desired: DesiredState) -> RuntimeChoice:
+    """A distribution's pods: docker's (k3s --docker), an external runtime's, or its own
+    embedded containerd's, which this tool does not prepare yet: refused with the fix."""
+    name = found.label.replace(" ", "-")
+    if found.problem:
+        return RuntimeChoice(None, found.evidence, (), found.problem, name)
+    if found.docker:
+        return RuntimeChoice(DOCKER, found.evidence + ", docker: true", (DOCKER,), None, name)
+    if found.endpoint:
+        runtime = runtime_of_endpoint(found.endpoint)
+        evidence = f"{found.evidence}, container-runtime-endpoint {found.endpoint}"
+        if runtime in (DOCKER, CONTAINERD):
+            return RuntimeChoice(runtime, evidence, (runtime,), None, name)
+        return RuntimeChoice(runtime, evidence, (), _unsupported(runtime, evidence), name)
+    return RuntimeChoice(CONTAINERD, found.evidence, (), _embedded_fix(found, desired), name)
+
+
+def _embedded_fix(found: Distribution, desired: DesiredState) -> str:
+    from ..formats.systemd_limits import render_systemd_limit, shell_ulimit_hint
+
+    if found.unit is not None:
+        lines = " ".join(render_systemd_limit(limit) for limit in desired.ulimits)
+        return (
+            f"{found.label}: its pods' containerd is {found.name}'s own and inherits the limits of "
+            f"{found.unit}; trains-nodeprep does not write them there yet: add a drop-in "
+            f"/etc/systemd/system/{found.unit}.d/99-trains.conf with [Service] {lines} (keep "
+            f"any value the unit already has that is higher, as its LimitNOFILE=1048576), then "
+            f"systemctl daemon-reload and systemctl restart {found.unit} (running pods keep "
+            "their old limits until they are recreated)"
+        )
+    return (
+        f"{found.label}: its pods' containerd takes its limits from "
+        "/var/snap/microk8s/current/args/containerd-env; trains-nodeprep does not write them "
+        f"there yet: set {shell_ulimit_hint(desired.ulimits)} there (keep any higher value), "
+        "then microk8s stop; microk8s start (every pod restarts)"
+    )
+
+
+def _unsupported(runtime: str, evidence: str) -> str:
+    return (
+        f"the kubelet uses {runtime} ({evidence}); "
+        "trains-nodeprep sets limits for docker and containerd only: "
+        "set nofile and memlock in that runtime's service limits by hand"
+    )
 
 
 CONCERN = Concern(name="runtime", facts=facts, parse=parse, plan=plan, managed_files=no_files)
