@@ -76,10 +76,6 @@ class Concern:
     apply_shell: str | None = None  # functions its plans call in the apply script (NAME.apply.sh)
 
 
-def no_facts(_desired: DesiredState) -> FactsNeeds:
-    return FactsNeeds()
-
-
 def no_records(_records: Records) -> dict[str, Any]:
     return {}
 
