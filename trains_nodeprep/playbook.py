@@ -217,6 +217,11 @@ class _State:
             hard = self.integer(limits["hard"], f"{key}.hard", UNLIMITED)
             if not limit_at_least(hard, soft):
                 raise self.fail(key, f"soft {soft} is above hard {hard}; docker refuses that")
+            if name == "nofile" and UNLIMITED in (soft, hard):
+                # setrlimit refuses more open files than fs.nr_open: a container would not start
+                raise self.fail(
+                    key, "cannot be unlimited (-1): the kernel caps it; give a number like 1048576"
+                )
             result.append(Ulimit(name, soft, hard))
         return tuple(result)
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from .cli import EXECUTABLE, json_output, trains_nodeprep
+from .limits import WRITTEN_NOFILE
 
 
 def home_with_alias(bed, tmp_path, alias: str, target, route: str) -> Path:
@@ -240,7 +241,7 @@ def test_local_run_on_the_node_itself_needs_no_ssh(bed, make_node):
     report = json_output(result)["nodes"][0]
     assert report["host"] == "localhost" and report["status"] == "changed"
     assert node.max_map_count() == 262144
-    assert node.run_container()["RLIMIT_NOFILE"] == (1024, 65536)
+    assert node.run_container()["RLIMIT_NOFILE"] == WRITTEN_NOFILE
     again = node.exec(str(EXECUTABLE), "check", "--local", check=False)
     assert again.returncode == 0, again.stdout
 

@@ -19,6 +19,7 @@ import resource
 from tests.testbed import SystemdNode
 
 from .cli import json_output, trains_nodeprep
+from .limits import WRITTEN_NOFILE
 
 DROPIN = "/etc/systemd/system/containerd.service.d/99-trains.conf"
 SITE_DROPIN = "/etc/systemd/system/containerd.service.d/10-site.conf"
@@ -188,7 +189,8 @@ def test_mixed_node_gets_both_each_in_its_own_place(bed, make_node):
     assert {c["path"] for c in result["changes"]} >= {"/etc/docker/daemon.json", DROPIN}
     assert node.unit_pid("docker") != docker_pid and node.unit_pid("containerd") != containerd_pid
     assert unit_limits(node)["LimitMEMLOCK"] == "infinity"
-    assert node.run_container()["RLIMIT_NOFILE"] == (1024, 65536)  # what dockerd asks runc for
+    # what dockerd asks runc for: the minimum raised to what it inherited from containerd
+    assert node.run_container()["RLIMIT_NOFILE"] == WRITTEN_NOFILE
     again = json_output(trains_nodeprep(bed, "run", "--host", node.name, "-o", "json"))["nodes"][0]
     assert again["status"] == "unchanged"
 

@@ -12,6 +12,7 @@ import json
 import pytest
 
 from .cli import json_output, trains_nodeprep
+from .limits import WRITTEN_NOFILE
 from .test_safety import snapshot
 
 TRAINS = {"app": "trains"}
@@ -67,7 +68,7 @@ def test_run_finds_the_labeled_node_prepares_it_then_deploys(
     assert "created" in result.stderr  # kubectl's own lines are streamed to the user
     # the node really is ready: independent look
     assert labeled_node.max_map_count() == 262144
-    assert labeled_node.run_container()["RLIMIT_NOFILE"] == (1024, 65536)
+    assert labeled_node.run_container()["RLIMIT_NOFILE"] == WRITTEN_NOFILE
 
 
 def test_second_run_changes_nothing_on_the_node_and_in_the_cluster(

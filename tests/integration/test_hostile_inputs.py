@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from .cli import trains_nodeprep
+from .limits import WRITTEN_NOFILE, WRITTEN_NOFILE_FLAG
 
 CONVERGED = "converged"
 REFUSED = "refused"
@@ -151,6 +152,10 @@ def daemon_json(config: object, indent: int | str | None = 4) -> str:
 ADDED_NOFILE = entry("nofile", *NOFILE)
 ADDED_MEMLOCK = entry("memlock", *UNLIMITED)
 FLAGS = "--default-ulimit nofile=1024:65536 --default-ulimit memlock=-1:-1"
+# Where docker sets no nofile and runs, its containers inherit containerd's: the minimum is
+# raised to that (never lower; tests/integration/limits.py). Stopped: the playbook's minimum.
+RAISED_NOFILE = entry("nofile", *WRITTEN_NOFILE)
+RAISED_FLAGS = f"--default-ulimit {WRITTEN_NOFILE_FLAG} --default-ulimit memlock=-1:-1"
 TRAILING_COMMA = '{\n    "log-level": "warn",\n}\n'
 
 SYSCONFIG_COMMENTS = (
@@ -289,9 +294,10 @@ CASES = [
     Case(
         "default-ulimits-null",
         CONVERGED,
+        nofile=WRITTEN_NOFILE,
         files={DJ: daemon_json({"log-level": "warn", "default-ulimits": None})},
         changes=(DJ, TRAINS),
-        ulimits={"nofile": ADDED_NOFILE, "memlock": ADDED_MEMLOCK},
+        ulimits={"nofile": RAISED_NOFILE, "memlock": ADDED_MEMLOCK},
     ),
     Case(
         "default-ulimits-lower-case-keys",
@@ -365,6 +371,7 @@ CASES = [
     Case(
         "daemon-json-other-keys-and-nested-log-opts",
         CONVERGED,
+        nofile=WRITTEN_NOFILE,
         changes=(DJ, TRAINS),
         files={
             DJ: daemon_json(
@@ -382,6 +389,7 @@ CASES = [
     Case(
         "daemon-json-keys-the-tool-does-not-know",
         CONVERGED,
+        nofile=WRITTEN_NOFILE,
         changes=(DJ, TRAINS),
         files={
             DJ: daemon_json(
@@ -397,18 +405,20 @@ CASES = [
     Case(
         "daemon-json-symlink-to-another-file",
         CONVERGED,
+        nofile=WRITTEN_NOFILE,
         changes=("/etc/docker/daemon-prod.json", TRAINS),
         later={"/etc/docker/daemon-prod.json": daemon_json({"log-level": "warn"})},
         setup=f"ln -s daemon-prod.json {DJ}",
-        ulimits={"nofile": ADDED_NOFILE, "memlock": ADDED_MEMLOCK},
+        ulimits={"nofile": RAISED_NOFILE, "memlock": ADDED_MEMLOCK},
     ),
     # the link points nowhere yet (dockerd then runs without a config): the target is created
     Case(
         "daemon-json-dangling-symlink",
         CONVERGED,
+        nofile=WRITTEN_NOFILE,
         setup=f"ln -s daemon-real.json {DJ}",
         changes=("/etc/docker/daemon-real.json", TRAINS),
-        ulimits={"nofile": ADDED_NOFILE, "memlock": ADDED_MEMLOCK},
+        ulimits={"nofile": RAISED_NOFILE, "memlock": ADDED_MEMLOCK},
     ),
     # right file, but dockerd was started before someone wrote it: the limits never reach a
     # container
@@ -423,6 +433,7 @@ CASES = [
     Case(
         "daemon-json-mode-0600",
         CONVERGED,
+        nofile=WRITTEN_NOFILE,
         files={DJ: daemon_json({"log-level": "warn"})},
         setup=f"chmod 0600 {DJ}",
         changes=(DJ, TRAINS),
@@ -431,64 +442,74 @@ CASES = [
     Case(
         "sysconfig-double-quotes",
         CONVERGED,
+        nofile=WRITTEN_NOFILE,
         rhel=True,
         changes=(SC, TRAINS),
         exact={
             SC: lambda before: before.replace(
                 b'OPTIONS="--log-driver=journald --signature-verification=false"',
-                f'OPTIONS="--log-driver=journald --signature-verification=false {FLAGS}"'.encode(),
+                b'OPTIONS="--log-driver=journald --signature-verification=false '
+                + f'{RAISED_FLAGS}"'.encode(),
             )
         },
     ),
     Case(
         "sysconfig-single-quotes",
         CONVERGED,
+        nofile=WRITTEN_NOFILE,
         rhel=True,
         changes=(SC, TRAINS),
         files={SC: "# sysconfig\nOPTIONS='--log-level=warn'\nDOCKER_CERT_PATH=/etc/docker\n"},
         exact={
-            SC: f"# sysconfig\nOPTIONS='--log-level=warn {FLAGS}'\nDOCKER_CERT_PATH=/etc/docker\n"
+            SC: f"# sysconfig\nOPTIONS='--log-level=warn {RAISED_FLAGS}'\n"
+            "DOCKER_CERT_PATH=/etc/docker\n"
         },
     ),
     Case(
         "sysconfig-unquoted-single-flag",
         CONVERGED,
+        nofile=WRITTEN_NOFILE,
         rhel=True,
         changes=(SC, TRAINS),
         files={SC: "OPTIONS=--log-level=warn\nDOCKER_CERT_PATH=/etc/docker\n"},
-        exact={SC: f'OPTIONS="--log-level=warn {FLAGS}"\nDOCKER_CERT_PATH=/etc/docker\n'},
+        exact={SC: f'OPTIONS="--log-level=warn {RAISED_FLAGS}"\nDOCKER_CERT_PATH=/etc/docker\n'},
     ),
     Case(
         "sysconfig-empty-options",
         CONVERGED,
+        nofile=WRITTEN_NOFILE,
         rhel=True,
         changes=(SC, TRAINS),
         files={SC: "# sysconfig\nOPTIONS=\nDOCKER_CERT_PATH=/etc/docker\n"},
-        exact={SC: f'# sysconfig\nOPTIONS="{FLAGS}"\nDOCKER_CERT_PATH=/etc/docker\n'},
+        exact={SC: f'# sysconfig\nOPTIONS="{RAISED_FLAGS}"\nDOCKER_CERT_PATH=/etc/docker\n'},
     ),
     Case(
         "sysconfig-without-options-line",
         CONVERGED,
+        nofile=WRITTEN_NOFILE,
         rhel=True,
         changes=(SC, TRAINS),
         files={SC: "# sysconfig\nDOCKER_CERT_PATH=/etc/docker"},  # no newline at the end either
-        exact={SC: f'# sysconfig\nDOCKER_CERT_PATH=/etc/docker\nOPTIONS="{FLAGS}"\n'},
+        exact={SC: f'# sysconfig\nDOCKER_CERT_PATH=/etc/docker\nOPTIONS="{RAISED_FLAGS}"\n'},
     ),
     Case(
         "sysconfig-comments-export-and-other-variables",
         CONVERGED,
+        nofile=WRITTEN_NOFILE,
         rhel=True,
         changes=(SC, TRAINS),
         files={SC: SYSCONFIG_COMMENTS},
         exact={
             SC: SYSCONFIG_COMMENTS.replace(
-                "'--log-level=warn --iptables=true'", f"'--log-level=warn --iptables=true {FLAGS}'"
+                "'--log-level=warn --iptables=true'",
+                f"'--log-level=warn --iptables=true {RAISED_FLAGS}'",
             )
         },
     ),
     Case(
         "sysconfig-multi-line-options",
         CONVERGED,
+        nofile=WRITTEN_NOFILE,
         rhel=True,
         changes=(SC, TRAINS),
         files={
@@ -496,7 +517,7 @@ CASES = [
             "DOCKER_CERT_PATH=/etc/docker\n"
         },
         exact={
-            SC: f'# sysconfig\nOPTIONS="--log-level=warn \\\n  --iptables=true {FLAGS}"\n'
+            SC: f'# sysconfig\nOPTIONS="--log-level=warn \\\n  --iptables=true {RAISED_FLAGS}"\n'
             "DOCKER_CERT_PATH=/etc/docker\n"
         },
     ),
@@ -516,6 +537,7 @@ CASES = [
     Case(
         "sysconfig-options-twice-equals-form",
         CONVERGED,
+        nofile=WRITTEN_NOFILE,
         rhel=True,
         changes=(SC, TRAINS),
         files={
@@ -525,17 +547,18 @@ CASES = [
         exact={
             SC: 'OPTIONS="--log-level=debug"\n'
             'OPTIONS="--log-level=warn --default-ulimit=memlock=-1:-1'
-            ' --default-ulimit nofile=1024:65536"\n'
+            f' --default-ulimit {WRITTEN_NOFILE_FLAG}"\n'
         },
     ),
     Case(
         "sysconfig-owned-by-deploy-mode-0664",
         CONVERGED,
+        nofile=WRITTEN_NOFILE,
         rhel=True,
         changes=(SC, TRAINS),
         files={SC: 'OPTIONS="--log-level=warn"\n'},
         setup=f"chown deploy:deploy {SC} && chmod 0664 {SC}",
-        exact={SC: f'OPTIONS="--log-level=warn {FLAGS}"\n'},
+        exact={SC: f'OPTIONS="--log-level=warn {RAISED_FLAGS}"\n'},
     ),
     Case(
         "sysconfig-and-docker-stopped",
@@ -549,10 +572,11 @@ CASES = [
     Case(
         "sysconfig-beside-daemon-json-without-ulimits",
         CONVERGED,
+        nofile=WRITTEN_NOFILE,
         rhel=True,
         changes=(SC, TRAINS),
         files={SC: 'OPTIONS="--log-level=warn"\n', DJ: daemon_json({"debug": False})},
-        exact={SC: f'OPTIONS="--log-level=warn {FLAGS}"\n'},
+        exact={SC: f'OPTIONS="--log-level=warn {RAISED_FLAGS}"\n'},
     ),
     Case(
         "flagless-sysconfig-beside-daemon-json-with-ulimits",
@@ -635,6 +659,7 @@ CASES = [
     Case(
         "sysctl-99-trains-higher-with-comments",
         CONVERGED,
+        nofile=WRITTEN_NOFILE,
         changes=(DJ,),
         files={
             TRAINS: "# ours, do not lower\n; old style comment\nvm.max_map_count = 524288\n# end\n"
@@ -643,6 +668,7 @@ CASES = [
     Case(
         "sysctl-99-trains-lower-owned-by-deploy-mode-0600",
         CONVERGED,
+        nofile=WRITTEN_NOFILE,
         changes=(DJ, TRAINS),
         files={TRAINS: "# ours\nvm.max_map_count=131072\n"},
         setup=f"chown deploy:deploy {TRAINS} && chmod 0600 {TRAINS}",

@@ -11,6 +11,7 @@ import threading
 import time
 
 from .cli import EXECUTABLE, json_output, trains_nodeprep
+from .limits import WRITTEN_NOFILE
 
 WATCHED = "/etc/docker /etc/sysconfig /etc/default/docker /etc/sysctl.d"
 
@@ -161,7 +162,7 @@ def test_two_concurrent_runs_never_interleave_and_restart_docker_once(bed, make_
     assert node.docker_pid() != pid
     daemon_json_backups = node.sh("ls /etc/docker | grep -c '\\.bak$' || true").stdout.strip()
     assert daemon_json_backups == "1"  # one change, one backup (the 'did not exist' marker)
-    assert node.run_container()["RLIMIT_NOFILE"] == (1024, 65536)
+    assert node.run_container()["RLIMIT_NOFILE"] == WRITTEN_NOFILE
 
 
 def test_a_client_killed_during_apply_leaves_the_node_consistent_and_a_rerun_converges(

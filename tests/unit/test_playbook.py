@@ -98,6 +98,11 @@ def test_unlimited_soft_with_finite_hard_is_refused():
     assert "soft -1 is above hard 1024" in message
 
 
+def test_unlimited_nofile_is_refused_as_no_container_could_start_with_it():
+    message = error_of("version: 1\nlimits:\n  nofile: {soft: 1024, hard: -1}\n")
+    assert "key 'limits.nofile'" in message and "cannot be unlimited (-1)" in message
+
+
 def test_soft_missing_hard_is_refused():
     assert "needs both soft and hard" in error_of(
         "version: 1\ndocker:\n  default-ulimits:\n    nofile: {soft: 1024}\n"

@@ -71,8 +71,10 @@ class NodeFacts:
     kubelet_argv: tuple[str, ...] = ()
     # (pid, argv) of every containerd (docker may run its own)
     containerd_processes: tuple[tuple[int, tuple[str, ...]], ...] = ()
-    # pid -> /proc/PID/limits (containerd on nodes without systemd)
+    # pid -> /proc/PID/limits of every running containerd
     process_limits: dict[int, str] = field(default_factory=dict)
+    # pid -> parent pid of every running containerd (docker may have started its own)
+    process_parents: dict[int, int] = field(default_factory=dict)
     sockets: tuple[str, ...] = ()  # the CRI sockets present
     containerd_unit: dict[str, str] | None = None  # `systemctl show containerd.service`
     containerd_age: float | None = None  # since containerd.service's main process started

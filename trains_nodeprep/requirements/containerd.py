@@ -1,7 +1,9 @@
 """containerd: the service limits every container it starts inherits (its CRI plugin puts no
 rlimits in a pod's spec), raised in a drop-in of containerd.service, then a daemon-reload and a
 restart of containerd when the drop-in changed or the running containerd started before it.
-Without systemd, the running containerd's own limits are only read.
+Without systemd, the running containerd's own limits are only read. Every running containerd's
+limits and parent are read on every node: docker's containers inherit them too when docker sets
+no default ulimits (requirements/inherited.py).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any
 
 from ..engine.builder import PlanBuilder
 from ..engine.facts import NodeFacts
-from ..engine.parse import Records
+from ..engine.parse import Records, int_or_none
 from ..engine.types import Plan, Requirement, Service
 from ..errors import ConfigError
 from ..formats import systemd_limits
@@ -49,8 +51,15 @@ def parse(records: Records) -> dict[str, Any]:
     return {
         "containerd_installed": records.has("containerd", "installed") or bool(running),
         "containerd_processes": tuple(running),
+        # the script joins the rows with "|" (no base64 needed); older records had newlines
         "process_limits": {
-            int(pid): data.decode(errors="replace") for pid, _s, data in records.of_kind("limits")
+            int(pid): data.decode(errors="replace").replace("|", "\n")
+            for pid, _s, data in records.of_kind("limits")
+        },
+        "process_parents": {
+            int(pid): parent
+            for pid, _s, data in records.of_kind("parent")
+            if (parent := int_or_none(data.decode(errors="replace"))) is not None
         },
         "containerd_unit": systemd_limits.parse_show(show) if show is not None else None,
         "containerd_age": records.age("containerd.service-started"),

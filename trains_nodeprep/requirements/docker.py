@@ -23,6 +23,7 @@ from .base import (
     limit_requirements,
     require_readable,
 )
+from .inherited import Inherited, inherited_limits
 from .runtime import DOCKER
 
 FILES = (DAEMON_JSON, SYSCONFIG_DOCKER, DEFAULT_DOCKER)
@@ -74,6 +75,42 @@ def _ulimit_requirements(
     builder: PlanBuilder, current: dict[str, Ulimit], desired: tuple[Ulimit, ...], where: str
 ) -> None:
     limit_requirements(builder, "docker.default-ulimit", current, desired, where)
+
+
+def _judge_limits(
+    builder: PlanBuilder,
+    current: dict[str, Ulimit],
+    desired: tuple[Ulimit, ...],
+    inherited: Inherited,
+    where: str,
+) -> tuple[Ulimit, ...] | None:
+    """One requirement per desired limit. A limit docker sets (`current`) is judged by its
+    value; one it does not set by what its containers inherit today (never lower that). What
+    to write: each minimum, raised to what containers inherit where docker sets nothing; None
+    when every limit is met already (nothing to write, docker keeps running)."""
+    targets = []
+    all_met = True
+    for want in desired:
+        configured = current.get(want.name)
+        have = configured or inherited.limits.get(want.name)
+        at = where
+        if configured is not None:
+            actual = configured.display()
+        elif have is not None:
+            actual = f"{have.display()} (inherited from {inherited.source})"
+        else:
+            actual = "unset"
+            why = inherited.unknown or f"{inherited.source} has no {want.name} limit read"
+            at = f"{where}; what containers inherit is unknown: {why}"
+        ok = have is not None and have.satisfies(want)
+        all_met = all_met and ok
+        builder.requirements.append(
+            Requirement(
+                f"docker.default-ulimit.{want.name}", f">= {want.display()}", actual, ok, at
+            )
+        )
+        targets.append(want if configured is not None or have is None else have.raised_to(want))
+    return None if all_met else tuple(targets)
 
 
 def _failed_requirements(
@@ -137,10 +174,12 @@ def plan(facts: NodeFacts, state: DesiredState, builder: PlanBuilder) -> None:
     try:
         require_readable(daemon_json)
         json_limits = {}
+        config: dict[str, Any] = {}
         if daemon_json.content is not None:
-            json_limits = docker_config.daemon_json_ulimits(
-                docker_config.parse_daemon_json(daemon_json.content, DAEMON_JSON), DAEMON_JSON
-            )
+            config = docker_config.parse_daemon_json(daemon_json.content, DAEMON_JSON)
+            json_limits = docker_config.daemon_json_ulimits(config, DAEMON_JSON)
+        address = config.get("containerd")
+        inherited = inherited_limits(facts, address if isinstance(address, str) else None)
         flag_files = _flag_files(facts)
         unit_limits = docker_config.cmdline_ulimits(
             docker_config.unit_exec_start(facts.docker_unit or ""), "docker.service ExecStart"
@@ -162,35 +201,44 @@ def plan(facts: NodeFacts, state: DesiredState, builder: PlanBuilder) -> None:
         if unit_limits:
             _plan_unmanaged_flags(unit_limits, desired, "docker.service ExecStart", builder)
         elif json_limits:
-            _plan_daemon_json(facts, daemon_json, json_limits, desired, builder)
+            _plan_daemon_json(facts, daemon_json, json_limits, desired, inherited, builder)
         elif any(f.limits for f in flag_files):
-            _plan_flag_file(facts, next(f for f in flag_files if f.limits), desired, builder)
+            flag_file = next(f for f in flag_files if f.limits)
+            _plan_flag_file(facts, flag_file, desired, inherited, builder)
         elif flag_files and flag_files[0].fact.path == SYSCONFIG_DOCKER:
-            _plan_flag_file(
-                facts, flag_files[0], desired, builder
-            )  # the RHEL way: OPTIONS in sysconfig
+            # the RHEL way: OPTIONS in sysconfig
+            _plan_flag_file(facts, flag_files[0], desired, inherited, builder)
         else:
-            _plan_daemon_json(facts, daemon_json, json_limits, desired, builder)
+            _plan_daemon_json(facts, daemon_json, json_limits, desired, inherited, builder)
     except ConfigError as err:
         builder.blockers.append(str(err))
         _failed_requirements(builder, desired, err.path, err.problem)
 
 
 def _plan_flag_file(
-    facts: NodeFacts, flag_file: _FlagFile, desired: tuple[Ulimit, ...], builder: PlanBuilder
+    facts: NodeFacts,
+    flag_file: _FlagFile,
+    desired: tuple[Ulimit, ...],
+    inherited: Inherited,
+    builder: PlanBuilder,
 ) -> None:
     path = flag_file.fact.path
-    _ulimit_requirements(builder, flag_file.limits, desired, f"{path} {flag_file.variable}")
-    new = docker_config.merge_sysconfig(
-        flag_file.fact.text or "", desired, path, flag_file.variable
-    ).encode("utf-8")
-    builder.change_file(flag_file.fact, new)
-    if not facts.docker_running or flag_file.fact.content != new:
+    where = f"{path} {flag_file.variable}"
+    targets = _judge_limits(builder, flag_file.limits, desired, inherited, where)
+    if targets is None:
+        new = flag_file.fact.content or b""
+    else:
+        new = docker_config.merge_sysconfig(
+            flag_file.fact.text or "", targets, path, flag_file.variable
+        ).encode("utf-8")
+        builder.change_file(flag_file.fact, new)
+    set_here = tuple(want for want in desired if want.name in flag_file.limits)
+    if not facts.docker_running or flag_file.fact.content != new or not set_here:
         return
     # The file is right; is the running dockerd? (a restart may have been skipped)
     missing = docker_config.missing_ulimits(
         docker_config.cmdline_ulimits(facts.dockerd_argv, "the running dockerd's command line"),
-        desired,
+        set_here,
     )
     _running_config(
         builder,
@@ -240,6 +288,7 @@ def _plan_daemon_json(
     daemon_json: FileFact,
     current: dict[str, Ulimit],
     desired: tuple[Ulimit, ...],
+    inherited: Inherited,
     builder: PlanBuilder,
 ) -> None:
     running_flags = docker_config.cmdline_ulimits(
@@ -249,15 +298,19 @@ def _plan_daemon_json(
         # dockerd got flags from somewhere not read above: daemon.json must not repeat them.
         _plan_unmanaged_flags(running_flags, desired, "the running dockerd's command line", builder)
         return
-    _ulimit_requirements(builder, current, desired, DAEMON_JSON)
-    new = docker_config.merge_daemon_json(daemon_json.content, desired, DAEMON_JSON)
-    builder.change_file(daemon_json, new)
+    targets = _judge_limits(builder, current, desired, inherited, DAEMON_JSON)
+    if targets is None:
+        new = daemon_json.content
+    else:
+        new = docker_config.merge_daemon_json(daemon_json.content, targets, DAEMON_JSON)
+        builder.change_file(daemon_json, new)
     file_age = facts.file_ages.get(DAEMON_JSON)
     if (
         not facts.docker_running
         or daemon_json.content != new
         or file_age is None
         or facts.dockerd_age is None
+        or not any(want.name in current for want in desired)  # it sets none of them
     ):
         return
     # The file is right; did the running dockerd read it? (docker reads daemon.json only at start)
