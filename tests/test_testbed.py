@@ -26,6 +26,7 @@ from tests.testbed import (  # noqa: F401
     k3s_unit_text,
     make_node,
 )
+from tests.testbed.k3s import HIDDEN
 
 
 def ssh(
@@ -619,12 +620,17 @@ def test_k3s_node_hides_docker_and_the_system_containerd(bed, make_node):
         assert proc.returncode != 0 and proc.stdout == b"", name
     # only k3s's ctr is on PATH (install.sh's link), the system one is hidden
     assert node.exec("sh", "-c", "command -v ctr").stdout == "/usr/local/bin/ctr\n"
-    assert node.exec("test", "-x", "/usr/bin/ctr", check=False).returncode != 0
+    assert node.exec("test", "-e", "/usr/bin/ctr", check=False).returncode == 1
+    proc = ssh(bed, node, "deploy", "command -v docker containerd dockerd; ls -A /usr/bin | wc -l")
+    left = set(os.listdir("/usr/bin")) - set(HIDDEN["/usr/bin"])
+    assert proc.stdout.decode().split() == [str(len(left))]  # the rest is all there
     load = node.systemctl(
         "show", "-p", "LoadState", "docker.service", "docker.socket", "containerd.service"
     ).stdout.split()
     assert load == ["LoadState=not-found"] * 3
     for path in (
+        "/usr/sbin/dockerd",
+        "/lib/systemd/system/docker.service",
         "/etc/docker",
         "/etc/containerd",
         "/etc/init.d/docker",

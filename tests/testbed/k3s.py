@@ -46,10 +46,23 @@ K3S_BUSYBOX_ROOTFS = "/var/lib/rancher/k3s/agent/tnp-busybox-rootfs"
 # agent nodes join a server: install.sh requires K3S_URL and K3S_TOKEN and keeps them in the
 # unit's env file (the stand-in does not join anything)
 AGENT_ENV = "K3S_TOKEN=tnp-testbed-token\nK3S_URL=https://10.200.0.1:6443\n"
-# what a node with only k3s installed does not have
-HIDDEN_UNITS = ("docker.service", "docker.socket", "containerd.service")
+# What a node with only k3s installed does not have: docker and the system containerd. Their
+# binaries and units are whited out by read-only overlays (a layer of whiteouts made once per
+# bed, over the host's directory), their /etc entries by whiteouts in the node's upper dir.
+HIDDEN = {
+    "/usr/bin": (
+        "docker",
+        "containerd",
+        "containerd-shim",
+        "containerd-shim-runc-v1",
+        "containerd-shim-runc-v2",
+        "ctr",
+    ),
+    "/usr/sbin": ("dockerd", "docker-proxy"),
+    "/usr/lib/systemd/system": ("docker.service", "docker.socket", "containerd.service"),
+}
 HIDDEN_ETC = ("docker", "containerd", "init.d/docker", "default/docker")
-UNITS_COPY = "k3s-units"  # below the bed's workdir: /lib/systemd/system without HIDDEN_UNITS
+HIDING_LAYERS = "k3s-hidden"  # below the bed's workdir: one layer per HIDDEN directory
 
 
 def k3s_unit_name(role: str) -> str:
@@ -98,21 +111,25 @@ def k3s_unit_text(role: str) -> str:
     )
 
 
-def units_without_runtimes(dest: Path) -> None:
-    """A copy of /lib/systemd/system without docker's and containerd's units (once per bed;
-    node-k3s.sh binds it over the node's /lib/systemd/system)."""
-    if dest.is_dir():
+def hiding_layer(directory: str) -> str:
+    """The name of directory's layer of whiteouts below HIDING_LAYERS (/usr/bin: _usr_bin),
+    as node-k3s.sh spells it."""
+    return directory.replace("/", "_")
+
+
+def make_hiding_layers(root: Path) -> None:
+    """Once per bed: for each HIDDEN directory a layer holding a whiteout per hidden name
+    (node-k3s.sh mounts it as the upper lower layer of a read-only overlay)."""
+    if root.is_dir():
         return
-    tmp = dest.with_name(dest.name + ".tmp")
+    tmp = root.with_name(root.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(
-        "/lib/systemd/system",
-        tmp,
-        symlinks=True,
-        ignore=lambda _dir, names: [n for n in names if n in HIDDEN_UNITS],
-    )
-    os.chmod(tmp, 0o755)
-    os.rename(tmp, dest)
+    for directory, names in HIDDEN.items():
+        for name in names:
+            whiteout(tmp / hiding_layer(directory) / name)
+    for d in (tmp, *tmp.iterdir()):
+        os.chmod(d, 0o755)
+    os.rename(tmp, root)
 
 
 def whiteout(path: Path) -> None:
@@ -161,8 +178,8 @@ class K3sNode(SystemdNode):
     def _prepare(self) -> None:
         """SystemdNode's preparation, then: the unit enabled (its wants link), docker's and
         containerd's /etc entries whited out, the stand-in and its `ctr` link in the upper
-        directory of /usr/local/bin, node-k3s.sh as the node's kind-mounts.sh, and the
-        bed's copy of the unit directory without docker and containerd."""
+        directory of /usr/local/bin (where the host's docker client is whited out),
+        node-k3s.sh as the node's kind-mounts.sh, and the bed's hiding layers."""
         super()._prepare()
         upper = self.dir / "upper"
         wants = upper / "systemd" / "system" / "multi-user.target.wants"
@@ -176,8 +193,9 @@ class K3sNode(SystemdNode):
         shutil.copyfile(HERE / "k3s-stand-in", bin_upper / "k3s")
         os.chmod(bin_upper / "k3s", 0o755)
         (bin_upper / "ctr").symlink_to("k3s")
+        whiteout(bin_upper / "docker")
         shutil.copyfile(HERE / "node-k3s.sh", self.dir / "kind-mounts.sh")
-        units_without_runtimes(self.bed.workdir / UNITS_COPY)
+        make_hiding_layers(self.bed.workdir / HIDING_LAYERS)
 
     def _launch(self, t0: float) -> None:
         """Boot as a SystemdNode (systemd running, sshd answers), then wait for k3s."""

@@ -17,24 +17,21 @@ for b in containerd containerd-shim-runc-v2 ctr; do
     mount -o remount,bind,ro "$k3s_bin/$b"
 done
 
-# /usr/local/bin: the stand-in `k3s` and the `ctr` link, as install.sh puts them there (an
-# overlay: the host's directory below, the node's upper directory with the two files above)
+# /usr/local/bin: the stand-in `k3s` and the `ctr` link, as install.sh puts them there, and
+# the host's docker client whited out (an overlay: the host's directory below, the node's
+# upper directory prepared by the bed)
 mount -t overlay overlay \
     -o "lowerdir=/usr/local/bin,upperdir=$N/usr-local-bin,workdir=$N/usr-local-bin-work" \
     /usr/local/bin
 
-# only k3s is installed: docker and the system containerd are not (their binaries become
-# /dev/null, which is not executable; their units are absent from a copy of the unit
-# directory that the bed made without them; their /etc files are whited out by the bed)
-for f in /usr/bin/docker /usr/local/bin/docker /usr/sbin/dockerd /usr/sbin/docker-proxy \
-    /usr/bin/containerd /usr/bin/containerd-shim /usr/bin/containerd-shim-runc-v1 \
-    /usr/bin/containerd-shim-runc-v2 /usr/bin/ctr; do
-    if [ -e "$f" ]; then
-        mount --bind /dev/null "$f"
-    fi
+# only k3s is installed: docker's and the system containerd's binaries and units are whited
+# out by read-only overlays (the bed's layer of whiteouts over the host's directory; names
+# as in k3s.py: /usr/bin -> _usr_bin); their /etc entries by whiteouts in the node's upper
+# directory. No /var/lib/docker or /var/lib/containerd either.
+for dir in /usr/bin /usr/sbin /usr/lib/systemd/system; do
+    layer="$B/k3s-hidden/$(printf %s "$dir" | tr / _)"
+    mount -t overlay overlay -o "lowerdir=$layer:$dir" "$dir"
 done
-mount --bind "$B/k3s-units" /lib/systemd/system
-mount -o remount,bind,ro /lib/systemd/system
 for d in /var/lib/docker /var/lib/containerd; do
     umount "$d"
     rmdir "$d"
