@@ -15,7 +15,18 @@ import pytest
 
 # tests/conftest.py registers the test bed's fixtures as a plugin; importing them here too
 # keeps this file self-sufficient (both definitions share one TestBed per session).
-from tests.testbed import SystemdNode, TestBed, TiniNode, bed, make_node  # noqa: F401
+from tests.testbed import (  # noqa: F401
+    K3S_CONTAINERD_ARGV,
+    K3S_SOCKET,
+    K3sNode,
+    SystemdNode,
+    TestBed,
+    TiniNode,
+    bed,
+    k3s_unit_text,
+    make_node,
+)
+from tests.testbed.k3s import HIDDEN
 
 
 def ssh(
@@ -193,7 +204,7 @@ def test_node_stop_cleans_up(bed, make_node):
     assert node.name not in bed.ssh_config.read_text()
 
 
-@pytest.mark.parametrize("kind", [TiniNode, SystemdNode])
+@pytest.mark.parametrize("kind", [TiniNode, SystemdNode, K3sNode])
 def test_nodes_have_their_own_opt_var_lib_and_var_snap(bed, make_node, kind):
     """What the host has below /opt, /var/lib and /var/snap is not seen in a node, and what
     a node writes there does not reach the host (a host where trains-server ran has
@@ -206,8 +217,12 @@ def test_nodes_have_their_own_opt_var_lib_and_var_snap(bed, make_node, kind):
         (probes[0] / "config").mkdir(parents=True)
         (probes[0] / "config" / "services.conf").write_text("host\n")
         probes[1].write_text("host\n")
-        options = {"containerd": False} if kind is SystemdNode else {}
-        node = make_node(kind=kind, docker=False, **options)
+        options = {
+            TiniNode: {"docker": False},
+            SystemdNode: {"docker": False, "containerd": False},
+            K3sNode: {},
+        }[kind]
+        node = make_node(kind=kind, **options)
         for probe in probes:
             assert node.exec("test", "-e", str(probe), check=False).returncode == 1, probe
         assert node.exec("ls", "-A", "/opt").stdout == ""
@@ -515,6 +530,184 @@ def test_systemd_node_with_docker(bed, make_node):
     assert node.run_container() == {}
 
 
+# --------------------------------------------------------------------------- k3s nodes
+
+
+def children_of(node, pid: int) -> list[tuple[int, str]]:
+    """(pid, comm) of the processes of node whose parent is pid."""
+    out = node.exec("ps", "-o", "pid=,comm=", "--ppid", str(pid), check=False).stdout
+    return [(int(p), c) for p, c in (line.split(None, 1) for line in out.splitlines())]
+
+
+def limits_of(node, pid: int) -> dict[str, tuple[str, str]]:
+    """/proc/PID/limits of a process of node: {"Max open files": (soft, hard), ...}."""
+    rows = node.exec("cat", f"/proc/{pid}/limits").stdout.splitlines()[1:]
+    return {row[:26].strip(): tuple(row[26:].split()[:2]) for row in rows}
+
+
+@pytest.mark.parametrize("role", ["server", "agent"])
+def test_k3s_node_boots_k3s_and_its_containerd(bed, make_node, role):
+    config = "write-kubeconfig-mode: '0644'\n"
+    node = make_node(kind=K3sNode, role=role, files={"/etc/rancher/k3s/config.yaml": config})
+    unit = "k3s" if role == "server" else "k3s-agent"
+    assert node.unit == unit and node.kind_name == "k3s"
+    assert node.read("/proc/1/comm") == b"systemd\n"
+    assert node.systemctl("is-system-running").stdout.strip() == "running"
+    assert node.systemctl("is-active", "ssh", unit).stdout.split() == ["active", "active"]
+    assert node.systemctl("is-enabled", unit).stdout.strip() == "enabled"
+    other = "k3s-agent" if role == "server" else "k3s"
+    assert node.systemctl("is-active", other, check=False).stdout.strip() == "inactive"
+    assert node.read(f"/etc/systemd/system/{unit}.service") == k3s_unit_text(role).encode()
+    assert node.read("/etc/rancher/k3s/config.yaml") == config.encode()
+    env = node.read(f"/etc/systemd/system/{unit}.service.env").decode()
+    assert ("K3S_URL=https://" in env) == (role == "agent")
+    shown = node.unit_show(
+        "Type", "KillMode", "Delegate", "LimitNOFILE", "LimitNPROC", "LimitCORE", "TasksMax"
+    )
+    assert shown == {
+        "Type": "notify",
+        "KillMode": "process",
+        "Delegate": "yes",
+        "LimitNOFILE": "1048576",
+        "LimitNPROC": "infinity",
+        "LimitCORE": "infinity",
+        "TasksMax": "infinity",
+    }
+    exec_start = node.unit_show("ExecStart")["ExecStart"]
+    assert f"path=/usr/local/bin/k3s ; argv[]=/usr/local/bin/k3s {role} ;" in exec_start
+
+    # the unit's main process is the stand-in as k3s-server / k3s-agent, the parent of the
+    # real containerd, started with k3s's argv from k3s's data directory
+    pid = node.k3s_pid()
+    assert pid is not None and node.unit_pid(unit) == pid
+    assert node.read(f"/proc/{pid}/comm") == f"k3s-{role}\n".encode()
+    containerd = node.containerd_pid()
+    assert containerd is not None
+    assert (containerd, "containerd") in children_of(node, pid)
+    assert node.argv(containerd) == list(K3S_CONTAINERD_ARGV)
+    exe = node.exec("readlink", f"/proc/{containerd}/exe").stdout.strip()
+    assert exe == "/var/lib/rancher/k3s/data/tnp-stand-in/bin/containerd"
+    assert "Server:" in node.exec("ctr", "--address", K3S_SOCKET, "version").stdout
+    # `ctr` (install.sh's link to k3s) and `k3s ctr` talk to k3s's socket by default
+    proc = ssh(bed, node, "root", "ctr version && k3s ctr version && readlink $(command -v ctr)")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().count("Server:") == 2
+    assert proc.stdout.decode().endswith("k3s\n")
+    assert "Started" in node.journal(unit)
+
+    # a container gets the unit's limits, capped by the sandbox: LimitNOFILE=1048576 (soft
+    # and hard; Go raises a soft one to the hard anyway), no LimitMEMLOCK (systemd's default)
+    limits = node.unit_show("LimitNOFILE", "LimitNOFILESoft", "LimitMEMLOCK", "LimitMEMLOCKSoft")
+    assert limits["LimitNOFILE"] == limits["LimitNOFILESoft"] == "1048576"
+    memlock_cap = host_hard(resource.RLIMIT_MEMLOCK)
+    memlock = tuple(
+        capped(-1 if v == "infinity" else int(v), memlock_cap)
+        for v in (limits["LimitMEMLOCKSoft"], limits["LimitMEMLOCK"])
+    )
+    nofile = capped(1048576, host_hard(resource.RLIMIT_NOFILE))
+    got = node.run_k3s_container()
+    assert got["requested"] == {"RLIMIT_NOFILE": (1024, 1024)}  # ctr's default spec
+    assert got["inherited"] == {
+        "RLIMIT_NOFILE": (nofile, nofile),
+        "RLIMIT_MEMLOCK": memlock,
+    }
+
+
+def test_k3s_node_hides_docker_and_the_system_containerd(bed, make_node):
+    node = make_node(kind=K3sNode)
+    for name in ("docker", "dockerd", "containerd", "containerd-shim-runc-v2"):
+        proc = ssh(bed, node, "root", f"command -v {name}")
+        assert proc.returncode != 0 and proc.stdout == b"", name
+    # only k3s's ctr is on PATH (install.sh's link), the system one is hidden
+    assert node.exec("sh", "-c", "command -v ctr").stdout == "/usr/local/bin/ctr\n"
+    assert node.exec("test", "-e", "/usr/bin/ctr", check=False).returncode == 1
+    proc = ssh(bed, node, "deploy", "command -v docker containerd dockerd; ls -A /usr/bin | wc -l")
+    left = set(os.listdir("/usr/bin")) - set(HIDDEN["/usr/bin"])
+    assert proc.stdout.decode().split() == [str(len(left))]  # the rest is all there
+    load = node.systemctl(
+        "show", "-p", "LoadState", "docker.service", "docker.socket", "containerd.service"
+    ).stdout.split()
+    assert load == ["LoadState=not-found"] * 3
+    for path in (
+        "/usr/sbin/dockerd",
+        "/lib/systemd/system/docker.service",
+        "/etc/docker",
+        "/etc/containerd",
+        "/etc/init.d/docker",
+        "/etc/default/docker",
+        "/var/lib/docker",
+        "/var/lib/containerd",
+        "/run/containerd",
+        "/run/docker.sock",
+    ):
+        assert node.exec("test", "-e", path, check=False).returncode == 1, path
+    # ...while the host keeps all of it
+    for path in ("/usr/bin/containerd", "/usr/sbin/dockerd", "/lib/systemd/system/docker.service"):
+        assert Path(path).stat().st_size > 0, path
+    assert not Path("/usr/local/bin/k3s").exists()
+    assert not Path("/var/lib/rancher/k3s/data").exists()
+
+
+def test_k3s_restart_brings_a_new_containerd_with_the_new_limits(bed, make_node):
+    """A drop-in for k3s.service + daemon-reload + `systemctl restart k3s`: a new k3s and a
+    new containerd with the unit's new limits; a container started before keeps its shim
+    with the old limits (KillMode=process), as running pods do on a real k3s node."""
+    node = make_node(kind=K3sNode)
+    nofile_cap = host_hard(resource.RLIMIT_NOFILE)
+    memlock_cap = host_hard(resource.RLIMIT_MEMLOCK)
+    old_k3s, old_containerd = node.k3s_pid(), node.containerd_pid()
+    running = node.start_k3s_container("/bin/sleep", "600")
+    task = node.task_pid(running)
+    shim = int(node.exec("ps", "-o", "ppid=", "-p", str(task)).stdout)
+    assert node.read(f"/proc/{shim}/comm") == b"containerd-shim\n"
+    old_nofile = str(capped(1048576, nofile_cap))
+    assert limits_of(node, shim)["Max open files"] == (old_nofile, old_nofile)
+
+    node.write(
+        "/etc/systemd/system/k3s.service.d/x.conf",
+        "[Service]\nLimitMEMLOCK=infinity\nLimitNOFILE=12345\n",
+    )
+    proc = ssh(bed, node, "root", "systemctl daemon-reload && systemctl restart k3s")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert node.unit_show("LimitNOFILE", "LimitMEMLOCK") == {
+        "LimitNOFILE": "12345",
+        "LimitMEMLOCK": "infinity",
+    }
+    new_k3s, new_containerd = node.k3s_pid(), node.containerd_pid()
+    assert new_k3s not in (None, old_k3s)
+    assert new_containerd not in (None, old_containerd)
+    assert node.exec("test", "-e", f"/proc/{old_containerd}", check=False).returncode == 1
+    assert (new_containerd, "containerd") in children_of(node, new_k3s)
+    assert node.argv(new_containerd) == list(K3S_CONTAINERD_ARGV)
+    assert node.journal("k3s", lines=500).count("Started k3s.service") == 2
+
+    got = node.run_k3s_container()
+    assert got["inherited"] == {
+        "RLIMIT_NOFILE": (capped(12345, nofile_cap),) * 2,
+        "RLIMIT_MEMLOCK": (capped(-1, memlock_cap),) * 2,
+    }
+    # the container started before runs on, its shim with the old limits
+    assert node.task_pid(running) == task
+    assert limits_of(node, shim)["Max open files"] == (old_nofile, old_nofile)
+
+    # stop: nothing is left, shims and containers included
+    cgroups = [Path("/sys/fs/cgroup", h, node.cgroup_path) for h in os.listdir("/sys/fs/cgroup")]
+    netns, d = node.netns, node.dir
+    pids = subprocess.run(
+        ["ip", "netns", "pids", netns], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert len(pids) >= 6  # systemd, sshd, k3s-server, containerd, the shim, sleep, ...
+    node.stop()
+    assert (
+        netns not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    )
+    for gone in pids:
+        stat = Path(f"/proc/{gone}/stat")
+        assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    assert not any(c.exists() for c in cgroups)
+    assert not d.exists()
+
+
 # --------------------------------------------------------------------------- hygiene
 
 HOST_FILES = (
@@ -541,7 +734,15 @@ HOST_KEYS = (
 def host_state() -> dict:
     state = {p: Path(p).read_bytes() if Path(p).exists() else None for p in HOST_FILES}
     state.update({k: host_value(k) for k in HOST_KEYS})
-    for d in ("/etc/docker", "/etc/sysctl.d", "/etc/sudoers.d", "/home", "/etc/systemd/system"):
+    for d in (
+        "/etc/docker",
+        "/etc/sysctl.d",
+        "/etc/sudoers.d",
+        "/home",
+        "/etc/systemd/system",
+        "/usr/local/bin",
+        "/usr/lib/systemd/system",
+    ):
         state[d] = sorted(os.listdir(d)) if os.path.isdir(d) else None
     state["/etc/sysconfig"] = os.path.exists("/etc/sysconfig")
     return state

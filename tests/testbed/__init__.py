@@ -6,6 +6,7 @@ this machine, each in its own network, mount, UTS and PID namespaces. Must run a
     sd = bed.add_node("n2", SystemdNode, docker=False)        # the real systemd 252
     node.exec("cat", "/etc/docker/daemon.json")               # as root inside the node
     sd.systemctl("restart", "containerd"); sd.unit_pid("containerd")
+    k3s = bed.add_node("n3", K3sNode, role="server")          # k3s's unit, a stand-in k3s
     bed.stop()
 
 In tests, the fixtures `bed` and `make_node` (tests/conftest.py loads this package as a
@@ -13,8 +14,9 @@ plugin): make_node(docker=False), make_node(kind=SystemdNode, docker=True).
 
 Modules: host (process, netns and cgroup helpers), network (bridge, veths), layers (the
 shared /etc layers), bed (TestBed), node (TestNode, what every kind has), tini (TiniNode),
-systemd (SystemdNode), testinfra_backend (strict host keys), fixtures. What a node is, the
-kinds, timings and how to add a kind: README.md in this directory.
+systemd (SystemdNode), k3s (K3sNode, with the stand-in k3s-stand-in), testinfra_backend
+(strict host keys), fixtures. What a node is, the kinds, timings and how to add a kind:
+README.md in this directory.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 from .bed import LOCK_FILE, TestBed
 from .fixtures import bed, make_node
 from .host import NodeStartError
+from .k3s import K3S_CONTAINERD_ARGV, K3S_SOCKET, K3sNode, k3s_unit_text
 from .layers import BED_USERS
 from .node import IMAGE, RLIMITS_RECORD, TestNode
 from .systemd import SystemdNode
@@ -30,6 +33,9 @@ from .tini import RHEL_SYSCONFIG, TiniNode
 __all__ = [
     "BED_USERS",
     "IMAGE",
+    "K3S_CONTAINERD_ARGV",
+    "K3S_SOCKET",
+    "K3sNode",
     "LOCK_FILE",
     "RHEL_SYSCONFIG",
     "RLIMITS_RECORD",
@@ -39,5 +45,6 @@ __all__ = [
     "TestNode",
     "TiniNode",
     "bed",
+    "k3s_unit_text",
     "make_node",
 ]

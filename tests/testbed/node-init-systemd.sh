@@ -91,6 +91,12 @@ mount -t overlay overlay \
 
 node_state_mounts
 
+# a kind's own mounts (K3sNode: node-k3s.sh), copied into the node directory by the bed
+if [ -f "$N/kind-mounts.sh" ]; then
+    # shellcheck source=node-k3s.sh
+    . "$N/kind-mounts.sh"
+fi
+
 node_homes
 
 # initial files of the node, before systemd reads its units: drop-ins given here are in
