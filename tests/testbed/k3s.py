@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from .host import NodeStartError, tail
 from .layers import HERE, RUNTIME_PATH
-from .node import RLIMITS_RECORD, signed
 from .systemd import SystemdNode
 
 if TYPE_CHECKING:
@@ -263,22 +262,6 @@ class K3sNode(SystemdNode):
             if fields and fields[0] == cid:
                 return int(fields[1])
         raise RuntimeError(f"no task {cid} in {self.name}:\n{out}")
-
-    def container_rlimits(self, cid: str) -> dict[str, dict[str, tuple[int, int]]]:
-        """The runtime wrapper's record of container cid."""
-        for rec in reversed(self.rlimit_records()):
-            if rec.get("id") == cid:
-                return {
-                    key: {
-                        rl["type"]: (signed(rl["soft"]), signed(rl["hard"]))
-                        for rl in rec.get(field) or []
-                    }
-                    for key, field in (("requested", "rlimits"), ("inherited", "process_rlimits"))
-                }
-        raise RuntimeError(
-            f"no rlimit record for container {cid} in {RLIMITS_RECORD}"
-            f" (runtime errors: {tail(self.log_dir / 'tnp-runtime.err')})"
-        )
 
     def _ctr_run(self, *command: str, detach: bool = False) -> str:
         if self.exec("test", "-x", f"{K3S_BUSYBOX_ROOTFS}/bin/busybox", check=False).returncode:

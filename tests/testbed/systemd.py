@@ -256,6 +256,10 @@ class SystemdNode(TestNode):
                 f"\n--- runtime errors: {tail(self.log_dir / 'tnp-runtime.err')}"
                 f"\n--- journal:\n{self.journal('containerd', 20)}"
             )
+        return self.container_rlimits(cid)
+
+    def container_rlimits(self, cid: str) -> dict[str, dict[str, tuple[int, int]]]:
+        """The runtime wrapper's record of container cid: requested and inherited rlimits."""
         for rec in reversed(self.rlimit_records()):
             if rec.get("id") == cid:
                 return {
