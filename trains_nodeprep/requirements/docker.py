@@ -333,6 +333,13 @@ CONCERN = Concern(
     plan=plan,
     managed_files=managed_files,
     services=(
-        ServiceSpec(Service.DOCKER, "docker.apply.sh", _before_restart, _commands, _warning),
+        ServiceSpec(
+            Service.DOCKER,
+            ("docker.apply.sh",),
+            _before_restart,
+            _commands,
+            _warning,
+            running=lambda facts: facts.docker_running,
+        ),
     ),
 )
