@@ -17,6 +17,7 @@ Modules: host (process, netns and cgroup helpers), network (bridge, veths), laye
 shared /etc layers), bed (TestBed), node (TestNode, what every kind has), tini (TiniNode),
 systemd (SystemdNode), distro (DistributionNode: what k3s, RKE2 and MicroK8s nodes share),
 k3s (K3sNode, with the stand-in k3s-stand-in), rke2 (Rke2Node, rke2-stand-in),
+microk8s (MicroK8sNode, with the stand-ins in microk8s/),
 testinfra_backend (strict host keys), fixtures. What a node is, the kinds, timings and how to
 add a kind: README.md in this directory.
 """
@@ -29,6 +30,7 @@ from .fixtures import bed, make_node
 from .host import NodeStartError
 from .k3s import K3S_CONTAINERD_ARGV, K3S_SOCKET, K3sNode, k3s_unit_text
 from .layers import BED_USERS
+from .microk8s import MICROK8S_CONTAINERD_ARGV, MICROK8S_SOCKET, MicroK8sNode
 from .node import IMAGE, RLIMITS_RECORD, TestNode
 from .rke2 import RKE2_CONTAINERD_ARGV, RKE2_SOCKET, Rke2Node, rke2_unit_text
 from .systemd import SystemdNode
@@ -42,6 +44,9 @@ __all__ = [
     "K3S_SOCKET",
     "K3sNode",
     "LOCK_FILE",
+    "MICROK8S_CONTAINERD_ARGV",
+    "MICROK8S_SOCKET",
+    "MicroK8sNode",
     "RHEL_SYSCONFIG",
     "RKE2_CONTAINERD_ARGV",
     "RKE2_SOCKET",
