@@ -717,6 +717,24 @@ def test_k3s_restart_brings_a_new_containerd_with_the_new_limits(bed, make_node)
     assert not d.exists()
 
 
+def stop_leaves_nothing(node) -> None:
+    """node.stop(): no process of its network namespace, no namespace, cgroup or directory."""
+    cgroups = [Path("/sys/fs/cgroup", h, node.cgroup_path) for h in os.listdir("/sys/fs/cgroup")]
+    netns, d = node.netns, node.dir
+    pids = subprocess.run(
+        ["ip", "netns", "pids", netns], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert len(pids) >= 5  # systemd, journald, sshd, containerd, ...
+    node.stop()
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert netns not in listed
+    for gone in pids:
+        stat = Path(f"/proc/{gone}/stat")
+        assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    assert not any(c.exists() for c in cgroups)
+    assert not d.exists()
+
+
 # --------------------------------------------------------------------------- RKE2 nodes
 
 
@@ -855,6 +873,7 @@ def test_rke2_restart_brings_a_new_containerd_with_the_new_limits(bed, make_node
     }
     assert node.task_pid(running) == task
     assert limits_of(node, shim)["Max open files"] == (old_nofile, old_nofile)
+    stop_leaves_nothing(node)
 
 
 # --------------------------------------------------------------------------- MicroK8s nodes
@@ -957,6 +976,8 @@ def test_microk8s_stop_start_brings_containerd_env_limits_and_ends_the_pods(bed,
         "RLIMIT_NOFILE": (capped(12345, host_hard(resource.RLIMIT_NOFILE)),) * 2,
         "RLIMIT_MEMLOCK": (4 * MIB, 4 * MIB),
     }
+    node.start_distro_container("/bin/sleep", "600")
+    stop_leaves_nothing(node)
 
 
 # --------------------------------------------------------------------------- hygiene
