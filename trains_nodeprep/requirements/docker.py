@@ -5,6 +5,7 @@ dockerd takes them from (daemon.json, or the --default-ulimit flags of /etc/sysc
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,8 +59,6 @@ def _before_restart(plan: Plan, init_system: str) -> list[str]:
         lines.append(
             "fail docker 'no systemctl or service command on this node: restart docker by hand'"
         )
-    if any(c.path == DAEMON_JSON and c.new is not None for c in plan.file_changes):
-        lines.append(f"validate_docker {DAEMON_JSON}")
     return lines
 
 
@@ -240,6 +239,10 @@ def _refuse_flag_file_conflicts(facts: NodeFacts, builder: PlanBuilder) -> None:
         if key != docker_config.DAEMON_JSON_KEY
     ]
     if not found:
+        if planned:
+            builder.preflight.append(
+                ("validate_docker", base64.b64encode(config_text).decode(), *start.flags)
+            )
         return
     keys = ", ".join(key for key, _flag in found)
     flags = ", ".join(flag for _key, flag in found)
@@ -369,6 +372,7 @@ CONCERN = Concern(
     parse=parse,
     plan=plan,
     managed_files=managed_files,
+    apply_shell="docker.validate.sh",
     services=(
         ServiceSpec(
             Service.DOCKER,
