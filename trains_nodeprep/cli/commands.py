@@ -210,7 +210,9 @@ def run(
     Cluster pre-checks run before any node is touched. Files are replaced atomically with a
     timestamped backup beside them; docker or containerd restarts only when its config
     changed, after a warning (in a terminal it asks; --yes confirms). kubectl apply -k runs
-    only after every node converged. A second run changes nothing.
+    only after every node converged. An Elasticsearch pod that still runs with limits below
+    the playbook's (it started before) has its workload restarted (kubectl rollout restart),
+    asked the same way. A second run changes nothing.
     """
     with error_guard(Command.PLAN if dry_run else Command.RUN, debug=debug):
         code = workflows.run(

@@ -129,7 +129,9 @@ Yes = Annotated[
         "-y",
         help="Confirm docker and containerd restarts without asking (needed when not in a"
         " terminal). A docker restart restarts every container on the node; containers survive"
-        " a containerd restart but keep their old limits until they are recreated.",
+        " a containerd restart but keep their old limits until they are recreated. run: also"
+        " confirms the rollout restart of a workload whose Elasticsearch pod still runs with"
+        " limits below the playbook's.",
     ),
 ]
 RestartTimeout = Annotated[
@@ -249,7 +251,8 @@ Wait = Annotated[
     typer.Option(
         "--wait",
         min=1,
-        help="After deploying, wait up to SECONDS for every Deployment to become available.",
+        help="After deploying, wait up to SECONDS for every Deployment to become available"
+        " (and for a rollout restart to finish; then the new pod's limits are read again).",
         show_default=False,
     ),
 ]
