@@ -213,3 +213,53 @@ def test_the_kubectl_argv() -> None:
     assert loose.manual == (
         "delete pod p by hand, its replicaset/rs-1 makes a new one: kubectl delete pod p -n trains"
     )
+
+
+class _Session:
+    """What the confirmer uses of a workflows.Session: where human text goes, the output."""
+
+    def __init__(self) -> None:
+        import io
+
+        from rich.console import Console
+
+        self.buffer = io.StringIO()
+        self.human = Console(file=self.buffer, width=200)
+        self.output = "text"
+
+
+@pytest.mark.parametrize(
+    ("yes", "terminal", "answer", "expected", "asked"),
+    [
+        (True, False, False, True, False),  # --yes: restarted, nobody asked
+        (False, False, True, False, False),  # no terminal, no --yes: not done
+        (False, True, True, True, True),  # a terminal: the answer decides
+        (False, True, False, False, True),
+    ],
+)
+def test_a_pod_restart_is_confirmed_like_a_runtime_restart(
+    monkeypatch: pytest.MonkeyPatch,
+    yes: bool,
+    terminal: bool,
+    answer: bool,
+    expected: bool,
+    asked: bool,
+) -> None:
+    from trains_nodeprep import workflows
+
+    questions: list[str] = []
+    monkeypatch.setattr(workflows.sys.stdin, "isatty", lambda: terminal, raising=False)
+    session = _Session()
+
+    def ask(question: str, on_stderr: bool) -> bool:
+        questions.append(question)
+        return answer
+
+    confirm = workflows._pod_restart_confirmer(session, yes=yes, ask=ask)  # type: ignore[arg-type]
+    restart = PodRestart(
+        Workload("deployment", "elasticsearch"), "its pod runs with memlock 8 MiB < unlimited", ()
+    )
+
+    assert confirm(restart) is expected
+    assert questions == (["Restart deployment/elasticsearch in namespace trains?"] if asked else [])
+    assert "a rollout restart replaces its pods" in session.buffer.getvalue()
