@@ -98,8 +98,8 @@ PUT (update/replace), HEAD, health endpoints, ``generateName``, set-based
 label selectors (``in``, ``notin``), server-side Tables, bookmarks, "410 Gone"
 for old resource versions, controllers (but the stand-in above
 for a Deployment's template change: nothing else makes ReplicaSets or Pods;
-StatefulSets and DaemonSets are not served), garbage collection, finalizers, ``kubectl delete`` options (grace
-periods, propagation), server-side dry run
+StatefulSets and DaemonSets are not served), garbage collection, finalizers,
+``kubectl delete`` options (grace periods, propagation), server-side dry run
 (``?dryRun=All`` answers 400, so ``--dry-run=server`` and ``kubectl diff`` do
 not work), protobuf (JSON only), aggregated discovery, subresources other than
 ``exec``, logs/attach/port-forward/cp, exec of anything but
@@ -115,8 +115,8 @@ real kubectl with that kubeconfig and a cache dir of the test's own; returns a
 Import them into a test module, or list ``tests.kubefake.fixtures`` in ``pytest_plugins``.
 
 Only what trains-nodeprep makes kubectl do is served (its kube module: version, get
-nodes/services/pods/replicasets, label, apply -k, rollout status and restart, exec), plus delete, namespace
-termination and watches, which the next work builds on.
+nodes/services/pods/replicasets, label, apply -k, rollout status and restart, exec),
+plus delete, namespace termination and watches, which the next work builds on.
 
 Modules: resources (what is served), status (Status errors), selectors, merge (strategic
 merge and JSON merge patch), store, api (FakeKubeAPI and object semantics), handler (HTTP
