@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 UNLIMITED = -1
 CONTAINERD_DROPIN_DIR = "/etc/systemd/system/containerd.service.d"  # drop-ins of containerd.service
+# MicroK8s's containerd wrapper sources this file before it execs containerd
+MICROK8S_CONTAINERD_ENV = "/var/snap/microk8s/current/args/containerd-env"
 
 
 def limit_key(value: int) -> float:
@@ -99,6 +101,15 @@ class DesiredState:
     server_files: tuple[ServerFile, ...] = ()
     # playbook containerd.drop-in
     containerd_dropin: str = CONTAINERD_DROPIN_DIR + "/99-trains.conf"
+    # playbook distributions.drop-in: the file name of the drop-in of k3s's and RKE2's units, in
+    # /etc/systemd/system/UNIT.d/
+    unit_dropin_name: str = "99-trains.conf"
+    # playbook distributions.microk8s-containerd-env
+    microk8s_containerd_env: str = MICROK8S_CONTAINERD_ENV
+
+    def unit_dropin(self, unit: str) -> str:
+        """The drop-in of a distribution's unit (k3s.service, rke2-server.service, ...)."""
+        return f"/etc/systemd/system/{unit}.d/{self.unit_dropin_name}"
 
 
 # Paths on a node (the registry of the files the tool manages is requirements.registry).

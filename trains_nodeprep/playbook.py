@@ -124,12 +124,17 @@ class _State:
                 "(top)", "the playbook is empty; start from the bundled playbooks/trains-node.yaml"
             )
         top = self.mapping(
-            data, "(top)", {"version", "limits", "docker", "containerd", "sysctl", "server"}
+            data,
+            "(top)",
+            {"version", "limits", "docker", "containerd", "distributions", "sysctl", "server"},
         )
         if type(top.get("version")) is not int or top["version"] != 1:  # not True, not 1.0
             raise self.fail("version", f"must be 1, got {top.get('version')!r}")
         docker = self.mapping(top.get("docker", {}), "docker", {"default-ulimits"})
         containerd = self.mapping(top.get("containerd", {}), "containerd", {"drop-in"})
+        distributions = self.mapping(
+            top.get("distributions", {}), "distributions", {"drop-in", "microk8s-containerd-env"}
+        )
         if "limits" in top and "default-ulimits" in docker:
             raise self.fail(
                 "docker.default-ulimits",
@@ -151,7 +156,35 @@ class _State:
             containerd_dropin=self.containerd_dropin(
                 containerd.get("drop-in", DesiredState.containerd_dropin)
             ),
+            unit_dropin_name=self.unit_dropin_name(
+                distributions.get("drop-in", DesiredState.unit_dropin_name)
+            ),
+            microk8s_containerd_env=self.microk8s_containerd_env(
+                distributions.get("microk8s-containerd-env", DesiredState.microk8s_containerd_env)
+            ),
         )
+
+    def unit_dropin_name(self, value: Any) -> str:
+        if not isinstance(value, str) or not DROPIN_FILE_NAME.match(value):
+            raise self.fail(
+                "distributions.drop-in",
+                f"must be a file name NAME.conf (it goes in /etc/systemd/system/UNIT.d/), "
+                f"got {value!r}",
+            )
+        return value
+
+    def microk8s_containerd_env(self, value: Any) -> str:
+        if (
+            not isinstance(value, str)
+            or not SAFE_PATH.match(value)
+            or ".." in value.split("/")
+            or not PurePosixPath(value).is_relative_to("/var/snap/microk8s")
+        ):
+            raise self.fail(
+                "distributions.microk8s-containerd-env",
+                f"must be an absolute path under /var/snap/microk8s, got {value!r}",
+            )
+        return value
 
     def containerd_dropin(self, value: Any) -> str:
         if not isinstance(value, str):

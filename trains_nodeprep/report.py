@@ -273,7 +273,7 @@ def print_plan(console, outcomes: list[NodeOutcome]) -> None:
                 console.print(Text("    " + line, style=style), highlight=False, soft_wrap=True)
         for command in plan_commands(plan, outcome.facts.init_system if outcome.facts else ""):
             console.print(f"  run    {command}", highlight=False)
-        for warning in restart_warnings(plan):
+        for warning in [*restart_warnings(plan), *plan.notes]:
             console.print(f"  note   {warning}", highlight=False)
 
 
@@ -296,6 +296,7 @@ def print_run(console, outcomes: list[NodeOutcome]) -> None:
             done = [f"wrote {s.subject}" for s in outcome.applied.steps if s.kind == "write"]
             done += [f"removed {s.subject}" for s in outcome.applied.steps if s.kind == "remove"]
             done += [f"set {s.subject}" for s in outcome.applied.steps if s.kind == "sysctl"]
+            done += [f"reloaded {s.subject}" for s in outcome.applied.steps if s.kind == "reload"]
             done += [f"restarted {service}" for service in outcome.applied.restarted]
             backups = outcome.applied.backups
             detail = (
@@ -306,6 +307,8 @@ def print_run(console, outcomes: list[NodeOutcome]) -> None:
             detail += "".join(
                 f"; note: {s.message}" for s in outcome.applied.steps if s.status == "info"
             )
+            notes = outcome.plan.notes if outcome.plan else ()
+            detail += "".join(f"; note: {note}" for note in notes)
         elif outcome.status == "unchanged":
             detail = "already ready: nothing written, nothing restarted"
         _status(console, outcome.label, outcome.status, detail)
@@ -329,6 +332,7 @@ def outcome_json(outcome: NodeOutcome) -> dict:
             {
                 "path": c.path,
                 "action": "remove" if c.new is None else "modify" if c.old.exists else "create",
+                "restarts": c.restarts,
                 "restarts_docker": c.restarts_docker,
                 "restarts_containerd": c.restarts_containerd,
             }
@@ -337,6 +341,8 @@ def outcome_json(outcome: NodeOutcome) -> dict:
         "commands": plan_commands(plan, outcome.facts.init_system if outcome.facts else "")
         if plan
         else [],
+        "restarts": list(plan.restarts) if plan else [],
+        "notes": list(plan.notes) if plan else [],
         "restart_docker": bool(plan and plan.restart_docker),
         "restart_containerd": bool(plan and plan.restart_containerd),
         "runtime": _runtime_json(plan.runtime if plan else None),
@@ -345,6 +351,7 @@ def outcome_json(outcome: NodeOutcome) -> dict:
     if outcome.applied is not None:
         data["applied"] = {
             "backups": list(outcome.applied.backups),
+            "restarted": list(outcome.applied.restarted),
             "restarted_docker": outcome.applied.restarted_docker,
             "restarted_containerd": "containerd" in outcome.applied.restarted,
             "rolled_back": outcome.applied.rolled_back,

@@ -29,7 +29,9 @@ def start_process_named(node, name: str) -> None:
     node.sh(f"cp /bin/sleep /run/{name} && (/run/{name} 600 >/dev/null 2>&1 &)")
 
 
-def test_a_k3s_server_node_is_told_and_refused_with_the_drop_in_to_write(bed, make_node):
+def test_a_k3s_server_node_without_systemd_is_told_and_refused_with_what_to_set(bed, make_node):
+    """A tini node (no systemd) where k3s-server runs: as an OpenRC install, whose init script
+    sets k3s's limits; the real systemd k3s node is in test_k3s.py."""
     node = make_node(files={"/etc/systemd/system/k3s.service": K3S_UNIT})
     start_process_named(node, "k3s-server")
     pid = node.docker_pid()
@@ -39,8 +41,9 @@ def test_a_k3s_server_node_is_told_and_refused_with_the_drop_in_to_write(bed, ma
 
     assert checked.returncode == 1, checked.stderr
     (report,) = json.loads(checked.stdout)["nodes"]
-    assert report["runtime"]["distribution"] == "k3s-server" and report["runtime"]["targets"] == []
-    assert "/etc/systemd/system/k3s.service.d/99-trains.conf" in report["blockers"][0]
+    assert report["runtime"]["distribution"] == "k3s-server"
+    assert report["runtime"]["targets"] == ["k3s"]
+    assert "no systemd" in report["blockers"][0] and "ulimit -H -n 65536" in report["blockers"][0]
     assert ran.returncode == 1 and json.loads(ran.stdout)["nodes"][0]["status"] == "refused"
     assert node.read("/etc/docker/daemon.json") is None
     assert node.read("/etc/sysctl.d/99-trains.conf") is None
@@ -57,7 +60,7 @@ def test_a_microk8s_node_is_told_by_kubelite_and_its_args(bed, make_node):
 
     (report,) = json.loads(checked.stdout)["nodes"]
     assert report["runtime"]["distribution"] == "microk8s"
-    assert "args/containerd-env" in report["blockers"][0]
+    assert "args/containerd-env: does not exist" in report["blockers"][0]
 
 
 def test_a_plain_docker_node_is_kubeadm_style_or_none(bed, make_node):

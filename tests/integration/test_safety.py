@@ -25,10 +25,16 @@ def snapshot(node) -> str:
     return node.sh(script).stdout
 
 
+KUBELET_ON_DOCKER = (
+    'KUBELET_EXTRA_ARGS="--container-runtime-endpoint=unix:///run/cri-dockerd.sock"\n'
+)
+
+
 def test_docker_that_fails_to_start_with_the_new_config_is_rolled_back(bed, make_node):
     """Flags hard-coded in the init script (a place the tool does not parse) + daemon.json
-    ulimits = dockerd refuses to start. Docker was stopped, so the flags were not visible."""
-    node = make_node()
+    ulimits = dockerd refuses to start. Docker was stopped, so the flags were not visible; the
+    kubelet uses docker (cri-dockerd), so the tool starts it, which finds the conflict."""
+    node = make_node(files={"/etc/default/kubelet": KUBELET_ON_DOCKER})
     init = node.read("/etc/init.d/docker").decode()
     node.write(
         "/etc/init.d/docker",

@@ -11,8 +11,8 @@ from tests.unit.fakes import DESIRED, FakeNode, facts_output, ok
 from trains_nodeprep.engine.converge import check_node
 from trains_nodeprep.engine.facts import FileFact, NodeFacts
 from trains_nodeprep.engine.planner import make_plan
-from trains_nodeprep.engine.types import NodeStatus
-from trains_nodeprep.report import outcome_json
+from trains_nodeprep.engine.types import NodeStatus, Service
+from trains_nodeprep.report import outcome_json, plan_commands, restart_warnings
 from trains_nodeprep.requirements.distribution import choose_distribution
 
 K3S_UNIT = "/etc/systemd/system/k3s.service"
@@ -32,10 +32,14 @@ def node(
     files: dict[str, bytes] | None = None,
     kubelet: tuple[str, ...] = (),
     docker: bool = True,
+    units: dict[str, dict[str, str]] | None = None,
+    init: str = "systemd",
+    ages: dict[str, float] | None = None,
+    process_limits: dict[int, str] | None = None,
 ) -> NodeFacts:
     return NodeFacts(
         user="root",
-        init_system="systemd",
+        init_system=init,
         docker_installed=docker,
         dockerd_pid=None,
         dockerd_argv=(),
@@ -46,7 +50,29 @@ def node(
             name: ((100 + i, argv),) for i, (name, argv) in enumerate((processes or {}).items())
         },
         paths_present=paths,
+        unit_shows=units or {},
+        unit_ages=ages or {},
+        file_ages=dict.fromkeys((files or {}), 100.0),
+        process_limits=process_limits or {},
     )
+
+
+def unit_show(active: bool = True, drop_ins: str = "", **limits: str) -> dict[str, str]:
+    """`systemctl show` of a k3s-like unit: LimitNOFILE=1048576, no LimitMEMLOCK (systemd's
+    8 MiB default)."""
+    show = {
+        "LoadState": "loaded",
+        "ActiveState": "active" if active else "inactive",
+        "MainPID": "321" if active else "0",
+        "NeedDaemonReload": "no",
+        "DropInPaths": drop_ins,
+        "LimitNOFILE": "1048576",
+        "LimitNOFILESoft": "1048576",
+        "LimitMEMLOCK": "8388608",
+        "LimitMEMLOCKSoft": "8388608",
+    }
+    show.update(limits)
+    return show
 
 
 def test_a_node_without_a_distribution_is_kubeadm_style():
@@ -72,26 +98,123 @@ def test_each_distribution_is_told_by_its_processes_and_files(facts, label, runn
     assert found.problem is None
 
 
-def test_k3s_embedded_containerd_is_refused_with_the_drop_in_to_write_and_docker_untouched():
+K3S_DROPIN = "/etc/systemd/system/k3s.service.d/99-trains.conf"
+RAISED_DROPIN = "[Service]\nLimitNOFILE=1048576\nLimitMEMLOCK=infinity\n"  # k3s's 1048576 is kept
+
+
+@pytest.mark.parametrize(
+    ("processes", "unit", "service"),
+    [
+        ({"k3s-server": ("/usr/local/bin/k3s", "server")}, "k3s.service", Service.K3S),
+        ({"k3s-agent": ("/usr/local/bin/k3s", "agent")}, "k3s-agent.service", Service.K3S_AGENT),
+        ({"rke2": ("/usr/local/bin/rke2", "server")}, "rke2-server.service", Service.RKE2_SERVER),
+        ({"rke2": ("rke2", "agent")}, "rke2-agent.service", Service.RKE2_AGENT),
+    ],
+)
+def test_k3s_and_rke2_get_a_drop_in_of_their_own_unit_and_its_restart(processes, unit, service):
     """Before, such a node got docker's daemon.json and a restart of a docker that did not run."""
-    facts = node({"k3s-server": ("/usr/local/bin/k3s", "server")}, (K3S_UNIT,))
+    facts = node(processes, units={unit: unit_show()})
 
     plan = make_plan(facts, DESIRED)
 
-    assert plan.runtime is not None and plan.runtime.distribution == "k3s-server"
-    assert plan.runtime.targets == () and plan.file_changes == () and not plan.restarts
-    (blocker,) = plan.blockers
-    assert "/etc/systemd/system/k3s.service.d/99-trains.conf" in blocker
-    assert "LimitMEMLOCK=infinity" in blocker and "systemctl restart k3s.service" in blocker
+    assert plan.runtime is not None and plan.runtime.targets == (service,)
+    (change,) = [c for c in plan.file_changes if "sysctl" not in c.path]
+    assert change.path == f"/etc/systemd/system/{unit}.d/99-trains.conf"
+    assert change.new is not None and change.new.decode().endswith(RAISED_DROPIN)
+    assert plan.restarts == (service,) and not plan.blockers
+    assert "/etc/docker/daemon.json" not in [c.path for c in plan.file_changes]
+    nofile = {r.id: r for r in plan.requirements}[f"{service.split('-')[0]}.limit.nofile"]
+    assert (nofile.ok, nofile.actual) == (True, "1048576")
+    assert plan_commands(plan, "systemd")[-2:] == [
+        "systemctl daemon-reload",
+        f"systemctl restart {unit}",
+    ]
+    (warning,) = restart_warnings(plan)
+    assert "pods keep running" in warning and "old limits until they are recreated" in warning
 
 
-def test_microk8s_is_refused_with_its_containerd_env():
+def test_a_k3s_unit_already_raised_but_started_before_its_drop_in_is_restarted():
+    k3s_show = {"k3s.service": unit_show()}
+    written = make_plan(node({"k3s-server": ("k3s", "server")}, units=k3s_show), DESIRED)
+    (dropin,) = [c for c in written.file_changes if c.path == K3S_DROPIN]
+    assert dropin.new is not None
+    raised = unit_show(drop_ins=K3S_DROPIN, LimitMEMLOCK="infinity", LimitMEMLOCKSoft="infinity")
+    facts = node(
+        {"k3s-server": ("k3s", "server")},
+        files={K3S_DROPIN: dropin.new},  # changed 100 s ago
+        units={"k3s.service": raised},
+        ages={"k3s.service": 500.0},  # started 500 s ago
+    )
+
+    plan = make_plan(facts, DESIRED)
+
+    assert K3S_DROPIN not in [c.path for c in plan.file_changes]
+    running = {r.id: r for r in plan.requirements}["k3s.running-config"]
+    assert not running.ok and "changed after k3s started" in running.actual
+    assert plan.restarts == (Service.K3S,)
+
+
+def test_a_stopped_k3s_gets_its_drop_in_and_is_left_stopped():
+    facts = node({}, (K3S_UNIT,), units={"k3s.service": unit_show(active=False)})
+
+    plan = make_plan(facts, DESIRED)
+
+    assert K3S_DROPIN in [c.path for c in plan.file_changes]
+    assert plan.restarts == ()
+    assert plan.notes == (
+        "k3s is not running and is left stopped: the new config applies when it starts",
+    )
+
+
+def test_k3s_without_systemd_is_refused_with_what_to_set_in_its_init_script():
+    facts = node({"k3s-server": ("k3s", "server")}, init="sysvinit")
+
+    (blocker,) = make_plan(facts, DESIRED).blockers
+
+    assert "no systemd" in blocker and "ulimit -H -l unlimited" in blocker
+
+
+MICROK8S_ENV = "/var/snap/microk8s/current/args/containerd-env"
+MICROK8S_DEFAULT_ENV = (
+    "# Attempt to change the maximum number of open file descriptors\n"
+    "ulimit -n 65536 || true\n"
+    "\n"
+    "# Attempt to change the maximum locked memory limit\n"
+    "ulimit -l 16384 || true\n"
+)
+
+
+def test_microk8s_gets_its_containerd_env_raised_and_the_documented_restart():
+    facts = node(
+        {"kubelite": ("/snap/microk8s/x/kubelite",)},
+        (MICROK8S_ARGS,),
+        files={MICROK8S_ENV: MICROK8S_DEFAULT_ENV.encode()},
+        units={"snap.microk8s.daemon-containerd.service": unit_show()},
+    )
+
+    plan = make_plan(facts, DESIRED)
+
+    (change,) = [c for c in plan.file_changes if "sysctl" not in c.path]
+    assert (
+        change.path == MICROK8S_ENV
+        and change.new
+        == MICROK8S_DEFAULT_ENV.replace("ulimit -l 16384", "ulimit -l unlimited").encode()
+    )  # nofile 65536 (above the playbook's 1024:65536) is kept, every line too
+    limits = {r.id: r for r in plan.requirements}
+    assert limits["microk8s.limit.memlock"].actual == "16777216"
+    assert limits["microk8s.limit.nofile"].ok
+    assert plan.restarts == (Service.MICROK8S,)
+    assert plan_commands(plan, "systemd")[-2:] == ["microk8s stop", "microk8s start"]
+    (warning,) = restart_warnings(plan)
+    assert "every pod on this node stops and starts again" in warning
+
+
+def test_microk8s_without_its_containerd_env_is_refused():
     facts = node({"kubelite": ("/snap/microk8s/x/kubelite",)}, (MICROK8S_ARGS,))
 
     (blocker,) = make_plan(facts, DESIRED).blockers
 
-    assert "/var/snap/microk8s/current/args/containerd-env" in blocker
-    assert "-l unlimited" in blocker and "microk8s stop; microk8s start" in blocker
+    assert MICROK8S_ENV in blocker and "does not exist" in blocker
 
 
 def test_k3s_with_docker_true_takes_dockers_path():
@@ -139,8 +262,8 @@ def test_check_shows_the_distribution_in_the_runtime_line_and_in_json():
 
     outcome = check_node(FakeNode([ok(output)]), DESIRED)
 
-    assert outcome.status == NodeStatus.REFUSED
+    assert outcome.status == NodeStatus.REFUSED  # k3s.service is not loaded here
     runtime = json.loads(json.dumps(outcome_json(outcome)))["runtime"]
-    assert runtime["distribution"] == "k3s-server" and runtime["targets"] == []
+    assert runtime["distribution"] == "k3s-server" and runtime["targets"] == ["k3s"]
     assert outcome.plan is not None and outcome.plan.runtime is not None
     assert outcome.plan.runtime.describe().startswith("k3s-server (k3s-server running")

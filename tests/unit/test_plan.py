@@ -389,3 +389,20 @@ def test_a_file_the_facts_could_not_read_for_its_name_refuses_the_node_naming_it
         "'/etc/sysctl.d/zz\\nlow.conf': a tab or newline in this file's name"
     )
     assert plan.blockers[0].endswith("rename it") and "\n" not in plan.blockers[0]
+
+
+def test_a_stopped_docker_that_no_kubelet_uses_is_configured_and_left_stopped():
+    plan = make_plan(node(docker_running=False), DESIRED)
+
+    assert [c.path for c in plan.file_changes][:1] == ["/etc/docker/daemon.json"]
+    assert plan.restarts == ()
+    assert plan.notes == (
+        "docker is not running and is left stopped: the new config applies when it starts",
+    )
+
+
+def test_a_stopped_docker_that_the_kubelet_uses_is_started_with_the_new_config():
+    flags = 'KUBELET_EXTRA_ARGS="--container-runtime-endpoint=unix:///run/cri-dockerd.sock"\n'
+    plan = make_plan(node({"/etc/default/kubelet": flags}, docker_running=False), DESIRED)
+
+    assert plan.restart_docker and plan.notes == ()

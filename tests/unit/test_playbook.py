@@ -60,7 +60,7 @@ def test_unknown_top_level_key_is_named():
     assert (
         "key '(top)'" in message
         and "dockr" in message
-        and "allowed: containerd, docker, limits, server, sysctl, version" in message
+        and "allowed: containerd, distributions, docker, limits, server, sysctl, version" in message
     )
 
 

@@ -208,11 +208,13 @@ def run(
     """Bring each node to the playbook's state, verify it, then deploy trains-server.
 
     Cluster pre-checks run before any node is touched. Files are replaced atomically with a
-    timestamped backup beside them; docker or containerd restarts only when its config
-    changed, after a warning (in a terminal it asks; --yes confirms). kubectl apply -k runs
-    only after every node converged. An Elasticsearch pod that still runs with limits below
-    the playbook's (it started before) has its workload restarted (kubectl rollout restart),
-    asked the same way. A second run changes nothing.
+    timestamped backup beside them. The limits go where the pods' runtime reads them: docker,
+    containerd, or the own containerd of k3s, RKE2 or MicroK8s. A runtime restarts only when
+    its config changed and it runs (a stopped one stays stopped), after a warning (in a
+    terminal it asks; --yes confirms). kubectl apply -k runs only after every node converged.
+    An Elasticsearch pod that still runs with limits below the playbook's (it started before)
+    has its workload restarted (kubectl rollout restart), asked the same way. A second run
+    changes nothing.
     """
     with error_guard(Command.PLAN if dry_run else Command.RUN, debug=debug):
         code = workflows.run(
@@ -275,7 +277,7 @@ def restore(
     """Put back the files that the last change on each node replaced, from their backups.
 
     Restores every file backed up at the newest backup time (a file the change created is
-    removed), restarts docker or containerd if one of its files changed, and verifies. The
+    removed), restarts the runtime if one of its files changed and it runs, and verifies. The
     restore keeps a backup too: restoring again undoes it. Kernel values already set are not
     lowered.
     """

@@ -127,11 +127,11 @@ Yes = Annotated[
     typer.Option(
         "--yes",
         "-y",
-        help="Confirm docker and containerd restarts without asking (needed when not in a"
-        " terminal). A docker restart restarts every container on the node; containers survive"
-        " a containerd restart but keep their old limits until they are recreated. run: also"
-        " confirms the rollout restart of a workload whose Elasticsearch pod still runs with"
-        " limits below the playbook's.",
+        help="Confirm runtime restarts without asking (needed when not in a terminal). A docker"
+        " restart, or MicroK8s's stop and start, restarts every container on the node;"
+        " containers survive a restart of containerd, k3s or RKE2 but keep their old limits"
+        " until they are recreated. run: also confirms the rollout restart of a workload whose"
+        " Elasticsearch pod still runs with limits below the playbook's.",
     ),
 ]
 RestartTimeout = Annotated[
@@ -140,7 +140,8 @@ RestartTimeout = Annotated[
         "--restart-timeout",
         min=5,
         max=600,
-        help="Seconds docker or containerd may take to answer after a restart before the change"
+        help="Seconds the runtime (docker, containerd, k3s, RKE2, MicroK8s) may take to answer"
+        " after a restart before the change"
         " is rolled back and the old config restarted.",
     ),
 ]

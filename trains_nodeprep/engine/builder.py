@@ -20,6 +20,10 @@ class PlanBuilder:
     dir_changes: list[DirChange] = field(default_factory=list)
     restart_reasons: list[tuple[Service, str]] = field(default_factory=list)
     blockers: list[str] = field(default_factory=list)
+    # services that are not running: a change starts none that the kubelet does not need
+    stopped: frozenset[Service] = frozenset()
+    notes: list[str] = field(default_factory=list)
+    left_stopped: list[Service] = field(default_factory=list)
 
     def change_file(self, old: FileFact, new: bytes | None, mode: int = 0o644) -> None:
         """Plan `old` to hold `new` (None: removed), unless it already does. What a change
@@ -34,7 +38,22 @@ class PlanBuilder:
             self.restart(managed.restarts, f"{old.path} changed")
 
     def restart(self, service: Service, reason: str) -> None:
-        self.restart_reasons.append((service, reason))
+        if service not in self.stopped or self._kubelet_runtime(service):
+            self.restart_reasons.append((service, reason))
+            return
+        if service not in self.left_stopped:
+            self.left_stopped.append(service)
+        note = (
+            f"{service} is not running and is left stopped: the new config applies when it starts"
+        )
+        if note not in self.notes:
+            self.notes.append(note)
+
+    def _kubelet_runtime(self, service: Service) -> bool:
+        """The runtime a kubeadm-style kubelet hands its pods to: started when stopped, since
+        the node's pods need it (and its start validates the new config)."""
+        choice = self.runtime
+        return choice is not None and choice.distribution == "kubeadm" and choice.kubelet == service
 
     def plan(self) -> Plan:
         if self.blockers:
@@ -49,6 +68,8 @@ class PlanBuilder:
             dir_changes=tuple(self.dir_changes),
             restart_reasons=tuple(self.restart_reasons),
             runtime=self.runtime,
+            notes=tuple(self.notes),
+            left_stopped=tuple(self.left_stopped),
         )
 
 

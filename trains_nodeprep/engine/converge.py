@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from ..errors import EXIT_CONNECTION, EXIT_DRIFT, EXIT_OK, ConnectionFailed, NodePrepError
 from ..model import DesiredState
 from ..remote.scripts import render_facts_script
+from ..requirements.registry import services
 from .apply import ApplyResult, apply_plan
 from .facts import NodeFacts
 from .parse import FactsParseError, parse_facts
@@ -243,12 +244,8 @@ def _converge(
 
 
 def _restarts_running_service(plan: Plan, facts: NodeFacts) -> bool:
-    containerd_running = bool(
-        facts.containerd_unit and facts.containerd_unit.get("ActiveState") == "active"
-    )
-    return (plan.restart_docker and facts.docker_running) or (
-        plan.restart_containerd and containerd_running
-    )
+    specs = services()
+    return any(specs[service].running(facts) for service in plan.restarts)
 
 
 def backup_stamp() -> str:

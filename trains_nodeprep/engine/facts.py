@@ -86,6 +86,10 @@ class NodeFacts:
         default_factory=dict
     )
     paths_present: tuple[str, ...] = ()
+    # `systemctl show` of each unit read (the distributions' own: k3s.service, ...), and
+    # seconds since its main process started
+    unit_shows: dict[str, dict[str, str]] = field(default_factory=dict)
+    unit_ages: dict[str, float] = field(default_factory=dict)
 
     @property
     def docker_running(self) -> bool:

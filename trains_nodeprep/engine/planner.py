@@ -8,14 +8,15 @@ the tool refuses to fix by itself (the node is then left untouched).
 from __future__ import annotations
 
 from ..model import DesiredState
-from ..requirements.registry import CONCERNS, managed_files
+from ..requirements.registry import CONCERNS, managed_files, services
 from .builder import PlanBuilder
 from .facts import NodeFacts
 from .types import Plan
 
 
 def make_plan(facts: NodeFacts, desired: DesiredState) -> Plan:
-    builder = PlanBuilder(managed=managed_files(desired))
+    stopped = frozenset(s for s, spec in services().items() if not spec.running(facts))
+    builder = PlanBuilder(managed=managed_files(desired), stopped=stopped)
     for name in facts.unreadable_names:
         builder.blockers.append(
             f"{name!r}: a tab or newline in this file's name keeps trains-nodeprep from reading "

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..model import DesiredState
 from ..requirements.base import ManagedFile
-from ..requirements.registry import managed_files
+from ..requirements.registry import managed_files, services
 from .facts import NodeFacts
 from .types import FileChange, Plan
 
@@ -68,10 +68,20 @@ def make_restore_plan(
             rule = next((m for m in managed if m.matches(path)), ManagedFile(path))
             changes.append(FileChange(path, current, new, rule.restarts, rule.secret))
     restarts = dict.fromkeys(c.restarts for c in changes if c.restarts is not None)
+    specs = services()
+    stopped = [service for service in restarts if not specs[service].running(facts)]
     return Plan(
         requirements=(),
         file_changes=tuple(changes),
         restart_reasons=tuple(
-            (service, f"restoring the {service} config saved at {newest}") for service in restarts
+            (service, f"restoring the {service} config saved at {newest}")
+            for service in restarts
+            if service not in stopped
+        ),
+        left_stopped=tuple(stopped),
+        notes=tuple(
+            f"{service} is not running and is left stopped: the restored config applies when "
+            "it starts"
+            for service in stopped
         ),
     )

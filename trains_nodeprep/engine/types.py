@@ -18,6 +18,12 @@ class Service(StrEnum):
 
     CONTAINERD = "containerd"
     DOCKER = "docker"
+    # the units whose own containerd runs the pods of k3s and RKE2 (requirements/k3s.py, rke2.py)
+    K3S = "k3s"
+    K3S_AGENT = "k3s-agent"
+    RKE2_SERVER = "rke2-server"
+    RKE2_AGENT = "rke2-agent"
+    MICROK8S = "microk8s"  # `microk8s stop; microk8s start` (requirements/microk8s.py)
 
 
 class NodeStatus(StrEnum):
@@ -44,6 +50,7 @@ class StepKind(StrEnum):
     WRITE = "write"
     REMOVE = "remove"
     SYSCTL = "sysctl"
+    RELOAD = "reload"
     VALIDATE = "validate"
     RESTART = "restart"
     RESTORE = "restore"
@@ -108,6 +115,9 @@ class Plan:
     dir_changes: tuple[DirChange, ...] = ()
     restart_reasons: tuple[tuple[Service, str], ...] = ()  # why each service restarts
     blockers: tuple[str, ...] = ()
+    # for people, beside the changes: e.g. a changed service that is stopped and left stopped
+    notes: tuple[str, ...] = ()
+    left_stopped: tuple[Service, ...] = ()  # changed, not running, so not restarted
     runtime: RuntimeChoice | None = None  # where the limits go on this node, and why
 
     @property

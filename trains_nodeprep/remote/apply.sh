@@ -101,24 +101,34 @@ open_secrets() {
 }
 next_secret() { IFS= read -r secret <&7; printf %s "$secret"; }
 
+# reload_units: systemd reads the changed units and drop-ins now, so that a stopped unit that
+# the run leaves stopped starts with them
+reload_units() {
+  [ "$INIT" = systemd ] || return 0
+  if out=$(systemctl daemon-reload 2>&1); then say reload systemd ok ''
+  else fail systemd "systemctl daemon-reload failed: $out"; fi
+}
+
 RESTARTED=''  # the services this run restarted, in order
 # restart SERVICE SECONDS: restart it and wait for a new process that answers. If none does,
 # every file is put back and the service, and each one restarted before it, restarted again
-# with the previous files; the script then ends with status 1.
+# with the previous files; the script then ends with status 1. SERVICE's functions spell its
+# "-" as "_" (k3s-agent: k3s_agent_pid).
 restart() {
-  old=$("$1"_pid)
-  (restart_"$1" "$old") >/dev/null 2>&1
-  if wait_"$1" "${old:-none}" "$2"; then
-    RESTARTED="$RESTARTED $1"; say restart "$1" ok "$("$1"_pid)"; return 0
+  f=$(printf %s "$1" | tr - _)
+  old=$("$f"_pid)
+  (restart_"$f" "$old") >/dev/null 2>&1
+  if wait_"$f" "${old:-none}" "$2"; then
+    RESTARTED="$RESTARTED $f"; say restart "$1" ok "$("$f"_pid)"; return 0
   fi
-  log=$("$1"_log); say restart "$1" fail "$1 did not answer within $2 s after the restart: $log"
-  failed=$("$1"_pid); restore_files; (restart_"$1" "$failed") >/dev/null 2>&1
+  log=$("$f"_log); say restart "$1" fail "$1 did not answer within $2 s after the restart: $log"
+  failed=$("$f"_pid); restore_files; (restart_"$f" "$failed") >/dev/null 2>&1
   for earlier in $RESTARTED; do  # the restored files must reach it too
     pid=$("$earlier"_pid); (restart_"$earlier" "$pid") >/dev/null 2>&1
     wait_"$earlier" "${pid:-none}" "$2" \
       || say rollback "$earlier" fail "$earlier does not answer after its files were restored: $("$earlier"_log)"
   done
-  if wait_"$1" "${failed:-none}" "$2"; then say rollback "$1" ok "files restored, $1 restarted with the previous config"
+  if wait_"$f" "${failed:-none}" "$2"; then say rollback "$1" ok "files restored, $1 restarted with the previous config"
   else say rollback "$1" fail "files restored, but $1 is still not answering: check it on the node now"; fi
   exit 1
 }

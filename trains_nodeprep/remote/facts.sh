@@ -27,6 +27,24 @@ started() {
     && record clock "$1-started" ok "$ticks $up"
 }
 
+# unit_show UNIT PROPERTY...: systemd's view of UNIT (its limits as loaded: unit file and drop-ins)
+# and when its main process started (clock UNIT-started)
+unit_show() {
+  unit=$1; shift
+  if [ "$INIT" = systemd ] && show=$(systemctl show "$unit" "$@" 2>/dev/null); then
+    record unit-show "$unit" ok "$show"
+    main=$(printf %s "$show" | sed -n "s/^MainPID=//p")
+    if [ "${main:-0}" != 0 ]; then started "$unit" "$main"; fi
+  fi
+}
+# installed_unit UNIT PROPERTY...: unit_show, if UNIT's file is in one of systemd's unit directories
+# (tested by builtins: most nodes have none of the distributions' units)
+installed_unit() {
+  for dir in /etc/systemd/system /usr/local/lib/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+    if [ -e "$dir/$1" ]; then unit_show "$@"; return 0; fi
+  done
+}
+
 lock_shared() { lock_dir; exec 9>>"$LOCK_FILE" && flock -s -w "$LOCK_WAIT" 9; }
 
 read_identity() {

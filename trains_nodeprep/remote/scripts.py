@@ -82,7 +82,10 @@ def render_apply_script(
         shell_file("remote", "lib.sh"),
         shell_file("remote", "apply.sh"),
         *(shell_file("requirements", c.apply_shell) for c in CONCERNS if c.apply_shell),
-        *(shell_file("requirements", specs[service].shell) for service in plan.restarts),
+        *(
+            shell_file("requirements", name)
+            for name in dict.fromkeys(f for s in plan.restarts for f in specs[s].shell)
+        ),
         f"STAMP={q(stamp)}",
         f"INIT={q(init_system)}",
         f"KEEP={int(keep_backups)}",
@@ -99,6 +102,7 @@ def render_apply_script(
         lines.append(_call("ensure_dir", directory.path, owner, group, mode))
     lines += [_file_line(change) for change in plan.file_changes]
     lines += [_call("set_sysctl", w.key, str(w.new)) for w in plan.sysctl_writes]
+    lines += dict.fromkeys(line for s in plan.left_stopped for line in specs[s].when_stopped)
     for service in plan.restarts:
         lines += specs[service].before_restart(plan, init_system)
         lines.append(_call("restart", service, str(int(restart_timeout))))

@@ -58,11 +58,17 @@ class ServiceSpec:
     """A service the apply script may restart, through the functions of its NAME.apply.sh."""
 
     service: Service
-    shell: str  # NAME.apply.sh: SERVICE_pid, restart_SERVICE, wait_SERVICE, SERVICE_log
+    # its shell files (NAME.apply.sh): SERVICE_pid, restart_SERVICE, wait_SERVICE, SERVICE_log,
+    # with "-" in SERVICE spelled "_" (k3s_agent_pid)
+    shell: tuple[str, ...]
     # the apply script's lines before `restart SERVICE` (checks, validation), for this plan
     before_restart: Callable[[Plan, str], list[str]]
     commands: Callable[[str], list[str]]  # init system -> the commands, for `plan`
     warning: Callable[[str], str]  # reason -> what the restart does to the node's workloads
+    # whether it runs now: a change to a stopped service leaves it stopped
+    running: Callable[[NodeFacts], bool]
+    # the apply script's lines when it changed but is left stopped (apply.sh: reload_units)
+    when_stopped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

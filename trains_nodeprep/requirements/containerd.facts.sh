@@ -16,10 +16,4 @@ containerd_process() {
   while IFS= read -r row; do rows="$rows$row|"; done 2>/dev/null < "/proc/$1/limits"
   record limits "$1" ok "$rows"
 }
-containerd_unit() {  # PROPERTY...
-  if [ "$INIT" = systemd ] && show=$(systemctl show containerd.service "$@" 2>/dev/null); then
-    record unit-show containerd.service ok "$show"
-    main=$(printf %s "$show" | sed -n "s/^MainPID=//p")
-    if [ "${main:-0}" != 0 ]; then started containerd.service "$main"; fi
-  fi
-}
+containerd_unit() { unit_show containerd.service "$@"; }  # PROPERTY...

@@ -13,8 +13,7 @@ from typing import Any
 from ..engine.builder import PlanBuilder
 from ..engine.facts import NodeFacts
 from ..engine.parse import Records, int_or_none
-from ..engine.types import Plan, Requirement, Service
-from ..errors import ConfigError
+from ..engine.types import Plan, Service
 from ..formats import systemd_limits
 from ..formats.proc_limits import parse_proc_limits
 from ..model import CONTAINERD_DROPIN_DIR, DesiredState, Ulimit
@@ -24,10 +23,10 @@ from .base import (
     ManagedFile,
     ServiceSpec,
     limit_requirements,
-    require_readable,
     too_low,
 )
 from .runtime import CONTAINERD
+from .unit_limits import UnitTarget, plan_unit_limits, unit_active
 
 UNIT = systemd_limits.UNIT
 
@@ -116,74 +115,20 @@ def plan(facts: NodeFacts, desired: DesiredState, builder: PlanBuilder) -> None:
     if facts.init_system != "systemd":
         _plan_containerd_without_systemd(facts, wanted, builder)
         return
-    unit = facts.containerd_unit or {}
-    if unit.get("LoadState") != "loaded":
-        problem = f"{UNIT} is {unit.get('LoadState') or 'unknown'} to systemd"
-        _containerd_requirements(builder, {}, wanted, UNIT, problem)
-        builder.blockers.append(
-            f"{UNIT}: {problem}, but the kubelet uses containerd; "
-            "install containerd as a systemd service "
-            f"(or set its limits where it is started: {systemd_limits.shell_ulimit_hint(wanted)})"
-        )
-        return
-    dropin = facts.file(desired.containerd_dropin)
-    try:
-        require_readable(dropin)
-    except ConfigError as err:
-        builder.blockers.append(str(err))
-        _containerd_requirements(builder, {}, wanted, err.path, err.problem)
-        return
-    effective = systemd_limits.effective_limits(unit, wanted)
-    _containerd_requirements(builder, effective, wanted, f"{UNIT} (systemctl show)")
-    ours = systemd_limits.parse_dropin(dropin.text or "")
-    drop_ins = unit.get("DropInPaths", "").split()
-    need_reload = unit.get("NeedDaemonReload") == "yes"
-    if desired.containerd_dropin in drop_ins and not need_reload:
-        # Ours is loaded: where systemd's value differs from ours, a drop-in applied later decides.
-        overridden = [w for w in wanted if w.name in ours and effective.get(w.name) != ours[w.name]]
-        if too_low(effective, tuple(overridden)):
-            later = drop_ins[drop_ins.index(desired.containerd_dropin) + 1 :]
-            builder.blockers.append(
-                f"{desired.containerd_dropin}: its limits are overridden by a drop-in applied "
-                f"after it ({', '.join(later) or 'unknown'}); "
-                "raise the limits there or remove them, so that this drop-in decides"
-            )
-            return
-        effective = {name: limit for name, limit in effective.items() if name not in ours}
-    new = systemd_limits.render_dropin(systemd_limits.dropin_limits(wanted, effective, ours))
-    builder.change_file(dropin, new)
-    if dropin.content != new:
-        return
-    if unit.get("ActiveState") != "active" or unit.get("MainPID", "0") == "0":
-        return
-    file_age = facts.file_ages.get(desired.containerd_dropin)
-    stale: str | None
-    if need_reload:
-        stale = "no: systemd has not reloaded its units since they changed"
-    elif desired.containerd_dropin not in drop_ins:
-        stale = f"no: systemd has not loaded {desired.containerd_dropin}"
-    elif (
-        file_age is not None
-        and facts.containerd_age is not None
-        and file_age < facts.containerd_age - 0.05
-    ):
-        stale = f"no: {desired.containerd_dropin} changed after containerd started"
-    else:
-        stale = None
-    builder.requirements.append(
-        Requirement(
-            "containerd.running-config",
-            f"containerd started after {desired.containerd_dropin} last changed",
-            stale or "yes",
-            stale is None,
-            f"{UNIT} pid {unit.get('MainPID')}",
-        )
+    fix = (
+        "but the kubelet uses containerd; install containerd as a systemd service "
+        f"(or set its limits where it is started: {systemd_limits.shell_ulimit_hint(wanted)})"
     )
-    if stale is not None:
-        builder.restart(
-            Service.CONTAINERD,
-            f"containerd runs without the limits of {desired.containerd_dropin} ({stale[4:]})",
-        )
+    target = UnitTarget(
+        UNIT,
+        desired.containerd_dropin,
+        Service.CONTAINERD,
+        "containerd",
+        facts.containerd_unit,
+        facts.containerd_age,
+        fix,
+    )
+    plan_unit_limits(facts, wanted, builder, target)
 
 
 def _plan_containerd_without_systemd(
@@ -222,7 +167,13 @@ CONCERN = Concern(
     managed_files=managed_files,
     services=(
         ServiceSpec(
-            Service.CONTAINERD, "containerd.apply.sh", _before_restart, _commands, _warning
+            Service.CONTAINERD,
+            ("containerd.apply.sh",),
+            _before_restart,
+            _commands,
+            _warning,
+            running=lambda facts: unit_active(facts.containerd_unit),
+            when_stopped=("reload_units",),
         ),
     ),
 )

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..engine.facts import NodeFacts
+from ..engine.types import Service
+from ..formats.systemd_limits import parse_show
 from ..model import DesiredState
 from .base import Concern, FactsNeeds, no_files
 
@@ -72,6 +74,13 @@ class Distribution:
             return f"rke2-{self.role}.service"
         return None
 
+    @property
+    def service(self) -> Service:
+        """What a change to its containerd's limits restarts."""
+        if self.unit is None:
+            return Service.MICROK8S
+        return Service(self.unit.removesuffix(".service"))
+
 
 def facts(_desired: DesiredState) -> FactsNeeds:
     return FactsNeeds(
@@ -85,11 +94,16 @@ def facts(_desired: DesiredState) -> FactsNeeds:
 
 
 def parse(records: Records) -> dict[str, Any]:
+    shows = {unit: data.decode(errors="replace") for unit, _s, data in records.of_kind("unit-show")}
     return {
         "distribution_processes": {
             name: tuple(found) for name in PROCESSES if (found := records.processes(name))
         },
         "paths_present": tuple(name for name, _s, _d in records.of_kind("path")),
+        "unit_shows": {unit: parse_show(text) for unit, text in shows.items()},
+        "unit_ages": {
+            unit: age for unit in shows if (age := records.age(f"{unit}-started")) is not None
+        },
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..engine.types import Service
 from ..model import DesiredState
-from . import containerd, distribution, docker, runtime, server, sysctl
+from . import containerd, distribution, docker, k3s, microk8s, rke2, runtime, server, sysctl
 from .base import Concern, ManagedFile, ServiceSpec
 
 # runtime first (with the distribution's evidence): it says where the limits go (docker,
@@ -14,6 +14,9 @@ CONCERNS: tuple[Concern, ...] = (
     runtime.CONCERN,
     docker.CONCERN,
     containerd.CONCERN,
+    k3s.CONCERN,
+    rke2.CONCERN,
+    microk8s.CONCERN,
     sysctl.CONCERN,
     server.CONCERN,
 )

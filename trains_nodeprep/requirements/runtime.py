@@ -229,14 +229,14 @@ def plan(facts: NodeFacts, desired: DesiredState, builder: PlanBuilder) -> None:
     """Where the limits go (the modules of those runtimes plan them); a runtime this tool cannot
     prepare refuses the node."""
     found = choose_distribution(facts)
-    builder.runtime = runtime_of(facts) if found is None else _distribution_runtime(found, desired)
+    builder.runtime = runtime_of(facts) if found is None else _distribution_runtime(found)
     if desired.ulimits and builder.runtime.problem:
         builder.blockers.append(builder.runtime.problem)
 
 
-def _distribution_runtime(found: Distribution, desired: DesiredState) -> RuntimeChoice:
+def _distribution_runtime(found: Distribution) -> RuntimeChoice:
     """A distribution's pods: docker's (k3s --docker), an external runtime's, or its own
-    embedded containerd's, which this tool does not prepare yet: refused with the fix."""
+    embedded containerd's, whose limits its module writes (k3s, rke2, microk8s)."""
     name = found.label.replace(" ", "-")
     if found.problem:
         return RuntimeChoice(None, found.evidence, (), found.problem, name)
@@ -248,28 +248,7 @@ def _distribution_runtime(found: Distribution, desired: DesiredState) -> Runtime
         if runtime in (DOCKER, CONTAINERD):
             return RuntimeChoice(runtime, evidence, (runtime,), None, name)
         return RuntimeChoice(runtime, evidence, (), _unsupported(runtime, evidence), name)
-    return RuntimeChoice(CONTAINERD, found.evidence, (), _embedded_fix(found, desired), name)
-
-
-def _embedded_fix(found: Distribution, desired: DesiredState) -> str:
-    from ..formats.systemd_limits import render_systemd_limit, shell_ulimit_hint
-
-    if found.unit is not None:
-        lines = " ".join(render_systemd_limit(limit) for limit in desired.ulimits)
-        return (
-            f"{found.label}: its pods' containerd is {found.name}'s own and inherits the limits of "
-            f"{found.unit}; trains-nodeprep does not write them there yet: add a drop-in "
-            f"/etc/systemd/system/{found.unit}.d/99-trains.conf with [Service] {lines} (keep "
-            f"any value the unit already has that is higher, as its LimitNOFILE=1048576), then "
-            f"systemctl daemon-reload and systemctl restart {found.unit} (running pods keep "
-            "their old limits until they are recreated)"
-        )
-    return (
-        f"{found.label}: its pods' containerd takes its limits from "
-        "/var/snap/microk8s/current/args/containerd-env; trains-nodeprep does not write them "
-        f"there yet: set {shell_ulimit_hint(desired.ulimits)} there (keep any higher value), "
-        "then microk8s stop; microk8s start (every pod restarts)"
-    )
+    return RuntimeChoice(CONTAINERD, found.evidence, (found.service,), None, name)
 
 
 def _unsupported(runtime: str, evidence: str) -> str:
