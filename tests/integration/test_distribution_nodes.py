@@ -109,6 +109,15 @@ def test_k3s_and_rke2_get_their_limits_in_a_drop_in_of_their_own_unit(bed, make_
     assert json_output(again)["nodes"][0]["status"] == "unchanged"
     assert node.unit_pid(unit) == k3s
 
+    restored = trains_nodeprep(bed, "restore", "--host", node.name, "--yes", "-o", "json")
+
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert json_output(restored)["nodes"][0]["applied"]["restarted"] == [unit]
+    assert node.exec("test", "-e", dropin, check=False).returncode == 1
+    assert node.unit_pid(unit) not in (None, k3s)
+    assert node.run_distro_container()["inherited"] == before
+    assert trains_nodeprep(bed, "check", "--host", node.name).returncode == 1
+
 
 def test_restore_puts_a_k3s_node_back_and_restarts_k3s(bed, make_node):
     node = make_node(kind=K3sNode)
