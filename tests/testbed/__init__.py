@@ -7,6 +7,7 @@ this machine, each in its own network, mount, UTS and PID namespaces. Must run a
     node.exec("cat", "/etc/docker/daemon.json")               # as root inside the node
     sd.systemctl("restart", "containerd"); sd.unit_pid("containerd")
     k3s = bed.add_node("n3", K3sNode, role="server")          # k3s's unit, a stand-in k3s
+    d13 = bed.add_node("n4", Debian13Node)                    # a real Debian 13, systemd 257
     bed.stop()
 
 In tests, the fixtures `bed` and `make_node` (tests/conftest.py loads this package as a
@@ -14,7 +15,8 @@ plugin): make_node(docker=False), make_node(kind=SystemdNode, docker=True).
 
 Modules: host (process, netns and cgroup helpers), network (bridge, veths), layers (the
 shared /etc layers), bed (TestBed), node (TestNode, what every kind has), tini (TiniNode),
-systemd (SystemdNode), k3s (K3sNode, with the stand-in k3s-stand-in), testinfra_backend
+systemd (SystemdNode), k3s (K3sNode, with the stand-in k3s-stand-in), trixie (Debian13Node:
+its mmdebstrap rootfs), testinfra_backend
 (strict host keys), fixtures. What a node is, the kinds, timings and how to add a kind:
 README.md in this directory.
 """
@@ -29,9 +31,11 @@ from .layers import BED_USERS
 from .node import IMAGE, RLIMITS_RECORD, TestNode
 from .systemd import SystemdNode
 from .tini import RHEL_SYSCONFIG, TiniNode
+from .trixie import Debian13Node, RootfsError
 
 __all__ = [
     "BED_USERS",
+    "Debian13Node",
     "IMAGE",
     "K3S_CONTAINERD_ARGV",
     "K3S_SOCKET",
@@ -39,6 +43,7 @@ __all__ = [
     "LOCK_FILE",
     "RHEL_SYSCONFIG",
     "RLIMITS_RECORD",
+    "RootfsError",
     "NodeStartError",
     "SystemdNode",
     "TestBed",
