@@ -675,3 +675,90 @@ def test_websocket_exec_frames_v4_and_the_rfc_6455_accept_key(kube_api: FakeKube
 
     refused = _ws_exec(kube_api, "command=cat&command=%2Fa&stdout=true", "channel.k8s.io")
     assert refused.startswith(b"HTTP/1.1 400") and b"v5.channel.k8s.io" in refused
+
+
+def test_a_deployment_pod_is_owned_by_a_replicaset_of_that_deployment(
+    kube_api: FakeKubeAPI, kubectl
+) -> None:
+    kubectl("apply", "-k", str(OVERLAY))
+    name = kube_api.add_deployment_pod("trains", "elasticsearch", node_name="w1", files=ES_FILES)
+
+    [pod] = kubectl("get", "pods", "-n", "trains", "-l", "app=elasticsearch", "-o", "json").json()[
+        "items"
+    ]
+    [rs] = kubectl("get", "replicasets", "-n", "trains", "-o", "json").json()["items"]
+    dep = kube_api.get_object("Deployment", "elasticsearch", "trains")
+    template_hash = pod["metadata"]["labels"]["pod-template-hash"]
+    assert pod["metadata"]["name"] == name and name.startswith(f"elasticsearch-{template_hash}-")
+    assert rs["metadata"]["name"] == f"elasticsearch-{template_hash}"
+    assert [
+        (o["kind"], o["name"], o["uid"], o["controller"]) for o in rs["metadata"]["ownerReferences"]
+    ] == [("Deployment", "elasticsearch", dep["metadata"]["uid"], True)]
+    assert [(o["kind"], o["name"], o["uid"]) for o in pod["metadata"]["ownerReferences"]] == [
+        ("ReplicaSet", rs["metadata"]["name"], rs["metadata"]["uid"])
+    ]
+    assert pod["spec"]["nodeName"] == "w1" and pod["status"]["phase"] == "Running"
+    assert kubectl("exec", "-n", "trains", name, "--", "cat", MAX_MAP_COUNT).stdout == "262144\n"
+
+
+def test_rollout_restart_replaces_the_pods_with_new_ones_as_the_controller_would(
+    kube_api: FakeKubeAPI, kubectl
+) -> None:
+    kubectl("apply", "-k", str(OVERLAY))
+    old = kube_api.add_deployment_pod("trains", "elasticsearch", node_name="w1", files=ES_FILES)
+    kube_api.add_deployment_pod("trains", "mongo")
+    kube_api.set_new_pod_files({MAX_MAP_COUNT: "300000\n"})
+    kube_api.clear_requests()
+
+    r = kubectl("rollout", "restart", "deployment/elasticsearch", "-n", "trains")
+
+    assert r.stdout.strip() == "deployment.apps/elasticsearch restarted"
+    # what the real kubectl sends: one strategic-merge PATCH of the template's annotation
+    assert writes(kube_api) == [
+        ("PATCH", "/apis/apps/v1/namespaces/trains/deployments/elasticsearch")
+    ]
+    assert any("fieldManager=kubectl-rollout" in p for m, p in kube_api.requests if m == "PATCH")
+    dep = kube_api.get_object("Deployment", "elasticsearch", "trains")
+    assert "kubectl.kubernetes.io/restartedAt" in dep["spec"]["template"]["metadata"]["annotations"]
+    pods = kubectl("get", "pods", "-n", "trains", "-l", "app=elasticsearch", "-o", "json").json()[
+        "items"
+    ]
+    [new] = pods
+    assert new["metadata"]["name"] != old and new["spec"]["nodeName"] == "w1"
+    assert new["metadata"]["labels"]["app"] == "elasticsearch"
+    replicasets = {
+        rs["metadata"]["name"]: rs
+        for rs in kube_api.objects("ReplicaSet", "trains")
+        if rs["metadata"]["name"].startswith("elasticsearch-")
+    }
+    owner = new["metadata"]["ownerReferences"][0]["name"]
+    assert len(replicasets) == 2 and owner in replicasets and not old.startswith(owner)
+    assert replicasets[owner]["metadata"]["ownerReferences"][0]["uid"] == dep["metadata"]["uid"]
+    assert {rs["spec"]["replicas"] for n, rs in replicasets.items() if n != owner} == {0}
+    name = new["metadata"]["name"]
+    assert kubectl("exec", "-n", "trains", name, "--", "cat", MAX_MAP_COUNT).stdout == "300000\n"
+    gone = kubectl("exec", "-n", "trains", old, "--", "cat", MAX_MAP_COUNT, check=False)
+    assert gone.returncode == 1 and "NotFound" in gone.stderr
+    # the other Deployment's pod is untouched; the rollout is reported done
+    assert (
+        len(kubectl("get", "pods", "-n", "trains", "-l", "app=mongo", "-o", "json").json()["items"])
+        == 1
+    )
+    status = kubectl(
+        "rollout", "status", "deployment/elasticsearch", "-n", "trains", "--timeout=10s"
+    )
+    assert "successfully rolled out" in status.stdout
+
+
+def test_a_template_change_without_pods_makes_none_and_an_unchanged_apply_replaces_none(
+    kube_api: FakeKubeAPI, kubectl
+) -> None:
+    kubectl("apply", "-k", str(OVERLAY))
+    kubectl("rollout", "restart", "deployment/redis", "-n", "trains")
+    assert kube_api.objects("Pod", "trains") == []
+
+    name = kube_api.add_deployment_pod("trains", "elasticsearch", files=ES_FILES)
+    again = kubectl("apply", "-k", str(OVERLAY))
+
+    assert "deployment.apps/elasticsearch unchanged" in again.stdout
+    assert [p["metadata"]["name"] for p in kube_api.objects("Pod", "trains")] == [name]

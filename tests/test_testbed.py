@@ -18,8 +18,14 @@ import pytest
 from tests.testbed import (  # noqa: F401
     K3S_CONTAINERD_ARGV,
     K3S_SOCKET,
+    MICROK8S_CONTAINERD_ARGV,
+    MICROK8S_SOCKET,
+    RKE2_CONTAINERD_ARGV,
+    RKE2_SOCKET,
     Debian13Node,
     K3sNode,
+    MicroK8sNode,
+    Rke2Node,
     RootfsError,
     SystemdNode,
     TestBed,
@@ -27,6 +33,7 @@ from tests.testbed import (  # noqa: F401
     bed,
     k3s_unit_text,
     make_node,
+    rke2_unit_text,
     trixie,
 )
 from tests.testbed.k3s import HIDDEN
@@ -217,7 +224,9 @@ def test_node_stop_cleans_up(bed, make_node):
 
 
 @pytest.mark.parametrize(
-    "kind", [TiniNode, SystemdNode, K3sNode, Debian13Node], ids=lambda k: k.kind_name
+    "kind",
+    [TiniNode, SystemdNode, K3sNode, Rke2Node, MicroK8sNode, Debian13Node],
+    ids=lambda k: k.kind_name,
 )
 def test_nodes_have_their_own_opt_var_lib_and_var_snap(bed, make_node, kind):
     """What the host has below /opt, /var/lib and /var/snap is not seen in a node, and what
@@ -235,6 +244,8 @@ def test_nodes_have_their_own_opt_var_lib_and_var_snap(bed, make_node, kind):
             TiniNode: {"docker": False},
             SystemdNode: {"docker": False, "containerd": False},
             K3sNode: {},
+            Rke2Node: {},
+            MicroK8sNode: {},
             Debian13Node: {"docker": False, "containerd": False},
         }[kind]
         node = make_node(kind=kind, **options)
@@ -723,6 +734,269 @@ def test_k3s_restart_brings_a_new_containerd_with_the_new_limits(bed, make_node)
     assert not d.exists()
 
 
+def stop_leaves_nothing(node) -> None:
+    """node.stop(): no process of its network namespace, no namespace, cgroup or directory."""
+    cgroups = [Path("/sys/fs/cgroup", h, node.cgroup_path) for h in os.listdir("/sys/fs/cgroup")]
+    netns, d = node.netns, node.dir
+    pids = subprocess.run(
+        ["ip", "netns", "pids", netns], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert len(pids) >= 5  # systemd, journald, sshd, containerd, ...
+    node.stop()
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert netns not in listed
+    for gone in pids:
+        stat = Path(f"/proc/{gone}/stat")
+        assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    assert not any(c.exists() for c in cgroups)
+    assert not d.exists()
+
+
+# --------------------------------------------------------------------------- RKE2 nodes
+
+
+@pytest.mark.parametrize("role", ["server", "agent"])
+def test_rke2_node_boots_rke2_its_containerd_and_kubelet(bed, make_node, role):
+    config = "write-kubeconfig-mode: '0644'\n"
+    node = make_node(kind=Rke2Node, role=role, files={"/etc/rancher/rke2/config.yaml": config})
+    unit = f"rke2-{role}"
+    unit_path = f"/usr/local/lib/systemd/system/{unit}.service"
+    assert node.unit == unit and node.kind_name == "rke2"
+    assert node.read("/proc/1/comm") == b"systemd\n"
+    assert node.systemctl("is-system-running").stdout.strip() == "running"
+    assert node.systemctl("is-active", "ssh", unit).stdout.split() == ["active", "active"]
+    assert node.systemctl("is-enabled", unit).stdout.strip() == "enabled"
+    assert node.unit_show("FragmentPath") == {"FragmentPath": unit_path}
+    assert node.read(unit_path) == rke2_unit_text(role).encode()
+    assert not Path(unit_path).exists()  # the node's own /usr/local/lib
+    assert node.read("/etc/rancher/rke2/config.yaml") == config.encode()
+    shown = node.unit_show(
+        "Type", "KillMode", "Delegate", "LimitNOFILE", "LimitNPROC", "LimitCORE", "TasksMax"
+    )
+    assert shown == {
+        "Type": "notify",
+        "KillMode": "process",
+        "Delegate": "yes",
+        "LimitNOFILE": "1048576",
+        "LimitNPROC": "infinity",
+        "LimitCORE": "infinity",
+        "TasksMax": "infinity",
+    }
+    exec_start = node.unit_show("ExecStart")["ExecStart"]
+    assert f"path=/usr/local/bin/rke2 ; argv[]=/usr/local/bin/rke2 {role} ;" in exec_start
+
+    # the unit's main process is the stand-in, comm rke2, the parent of the real containerd
+    # (RKE2's argv, from RKE2's data directory) and of a kubelet with RKE2's flags
+    pid = node.rke2_pid()
+    assert pid is not None and node.unit_pid(unit) == pid
+    assert node.read(f"/proc/{pid}/comm") == b"rke2\n"
+    containerd, kubelet = node.containerd_pid(), node.kubelet_pid()
+    assert containerd is not None and kubelet is not None
+    assert {(containerd, "containerd"), (kubelet, "kubelet")} <= set(children_of(node, pid))
+    assert node.argv(containerd) == list(RKE2_CONTAINERD_ARGV)
+    data_bin = node.exec("readlink", "-f", "/var/lib/rancher/rke2/bin").stdout.strip()
+    assert data_bin.startswith("/var/lib/rancher/rke2/data/v") and data_bin.endswith("/bin")
+    exe = node.exec("readlink", f"/proc/{containerd}/exe").stdout.strip()
+    assert exe == f"{data_bin}/containerd"
+    argv = node.argv(kubelet)
+    assert argv[0] == f"{data_bin}/kubelet"
+    assert f"--container-runtime-endpoint=unix://{RKE2_SOCKET}" in argv
+    assert f"--hostname-override={node.name}" in argv
+    assert node.ctr_argv == ("/var/lib/rancher/rke2/bin/ctr", "--address", RKE2_SOCKET)
+    assert "Server:" in node.exec(*node.ctr_argv, "version").stdout
+    assert "Started" in node.journal(unit)
+
+    # a container gets the unit's limits, capped by the sandbox (as on k3s)
+    limits = node.unit_show("LimitNOFILE", "LimitNOFILESoft", "LimitMEMLOCK", "LimitMEMLOCKSoft")
+    assert limits["LimitNOFILE"] == limits["LimitNOFILESoft"] == "1048576"
+    memlock_cap = host_hard(resource.RLIMIT_MEMLOCK)
+    memlock = tuple(
+        capped(-1 if v == "infinity" else int(v), memlock_cap)
+        for v in (limits["LimitMEMLOCKSoft"], limits["LimitMEMLOCK"])
+    )
+    nofile = capped(1048576, host_hard(resource.RLIMIT_NOFILE))
+    got = node.run_distro_container()
+    assert got["requested"] == {"RLIMIT_NOFILE": (1024, 1024)}  # ctr's default spec
+    assert got["inherited"] == {"RLIMIT_NOFILE": (nofile, nofile), "RLIMIT_MEMLOCK": memlock}
+
+
+@pytest.mark.parametrize("kind", [Rke2Node, MicroK8sNode])
+def test_distribution_nodes_hide_docker_and_the_system_containerd(bed, make_node, kind):
+    node = make_node(kind=kind)
+    for name in ("docker", "dockerd", "containerd", "containerd-shim-runc-v2", "ctr"):
+        proc = ssh(bed, node, "root", f"command -v {name}")
+        assert proc.returncode != 0 and proc.stdout == b"", name
+    load = node.systemctl(
+        "show", "-p", "LoadState", "docker.service", "docker.socket", "containerd.service"
+    ).stdout.split()
+    assert load == ["LoadState=not-found"] * 3
+    for path in (
+        "/usr/bin/ctr",
+        "/usr/sbin/dockerd",
+        "/usr/local/bin/docker",
+        "/lib/systemd/system/docker.service",
+        "/etc/docker",
+        "/etc/containerd",
+        "/etc/init.d/docker",
+        "/etc/default/docker",
+        "/var/lib/docker",
+        "/var/lib/containerd",
+        "/run/containerd",
+        "/run/docker.sock",
+    ):
+        assert node.exec("test", "-e", path, check=False).returncode == 1, path
+    # the distribution's own containerd is not the system one
+    assert node.exec("systemctl", "is-active", "containerd", check=False).stdout != "active\n"
+    for path in ("/usr/bin/containerd", "/usr/sbin/dockerd", "/lib/systemd/system/docker.service"):
+        assert Path(path).stat().st_size > 0, path
+
+
+def test_rke2_restart_brings_a_new_containerd_with_the_new_limits(bed, make_node):
+    """A drop-in for rke2-server.service + daemon-reload + `systemctl restart rke2-server`: a
+    new rke2, containerd and kubelet, containerd with the unit's new limits; a container
+    started before keeps its shim with the old limits (KillMode=process)."""
+    node = make_node(kind=Rke2Node)
+    nofile_cap = host_hard(resource.RLIMIT_NOFILE)
+    memlock_cap = host_hard(resource.RLIMIT_MEMLOCK)
+    old = (node.rke2_pid(), node.containerd_pid(), node.kubelet_pid())
+    running = node.start_distro_container("/bin/sleep", "600")
+    task = node.task_pid(running)
+    shim = int(node.exec("ps", "-o", "ppid=", "-p", str(task)).stdout)
+    old_nofile = str(capped(1048576, nofile_cap))
+    assert limits_of(node, shim)["Max open files"] == (old_nofile, old_nofile)
+
+    node.write(
+        "/etc/systemd/system/rke2-server.service.d/x.conf",
+        "[Service]\nLimitMEMLOCK=infinity\nLimitNOFILE=12345\n",
+    )
+    proc = ssh(bed, node, "root", "systemctl daemon-reload && systemctl restart rke2-server")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert node.unit_show("LimitNOFILE", "LimitMEMLOCK") == {
+        "LimitNOFILE": "12345",
+        "LimitMEMLOCK": "infinity",
+    }
+    new = (node.rke2_pid(), node.containerd_pid(), node.kubelet_pid())
+    for before, after in zip(old, new, strict=True):
+        assert after not in (None, before)
+        assert node.exec("test", "-e", f"/proc/{before}", check=False).returncode == 1
+    assert (new[1], "containerd") in children_of(node, new[0])
+    assert node.argv(new[1]) == list(RKE2_CONTAINERD_ARGV)
+    assert node.journal("rke2-server", lines=500).count("Started rke2-server.service") == 2
+
+    got = node.run_distro_container()
+    assert got["inherited"] == {
+        "RLIMIT_NOFILE": (capped(12345, nofile_cap),) * 2,
+        "RLIMIT_MEMLOCK": (capped(-1, memlock_cap),) * 2,
+    }
+    assert node.task_pid(running) == task
+    assert limits_of(node, shim)["Max open files"] == (old_nofile, old_nofile)
+    stop_leaves_nothing(node)
+
+
+# --------------------------------------------------------------------------- MicroK8s nodes
+
+MIB = 1024 * 1024
+SNAP = "/var/lib/snapd/snap/microk8s/x1"
+MICROK8S_ARGS = "/var/snap/microk8s/current/args"
+
+
+def microk8s_expected(nofile: int, memlock_kib: int) -> dict[str, tuple[int, int]]:
+    """What containerd-env's `ulimit -n NOFILE || true` and `ulimit -l KIB || true` give
+    containerd and so its containers: bash sets soft and hard together, and where the sandbox
+    forbids raising the hard limit the ulimit fails and `|| true` keeps the inherited value
+    (the unit has no Limit*: systemd's defaults, capped); containerd raises its soft nofile to
+    the hard one."""
+    nofile_cap = host_hard(resource.RLIMIT_NOFILE)
+    memlock_cap = host_hard(resource.RLIMIT_MEMLOCK)
+    memlock = memlock_kib * 1024
+    if memlock_cap != -1 and memlock > memlock_cap:
+        memlock = capped(8 * MIB, memlock_cap)  # systemd's default DefaultLimitMEMLOCK
+    return {"RLIMIT_NOFILE": (capped(nofile, nofile_cap),) * 2, "RLIMIT_MEMLOCK": (memlock,) * 2}
+
+
+def test_microk8s_node_boots_containerd_and_kubelite_as_snapd_runs_them(bed, make_node):
+    node = make_node(kind=MicroK8sNode)
+    units = ["snap.microk8s.daemon-containerd", "snap.microk8s.daemon-kubelite"]
+    assert node.unit == units[0] and node.kind_name == "microk8s"
+    assert node.systemctl("is-system-running").stdout.strip() == "running"
+    assert node.systemctl("is-active", "ssh", *units).stdout.split() == ["active"] * 3
+    assert node.systemctl("is-enabled", *units).stdout.split() == ["enabled"] * 2
+    unit_text = node.read(f"/etc/systemd/system/{units[0]}.service").decode()
+    assert "Limit" not in unit_text and "X-Snappy=yes" in unit_text
+    assert node.unit_show("Type", "KillMode", "Restart", "LimitMEMLOCK") == {
+        "Type": "simple",
+        "KillMode": "process",
+        "Restart": "on-failure",
+        "LimitMEMLOCK": "8388608",  # systemd's default: the unit sets none
+    }
+    exec_start = node.unit_show("ExecStart")["ExecStart"]
+    assert "argv[]=/usr/bin/snap run microk8s.daemon-containerd ;" in exec_start
+    mount = node.systemctl("is-active", "var-lib-snapd-snap-microk8s-x1.mount").stdout
+    assert mount.strip() == "active"  # the unit's Requires=, the snap's read-only directory
+    assert node.exec("touch", f"{SNAP}/x", check=False).returncode != 0
+
+    # containerd is the unit's main process (the wrapper execs it), with MicroK8s's args
+    pid = node.containerd_pid()
+    assert pid is not None and pid == node.unit_pid(units[0])
+    assert node.argv(pid) == list(MICROK8S_CONTAINERD_ARGV)
+    assert node.exec("readlink", f"/proc/{pid}/exe").stdout.strip() == f"{SNAP}/bin/containerd"
+    kubelite = node.kubelite_pid()
+    assert kubelite is not None and node.read(f"/proc/{kubelite}/comm") == b"kubelite\n"
+    assert "--kubelet-args-file=/var/snap/microk8s/x1/args/kubelet" in node.argv(kubelite)
+    kubelet_args = node.read(f"{MICROK8S_ARGS}/kubelet").decode()
+    assert "--container-runtime-endpoint=${SNAP_COMMON}/run/containerd.sock" in kubelet_args
+    env = node.read(f"{MICROK8S_ARGS}/containerd-env").decode()
+    assert "ulimit -n 65536 || true\n" in env and "ulimit -l 16384 || true\n" in env
+    assert node.ctr_argv == (f"{SNAP}/bin/ctr", "--address", MICROK8S_SOCKET)
+
+    # the microk8s command (snapd's link to snap) is on every PATH, `microk8s ctr` talks to
+    # MicroK8s's containerd
+    for user in ("root", "deploy"):
+        proc = ssh(bed, node, user, "command -v microk8s")
+        assert proc.stdout == b"/usr/local/bin/microk8s\n", user
+    proc = ssh(bed, node, "root", "microk8s ctr version")
+    assert proc.returncode == 0 and b"Server:" in proc.stdout, proc.stderr.decode()
+
+    # a container gets containerd-env's limits, as far as the sandbox lets them be set
+    got = node.run_distro_container()
+    assert got["requested"] == {"RLIMIT_NOFILE": (1024, 1024)}  # ctr's default spec
+    assert got["inherited"] == microk8s_expected(65536, 16384)
+
+
+def test_microk8s_stop_start_brings_containerd_env_limits_and_ends_the_pods(bed, make_node):
+    """containerd-env edited + `microk8s stop; microk8s start`: a new containerd whose
+    containers get the new limits, and every container of before is gone (MicroK8s kills the
+    shims). A restart of the containerd unit alone keeps them (KillMode=process)."""
+    node = make_node(kind=MicroK8sNode)
+    running = node.start_distro_container("/bin/sleep", "600")
+    task = node.task_pid(running)
+    first = node.containerd_pid()
+    node.systemctl("restart", "snap.microk8s.daemon-containerd")
+    second = node.containerd_pid()
+    assert second not in (None, first)
+    assert node.task_pid(running) == task  # the pod survives a restart of containerd
+
+    env = node.read(f"{MICROK8S_ARGS}/containerd-env").decode()
+    env = env.replace("ulimit -n 65536", "ulimit -n 12345").replace(
+        "ulimit -l 16384", "ulimit -l 4096"
+    )
+    node.write(f"{MICROK8S_ARGS}/containerd-env", env)
+    proc = ssh(bed, node, "root", "microk8s stop && microk8s start")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().split() == ["Stopped.", "Started."]
+    third = node.containerd_pid()
+    assert third not in (None, first, second)
+    assert node.argv(third) == list(MICROK8S_CONTAINERD_ARGV)
+    assert node.exec("test", "-e", f"/proc/{task}", check=False).returncode == 1
+    got = node.run_distro_container()
+    assert got["inherited"] == {
+        "RLIMIT_NOFILE": (capped(12345, host_hard(resource.RLIMIT_NOFILE)),) * 2,
+        "RLIMIT_MEMLOCK": (4 * MIB, 4 * MIB),
+    }
+    node.start_distro_container("/bin/sleep", "600")
+    stop_leaves_nothing(node)
+
+
 # --------------------------------------------------------------------------- Debian 13 nodes
 
 
@@ -806,23 +1080,8 @@ def test_debian13_node_boots_its_own_systemd_docker_and_containerd(bed, make_nod
     assert "specified both as a flag and in the configuration file" in both.stderr
     assert "insecure-registries" in both.stderr
 
-    # stop: no process, netns, veth, cgroup or node directory is left; the rootfs stays
-    cgroups = [Path("/sys/fs/cgroup", h, node.cgroup_path) for h in os.listdir("/sys/fs/cgroup")]
-    netns, veth, d = node.netns, node.veth, node.dir
-    pids = subprocess.run(
-        ["ip", "netns", "pids", netns], capture_output=True, text=True, check=True
-    ).stdout.split()
-    assert len(pids) >= 5  # systemd, journald, dbus, sshd, containerd, dockerd, ...
-    node.stop()
-    assert (
-        netns not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    )
-    assert subprocess.run(["ip", "link", "show", veth], capture_output=True).returncode != 0
-    for gone in pids:
-        stat = Path(f"/proc/{gone}/stat")
-        assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    assert not any(c.exists() for c in cgroups)
-    assert not d.exists()
+    # stop: nothing is left; the rootfs stays for the bed's next Debian 13 node
+    stop_leaves_nothing(node)
     assert (node.rootfs / "usr/lib/os-release").is_file()
 
 

@@ -157,6 +157,27 @@ def print_deploy(console, cluster) -> None:
         console.print(f"  {name:<6} {url}", highlight=False)
 
 
+def print_pod_restarts(console, restarts, *, dry_run: bool) -> None:
+    """One line per workload whose pods run with limits below the playbook's."""
+    for restart in restarts:
+        ref = f"{restart.workload.ref} (namespace {restart.workload.namespace})"
+        if dry_run:
+            detail = (
+                f"would restart {ref}: {restart.reason}"
+                if restart.workload.restartable
+                else f"cannot restart {ref}: {restart.reason}; {restart.manual}"
+            )
+            _status(console, "cluster", "planned", detail)
+        elif restart.done and restart.error is None:
+            after = f"; now {'; '.join(restart.after)}" if restart.after else ""
+            _status(console, "cluster", "changed", f"restarted {ref}: {restart.reason}{after}")
+        elif restart.done:
+            _status(console, "cluster", "failed", f"restarted {ref}, but {restart.error}")
+        else:
+            status = "failed" if "failed" in (restart.error or "") else "refused"
+            _status(console, "cluster", status, f"{ref}: {restart.reason}; {restart.error}")
+
+
 def print_check(console, outcomes: list[NodeOutcome]) -> None:
     from rich.text import Text
 
@@ -373,6 +394,20 @@ def cluster_json(cluster) -> dict | None:
         "rollout_failures": cluster.rollout_failures,
         "urls": cluster.urls,
         "notes": cluster.notes,
+        "pod_restarts": [_pod_restart_json(r) for r in cluster.pod_restarts],
+    }
+
+
+def _pod_restart_json(restart) -> dict:
+    return {
+        "workload": restart.workload.ref,
+        "namespace": restart.workload.namespace,
+        "reason": restart.reason,
+        "done": restart.done,
+        "pods": list(restart.pods),
+        "command": restart.command,
+        "error": restart.error,
+        "after": restart.after,
     }
 
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from .cluster.deploy import ClusterOutcome
     from .cluster.kubectl import Kubectl
+    from .cluster.restarts import PodRestart
     from .engine.converge import NodeOutcome
     from .engine.facts import NodeFacts
     from .engine.types import Plan
@@ -358,6 +359,7 @@ def run(nodes: NodeArgs, cluster: ClusterArgs, options: RunOptions, *, ask: Ask)
     session = Session(nodes, cluster)
     from .engine.converge import run_node
     from .engine.parallel import for_each_node
+    from .engine.types import NodeStatus
     from .report import print_cluster, print_plan, print_run
 
     command = Command.PLAN if options.dry_run else Command.RUN
@@ -390,9 +392,48 @@ def run(nodes: NodeArgs, cluster: ClusterArgs, options: RunOptions, *, ask: Ask)
         (print_plan if options.dry_run else print_run)(session.out, outcomes)
     if options.dry_run and options.show_scripts:
         _print_scripts(session, outcomes, options)
-    if session.cluster is not None and session.kubectl is not None and not options.dry_run:
-        _deploy_once_converged(session, session.cluster, session.kubectl, outcomes, options.wait)
+    cluster_ = session.cluster
+    if cluster_ is not None and session.kubectl is not None:
+        if options.dry_run:
+            if _converged(outcomes, (NodeStatus.PLANNED, NodeStatus.UNCHANGED)):
+                _pod_restarts(session, cluster_, session.kubectl, options, ask=_never_asked)
+        else:
+            _deploy_once_converged(session, cluster_, session.kubectl, outcomes, options.wait)
+            if cluster_.deployed:
+                _pod_restarts(session, cluster_, session.kubectl, options, ask=ask)
     return session.finish(command, outcomes, session.exit_code(outcomes))
+
+
+def _converged(outcomes: list[NodeOutcome], statuses: Sequence[str]) -> bool:
+    return bool(outcomes) and all(o.status in statuses for o in outcomes)
+
+
+def _pod_restarts(
+    session: Session, cluster: ClusterOutcome, kubectl: Kubectl, options: RunOptions, *, ask: Ask
+) -> None:
+    """Restart the workloads whose Elasticsearch pods still run with limits below the
+    playbook's (they started before the node was prepared): asked like a runtime restart;
+    a dry run only lists them. kubectl calls: see cluster.deploy.stale_pod_restarts."""
+    from .cluster.deploy import restart_workload, stale_pod_restarts
+    from .report import print_pod_restarts
+
+    cluster.pod_restarts, notes = stale_pod_restarts(kubectl, session.desired)
+    cluster.notes += notes
+    confirm = _pod_restart_confirmer(session, yes=options.yes, ask=ask)
+    for restart in cluster.pod_restarts if not options.dry_run else ():
+        if not restart.workload.restartable:
+            restart.error = f"not restarted: {restart.manual}"
+        elif not confirm(restart):
+            restart.error = (
+                f"not restarted (not confirmed): run `{restart.command}`, or rerun with --yes;"
+                " check --pods fails until then"
+            )
+        else:
+            session.human.print(f"restarting {restart.workload.ref}", highlight=False)
+            restart_workload(kubectl, restart, session.desired, wait=options.wait)
+    for note in notes:
+        session.human.print(f"  note   {note}", highlight=False, soft_wrap=True)
+    print_pod_restarts(session.human, cluster.pod_restarts, dry_run=options.dry_run)
 
 
 def _print_scripts(session: Session, outcomes: list[NodeOutcome], options: RunOptions) -> None:
@@ -428,8 +469,9 @@ def _deploy_once_converged(
     wait: int | None,
 ) -> None:
     """The deploy gate: `kubectl apply -k` only after every node converged."""
-    converged = bool(outcomes) and all(o.status in ("changed", "unchanged") for o in outcomes)
-    if not converged:
+    from .engine.types import NodeStatus
+
+    if not _converged(outcomes, (NodeStatus.CHANGED, NodeStatus.UNCHANGED)):
         cluster.error = "not deployed: not every node converged"
         session.human.print("not deploying: not every node converged", highlight=False)
         return
@@ -529,6 +571,29 @@ def _confirmer(session: Session, *, yes: bool, ask: Ask) -> Callable[[str, Plan,
                 f"Restart {' and '.join(node_plan.restarts)} on {label}?",
                 session.output == Output.JSON,
             )
+
+    return confirm
+
+
+def _pod_restart_confirmer(
+    session: Session, *, yes: bool, ask: Ask
+) -> Callable[[PodRestart], bool]:
+    """Ask before a rollout restart, as before a runtime restart: say what it does, then
+    --yes, a terminal prompt, or no."""
+    interactive = sys.stdin.isatty()
+
+    def confirm(restart: PodRestart) -> bool:
+        where = f"{restart.workload.ref} in namespace {restart.workload.namespace}"
+        session.human.print(
+            f"cluster: {where}: {restart.reason}; a rollout restart replaces its pods"
+            " (Elasticsearch is unavailable until the new pod runs)",
+            highlight=False,
+        )
+        if yes:
+            return True
+        if not interactive:
+            return False
+        return ask(f"Restart {where}?", session.output == Output.JSON)
 
     return confirm
 

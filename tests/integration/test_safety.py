@@ -10,6 +10,10 @@ import subprocess
 import threading
 import time
 
+import pytest
+
+from tests.testbed import SystemdNode, TiniNode
+
 from .cli import EXECUTABLE, json_output, trains_nodeprep
 from .limits import WRITTEN_NOFILE
 
@@ -290,3 +294,42 @@ def test_the_sudo_password_never_appears_in_argv_output_or_logs(bed, make_node):
     assert password not in result.stdout + result.stderr
     logs = node.sh("cat /var/log/*.log /var/log/*/* 2>/dev/null || true").stdout
     assert password not in logs
+
+
+@pytest.mark.parametrize("kind", [TiniNode, SystemdNode], ids=["sysvinit", "systemd"])
+def test_a_directive_both_a_flag_and_in_daemon_json_is_refused_before_any_write(
+    bed, make_node, kind
+):
+    """The test bed's docker gets `--default-runtime tnp` from DOCKER_OPTS in
+    /etc/default/docker (the init script, or docker.service's EnvironmentFile). A daemon.json
+    that also names default-runtime, written after dockerd started, is a restart that cannot
+    succeed: refused by check and run, nothing written, docker keeps its PID; and dockerd
+    itself refuses to start with it (shown at the end, by hand)."""
+    node = make_node(kind=kind)
+    config = json.dumps({"debug": False, "default-runtime": "runc"}) + "\n"
+    node.write("/etc/docker/daemon.json", config)
+    pid, before = node.docker_pid(), snapshot(node)
+
+    checked = trains_nodeprep(bed, "check", "--host", node.name, "-o", "json")
+    ran = trains_nodeprep(bed, "run", "--host", node.name, "--yes", "-o", "json")
+
+    assert checked.returncode == 1
+    (blocker,) = json_output(checked)["nodes"][0]["blockers"]
+    assert "sets default-runtime, which docker also gets as a flag (--default-runtime)" in blocker
+    assert "/etc/default/docker" in blocker and "keep default-runtime in one of" in blocker
+    assert ran.returncode == 1
+    assert json_output(ran)["nodes"][0]["status"] == "refused"
+    assert snapshot(node) == before and node.docker_pid() == pid
+    restart = (
+        ("systemctl", "restart", "docker")
+        if kind is SystemdNode
+        else ("service", "docker", "restart")
+    )
+    node.exec(*restart, check=False)
+    time.sleep(1)
+    log = (
+        node.journal("docker", 50)
+        if kind is SystemdNode
+        else (node.log_dir / "docker.log").read_text(errors="replace")
+    )
+    assert "specified both as a flag and in the configuration file" in log

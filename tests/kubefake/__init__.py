@@ -26,8 +26,24 @@ JSON in memory and answers the requests the real kubectl 1.32 makes for:
   objects. ``kubectl delete -k`` and ``kubectl delete KIND NAME`` work too (a
   deleted Namespace is ``Terminating`` until it is empty, or for 0.2 s, then
   goes with what is left in it).
+- ``kubectl rollout restart deployment/NAME`` (a GET, then a strategic-merge
+  PATCH of ``spec.template.metadata.annotations``
+  ``kubectl.kubernetes.io/restartedAt``, ``?fieldManager=kubectl-rollout``, as
+  kubectl 1.32 sends it). A Deployment whose ``spec.template`` changes (that
+  PATCH, or an apply that changes the template) gets its pods replaced the way
+  its controller would leave them, by a small STAND-IN for the Deployment
+  controller (not the controller: no surge, no readiness, no scaling): each pod
+  of its old ReplicaSets goes and a new Running pod (a new name, the template's
+  labels plus ``pod-template-hash``, the old pod's node) appears in a new
+  ReplicaSet ``NAME-HASH`` owned by the Deployment; the old ReplicaSets are
+  scaled to 0. New pods get the files of ``set_new_pod_files`` (none by
+  default). A Deployment with no pods gets none: the fake makes no pods from
+  nothing. ``kubectl rollout status`` then succeeds (see above);
+- ``kubectl get replicasets -n NS -o json`` (the ReplicaSets above);
 - ``kubectl get pods -n NS -l SELECTOR -o json`` of the pods a test adds with
-  ``add_pod`` (no controller makes pods from Deployments here), and
+  ``add_pod`` (free-standing, or with the ``owner_references`` it gives) or
+  ``add_deployment_pod`` (a pod of a stored Deployment, in a ReplicaSet owned by
+  it, as its controller would have made it), and
   ``kubectl exec -n NS POD [-c CONTAINER] -- cat PATH [PATH...]``. Exec runs
   NOTHING: there is no container and no process. ``cat`` prints the contents
   that ``add_pod(..., files={PATH: TEXT})`` gave the pod; a path not given gets
@@ -60,7 +76,7 @@ defers validation to the "server" instead of fetching the OpenAPI v2 schema
 its compiled-in types).
 
 Resources: namespaces, nodes, services, pods (stored, plus ``exec``), configmaps (stored
-only), deployments.
+only), deployments, replicasets (stored; made by the stand-in above).
 Server-side behaviour it imitates: uid,
 resourceVersion, creationTimestamp, generation (bumped when spec changes);
 404 NotFound / 409 AlreadyExists / 422 Invalid as ``Status`` objects; creating a
@@ -80,15 +96,17 @@ list merge by the usual merge keys), JSON patch (``application/json-patch+json``
 answers 415), server-side apply (``application/apply-patch+yaml`` answers 415),
 PUT (update/replace), HEAD, health endpoints, ``generateName``, set-based
 label selectors (``in``, ``notin``), server-side Tables, bookmarks, "410 Gone"
-for old resource versions, controllers (no ReplicaSets or
-Pods appear), garbage collection, finalizers, ``kubectl delete`` options (grace
-periods, propagation), server-side dry run
+for old resource versions, controllers (but the stand-in above
+for a Deployment's template change: nothing else makes ReplicaSets or Pods;
+StatefulSets and DaemonSets are not served), garbage collection, finalizers,
+``kubectl delete`` options (grace periods, propagation), server-side dry run
 (``?dryRun=All`` answers 400, so ``--dry-run=server`` and ``kubectl diff`` do
 not work), protobuf (JSON only), aggregated discovery, subresources other than
 ``exec``, logs/attach/port-forward/cp, exec of anything but
 ``cat`` (no container, process or shell; stdin is read and dropped, a TTY is
 not emulated: ``-i``/``-t`` get the same canned output), exec over SPDY, pod
-lifecycle (a pod stays as ``add_pod`` left it).
+lifecycle (a pod stays as ``add_pod`` left it, until a template change of its
+Deployment replaces it).
 
 Pytest fixtures here: ``kube_api`` (a started FakeKubeAPI, stopped after the
 test), ``kubeconfig`` (a kubeconfig for it in tmp_path) and ``kubectl`` (runs the
@@ -97,8 +115,8 @@ real kubectl with that kubeconfig and a cache dir of the test's own; returns a
 Import them into a test module, or list ``tests.kubefake.fixtures`` in ``pytest_plugins``.
 
 Only what trains-nodeprep makes kubectl do is served (its kube module: version, get
-nodes/services/pods, label, apply -k, rollout status, exec), plus delete, namespace
-termination and watches, which the next work builds on.
+nodes/services/pods/replicasets, label, apply -k, rollout status and restart, exec),
+plus delete, namespace termination and watches, which the next work builds on.
 
 Modules: resources (what is served), status (Status errors), selectors, merge (strategic
 merge and JSON merge patch), store, api (FakeKubeAPI and object semantics), handler (HTTP

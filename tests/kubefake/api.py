@@ -1,11 +1,14 @@
-"""FakeKubeAPI: the server's life cycle, the test-facing API (add_node, add_service, add_pod,
-objects, requests, execs) and what the real API server does to objects on create and update
-(uid, resourceVersion, generation, Service defaults and node ports, Deployment status,
-Namespace termination)."""
+"""FakeKubeAPI, a TEST DOUBLE of the Kubernetes API: the server's life cycle, the test-facing
+API (add_node, add_service, add_pod, add_deployment_pod, set_new_pod_files, objects, requests,
+execs), what the real API server does to objects on create and update (uid, resourceVersion,
+generation, Service defaults and node ports, Deployment status, Namespace termination), and a
+stand-in for the Deployment controller that replaces a Deployment's pods when its template
+changes."""
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import http.server
 import json
 import re
@@ -19,6 +22,8 @@ from .status import APIError, timestamp
 from .store import Store
 
 NODE_PORT_RANGE = (30000, 32767)
+# the characters of generated names (pod-template-hash, pod suffixes), as in apimachinery
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
 
 class FakeKubeAPI:
@@ -54,6 +59,7 @@ class FakeKubeAPI:
         self.execs: list[
             tuple[str, str, str, tuple[str, ...], str]
         ] = []  # (namespace, pod, container, command, protocol)
+        self._new_pod_files: dict[str, str] = {}  # set_new_pod_files
         self.url = ""
         self._seed()
 
@@ -218,22 +224,83 @@ class FakeKubeAPI:
         containers: tuple[str, ...] | list[str] = ("elasticsearch",),
         phase: str = "Running",
         files: dict[str, str] | None = None,
+        owner_references: list[dict] | None = None,
     ) -> None:
         """A pod as a kubelet would report it (creates the namespace if needed):
         ``status.phase`` (Running by default; then every container is ready and
         running, else none is), ``spec.nodeName``, one container per name in
         ``containers``. ``files`` is the pod's fake filesystem, shared by its
         containers: what ``kubectl exec POD -- cat PATH...`` prints. Nothing runs:
-        no process, no /proc but the files given here. Adding a pod of the same
-        name again replaces it (and its files)."""
+        no process, no /proc but the files given here. ``owner_references`` go to
+        ``metadata.ownerReferences`` as given (``add_deployment_pod`` makes them).
+        Adding a pod of the same name again replaces it (and its files)."""
+        pod = self._pod_object(
+            namespace, name, labels, node_name, containers, phase, owner_references
+        )
+        with self._store.lock:
+            if ("Namespace", "", namespace) not in self._store.objects:
+                self._create(
+                    BY_KIND["Namespace"],
+                    "",
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+                )
+            self._create(BY_KIND["Pod"], namespace, pod, replace=True)
+            self._pod_files[(namespace, name)] = dict(files or {})
+
+    def add_deployment_pod(
+        self,
+        namespace: str,
+        deployment: str,
+        *,
+        node_name: str | None = None,
+        files: dict[str, str] | None = None,
+    ) -> str:
+        """A Running pod of the stored Deployment ``deployment``, as its controller
+        would have made it: a ReplicaSet ``DEPLOYMENT-HASH`` (HASH from the pod
+        template; created if missing) owned by the Deployment, and a pod
+        ``DEPLOYMENT-HASH-XXXXX`` with the template's labels plus
+        ``pod-template-hash``, its containers, and ownerReferences to that
+        ReplicaSet. ``files`` as for ``add_pod``. Returns the pod's name.
+        Nothing made these but this call: the fake runs no controllers (but see
+        ``set_new_pod_files``)."""
+        with self._store.lock:
+            dep = self._store.objects.get(("Deployment", namespace, deployment))
+            if dep is None:
+                raise KeyError(f"no Deployment {namespace}/{deployment}: apply it first")
+            rs = self._replicaset_for(dep)
+            name = self._new_pod_name(rs)
+            self._create(BY_KIND["Pod"], namespace, self._pod_of(rs, name, node_name))
+            self._pod_files[(namespace, name)] = dict(files or {})
+            return name
+
+    def set_new_pod_files(self, files: dict[str, str]) -> None:
+        """The files (as for ``add_pod``) of every pod the fake makes from now on
+        when a Deployment's pod template changes (``kubectl rollout restart``, an
+        apply that changes the template): what a recreated pod would see."""
+        with self._store.lock:
+            self._new_pod_files = dict(files)
+
+    def _pod_object(
+        self,
+        namespace: str,
+        name: str,
+        labels: dict[str, str],
+        node_name: str | None,
+        containers: tuple[str, ...] | list[str],
+        phase: str,
+        owner_references: list[dict] | None,
+    ) -> dict:
         if not containers:
             raise ValueError("a pod has at least one container")
         now = timestamp()
         running = phase == "Running"
-        pod = {
+        metadata: dict = {"name": name, "namespace": namespace, "labels": dict(labels)}
+        if owner_references:
+            metadata["ownerReferences"] = copy.deepcopy(owner_references)
+        return {
             "apiVersion": "v1",
             "kind": "Pod",
-            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+            "metadata": metadata,
             "spec": {
                 "containers": [{"name": c, "image": f"fake/{c}:latest"} for c in containers],
                 "restartPolicy": "Always",
@@ -267,15 +334,103 @@ class FakeKubeAPI:
                 ),
             },
         }
-        with self._store.lock:
-            if ("Namespace", "", namespace) not in self._store.objects:
-                self._create(
-                    BY_KIND["Namespace"],
-                    "",
-                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-                )
-            self._create(BY_KIND["Pod"], namespace, pod, replace=True)
-            self._pod_files[(namespace, name)] = dict(files or {})
+
+    # ------------------------------------------- a stand-in for the Deployment controller
+    # Not the real controller: no scaling, no surge, no readiness. Only what a rollout
+    # does to the pods that exist: on a change of spec.template, the old ReplicaSets are
+    # scaled to 0 and their pods go; as many new pods (new names, the template's labels)
+    # come up at once in a new ReplicaSet, Running, with the files of set_new_pod_files.
+
+    def _replicaset_for(self, dep: dict) -> dict:
+        """The Deployment's ReplicaSet for its current template (made if missing)."""
+        meta = dep["metadata"]
+        namespace, template = meta["namespace"], dep["spec"].get("template") or {}
+        digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
+        template_hash = "".join(_NAME_CHARS[b % len(_NAME_CHARS)] for b in digest[:10])
+        name = f"{meta['name']}-{template_hash}"
+        found = self._store.objects.get(("ReplicaSet", namespace, name))
+        if found is not None:
+            return found
+        labels = dict((template.get("metadata") or {}).get("labels") or {})
+        labels["pod-template-hash"] = template_hash
+        pod_template = copy.deepcopy(template)
+        pod_template.setdefault("metadata", {})["labels"] = labels
+        selector = copy.deepcopy(dep["spec"].get("selector") or {"matchLabels": {}})
+        selector.setdefault("matchLabels", {})["pod-template-hash"] = template_hash
+        rs = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": labels,
+                "ownerReferences": [_owner_reference(dep)],
+            },
+            "spec": {
+                "replicas": dep["spec"].get("replicas", 1),
+                "selector": selector,
+                "template": pod_template,
+            },
+        }
+        return self._create(BY_KIND["ReplicaSet"], namespace, rs)
+
+    def _pod_of(self, rs: dict, name: str, node_name: str | None) -> dict:
+        template = rs["spec"]["template"]
+        containers = [c["name"] for c in (template.get("spec") or {}).get("containers") or []]
+        return self._pod_object(
+            rs["metadata"]["namespace"],
+            name,
+            template["metadata"]["labels"],
+            node_name,
+            containers or ["main"],
+            "Running",
+            [_owner_reference(rs)],
+        )
+
+    def _new_pod_name(self, rs: dict) -> str:
+        while True:
+            suffix = "".join(_NAME_CHARS[b % len(_NAME_CHARS)] for b in uuid.uuid4().bytes[:5])
+            name = f"{rs['metadata']['name']}-{suffix}"
+            if ("Pod", rs["metadata"]["namespace"], name) not in self._store.objects:
+                return name
+
+    def _owned_by(self, kind: str, owner: dict) -> list[tuple[tuple[str, str, str], dict]]:
+        uid = owner["metadata"]["uid"]
+        return [
+            (key, obj)
+            for key, obj in sorted(self._store.objects.items())
+            if key[0] == kind
+            and any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
+        ]
+
+    def _roll_out_if_template_changed(self, previous: dict, dep: dict) -> None:
+        """After an update of a Deployment (store lock held): a new template replaces
+        the pods of its old ReplicaSets, one new pod for each old one."""
+        if previous.get("spec", {}).get("template") == dep.get("spec", {}).get("template"):
+            return
+        old_pods = [
+            (key, pod)
+            for _, rs in self._owned_by("ReplicaSet", dep)
+            for key, pod in self._owned_by("Pod", rs)
+        ]
+        if not old_pods:
+            return  # nothing ran: the fake makes no pods from nothing
+        new_rs = self._replicaset_for(dep)
+        for key, rs in self._owned_by("ReplicaSet", dep):
+            if key[2] != new_rs["metadata"]["name"] and rs["spec"].get("replicas") != 0:
+                scaled = copy.deepcopy(rs)
+                scaled["spec"]["replicas"] = 0
+                self._store.put(key, self._finish(BY_KIND["ReplicaSet"], scaled, rs))
+        for key, pod in old_pods:
+            if pod["metadata"]["ownerReferences"][0].get("uid") == new_rs["metadata"]["uid"]:
+                continue  # already of the new template
+            self._store.remove(key)
+            self._pod_files.pop((key[1], key[2]), None)
+            name = self._new_pod_name(new_rs)
+            self._create(
+                BY_KIND["Pod"], key[1], self._pod_of(new_rs, name, pod["spec"].get("nodeName"))
+            )
+            self._pod_files[(key[1], name)] = dict(self._new_pod_files)
 
     def objects(self, kind: str | None = None, namespace: str | None = None) -> list[dict]:
         """Copies of the stored objects (seeded ones included), optionally of one
@@ -580,3 +735,15 @@ def _without_rv(obj: dict) -> dict:
     if o.get("kind") == "Deployment":  # its status is recomputed (timestamps) on every write
         o.pop("status", None)
     return o
+
+
+def _owner_reference(owner: dict) -> dict:
+    """The controller reference a child of ``owner`` carries, as the controllers set it."""
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }

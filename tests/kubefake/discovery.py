@@ -45,7 +45,7 @@ def resource_list(group: str, version: str) -> dict:
         }
         if r.short_names:
             entry["shortNames"] = list(r.short_names)
-        if r.kind in ("Deployment", "Pod", "Service"):
+        if r.kind in ("Deployment", "Pod", "ReplicaSet", "Service"):
             entry["categories"] = ["all"]
         elif r.kind == "ConfigMap":
             entry["categories"] = []

@@ -253,6 +253,8 @@ class APIHandler(http.server.BaseHTTPRequestHandler):
             )
         obj = self.fake._finish(res, new, current)
         self.fake._store.put(key, obj)
+        if res.kind == "Deployment":
+            self.fake._roll_out_if_template_changed(current, obj)
         return copy.deepcopy(obj)
 
     def _list(self, res: Resource, namespace: str, query: dict[str, str]) -> dict:

@@ -69,6 +69,8 @@ RESOURCES: tuple[Resource, ...] = (
     # stored only: test_deploy applies one into a missing namespace
     Resource("", "v1", "configmaps", "configmap", "ConfigMap", True, ("cm",)),
     Resource("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",)),
+    # made by the fake's stand-in for the Deployment controller (api.py), or by a test
+    Resource("apps", "v1", "replicasets", "replicaset", "ReplicaSet", True, ("rs",)),
 )
 BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 BY_KIND = {r.kind: r for r in RESOURCES}

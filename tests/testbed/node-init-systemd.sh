@@ -101,9 +101,10 @@ mount -t overlay overlay -o "lowerdir=$etc_lower,upperdir=$N/upper,workdir=$N/wo
 
 node_state_mounts
 
-# a kind's own mounts (K3sNode: node-k3s.sh), copied into the node directory by the bed
+# a kind's own mounts (distribution nodes: node-distro.sh), copied into the node directory
+# by the bed
 if [ -f "$N/kind-mounts.sh" ]; then
-    # shellcheck source=node-k3s.sh
+    # shellcheck source=node-distro.sh
     . "$N/kind-mounts.sh"
 fi
 

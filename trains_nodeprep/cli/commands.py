@@ -212,7 +212,9 @@ def run(
     containerd, or the own containerd of k3s, RKE2 or MicroK8s. A runtime restarts only when
     its config changed and it runs (a stopped one stays stopped), after a warning (in a
     terminal it asks; --yes confirms). kubectl apply -k runs only after every node converged.
-    A second run changes nothing.
+    An Elasticsearch pod that still runs with limits below the playbook's (it started before)
+    has its workload restarted (kubectl rollout restart), asked the same way. A second run
+    changes nothing.
     """
     with error_guard(Command.PLAN if dry_run else Command.RUN, debug=debug):
         code = workflows.run(

@@ -130,7 +130,8 @@ Yes = Annotated[
         help="Confirm runtime restarts without asking (needed when not in a terminal). A docker"
         " restart, or MicroK8s's stop and start, restarts every container on the node;"
         " containers survive a restart of containerd, k3s or RKE2 but keep their old limits"
-        " until they are recreated.",
+        " until they are recreated. run: also confirms the rollout restart of a workload whose"
+        " Elasticsearch pod still runs with limits below the playbook's.",
     ),
 ]
 RestartTimeout = Annotated[
@@ -251,7 +252,8 @@ Wait = Annotated[
     typer.Option(
         "--wait",
         min=1,
-        help="After deploying, wait up to SECONDS for every Deployment to become available.",
+        help="After deploying, wait up to SECONDS for every Deployment to become available"
+        " (and for a rollout restart to finish; then the new pod's limits are read again).",
         show_default=False,
     ),
 ]

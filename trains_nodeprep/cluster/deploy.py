@@ -13,6 +13,14 @@ from ..engine.types import Requirement
 from ..model import DesiredState
 from .checks import TRAINS_NODE_PORTS, ClusterFacts, KubeNode, cluster_requirements
 from .kubectl import Kubectl
+from .restarts import (
+    PodRestart,
+    limits_seen,
+    low_limits,
+    needs_replicasets,
+    plan_restarts,
+    workload_of,
+)
 
 
 @dataclass
@@ -27,6 +35,7 @@ class ClusterOutcome:
     rollout_failures: list[str] = field(default_factory=list)
     urls: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    pod_restarts: list[PodRestart] = field(default_factory=list)
 
     @property
     def ready(self) -> bool:
@@ -34,7 +43,14 @@ class ClusterOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.ready and self.error is None and not self.rollout_failures
+        """Ready, deployed if asked, and every pod restart it needs made (a planned one, in a
+        dry run, has no error)."""
+        return (
+            self.ready
+            and self.error is None
+            and not self.rollout_failures
+            and not any(r.error for r in self.pod_restarts)
+        )
 
 
 def precheck(
@@ -94,3 +110,67 @@ def server_urls(node: KubeNode) -> dict[str, str]:
         names[service]: f"http://{node.address}:{port}"
         for port, service in TRAINS_NODE_PORTS.items()
     }
+
+
+def stale_pod_restarts(
+    kubectl: Kubectl, desired: DesiredState
+) -> tuple[list[PodRestart], list[str]]:
+    """The workloads whose running Elasticsearch pods have limits below the playbook's (they
+    started before the node was prepared), and notes on what could not be read.
+
+    kubectl calls: one `get pods`, one `exec ... cat` per pod, and one `get replicasets` only
+    when a pod with low limits belongs to a ReplicaSet (to find its Deployment)."""
+    pods, readings, error = kubectl.read_elasticsearch_pods(desired)
+    notes = []
+    if error:
+        notes.append(f"the Elasticsearch pods could not be listed ({error}): no restart offered")
+    notes += [
+        f"pod {r.pod}: its limits could not be read ({r.error}): no restart offered"
+        for r in readings
+        if r.error
+    ]
+    owners: dict = {}
+    if needs_replicasets(readings, pods, desired):
+        owners, owners_error = kubectl.replicaset_owners()
+        if owners_error:
+            notes.append(f"the ReplicaSets could not be read ({owners_error})")
+    return plan_restarts(pods, readings, desired, owners), notes
+
+
+def restart_workload(
+    kubectl: Kubectl, restart: PodRestart, desired: DesiredState, *, wait: int | None
+) -> None:
+    """`kubectl rollout restart`; with `wait`, `rollout status`, then the new pods' limits read
+    again (one `get pods`, one exec per pod, one `get replicasets`): still low means the node
+    does not give pods the limits, and a restart cannot help."""
+    error = kubectl.rollout_restart(restart.workload)
+    if error:
+        restart.error = f"kubectl rollout restart failed: {error}"
+        return
+    restart.done = True
+    if not wait:
+        return
+    error = kubectl.rollout_status(restart.workload, wait)
+    if error:
+        restart.error = f"the restart did not roll out within {wait} s: {error}"
+        return
+    pods, readings, list_error = kubectl.read_elasticsearch_pods(desired)
+    owners, owners_error = kubectl.replicaset_owners()
+    if list_error or owners_error:
+        restart.after.append(f"not read again: {list_error or owners_error}")
+        return
+    by_name = {pod.name: pod for pod in pods}
+    mine = [
+        reading
+        for reading in readings
+        if reading.pod in by_name and workload_of(by_name[reading.pod], owners) == restart.workload
+    ]
+    restart.after = [f"pod {r.pod}: {limits_seen(r, desired)}" for r in mine]
+    still_low = [(r.pod, low) for r in mine if (low := low_limits(r, desired))]
+    if still_low:
+        pod, low = still_low[0]
+        restart.error = (
+            f"its new pod {pod} still runs with {', '.join(low)}: the node does not give pods"
+            " these limits, so the node is the problem, not the pod (trains-nodeprep check"
+            " on that node)"
+        )

@@ -1,4 +1,4 @@
-"""kubectl: node discovery by label, cluster pre-checks, `apply -k`, rollout, label.
+"""kubectl: node discovery by label, cluster pre-checks, `apply -k`, rollout, label, pods.
 
 The only module that runs kubectl. Every call is an argv list; the kubeconfig and context the
 user chose are passed on each call. kubectl's discovery cache goes to a private temp dir, so a
@@ -26,12 +26,19 @@ from .pods import (
     ES_NAMESPACE,
     ES_SELECTOR,
     EsPod,
+    Owner,
     PodReading,
     parse_running_pods,
     pod_requirements,
     read_command,
     running_pods_requirement,
     split_read,
+)
+from .restarts import (
+    Workload,
+    parse_replicaset_owners,
+    rollout_restart_argv,
+    rollout_status_argv,
 )
 
 BUNDLED_KUSTOMIZATION = "manifests/overlays/current_version"
@@ -224,6 +231,16 @@ class Kubectl:
             return PodReading(pod.name, pod.node, None, error=str(err))
         return PodReading(pod.name, pod.node, limits_text, values)
 
+    def read_elasticsearch_pods(
+        self, desired: DesiredState
+    ) -> tuple[tuple[EsPod, ...], list[PodReading], str | None]:
+        """The Running Elasticsearch pods and what each sees: (pods, readings, error).
+
+        One `get pods`, then one `exec ... cat` per pod."""
+        pods, error = self.elasticsearch_pods()
+        keys = [setting.key for setting in desired.sysctls]
+        return pods, [self.read_pod(pod, keys) for pod in pods], error
+
     def elasticsearch_pod_requirements(
         self, desired: DesiredState, *, required: bool = True
     ) -> list[Requirement]:
@@ -232,17 +249,46 @@ class Kubectl:
         Not `required` (trains-server may not be deployed yet): no pod at all gives no
         requirement.
         """
-        pods, error = self.elasticsearch_pods()
+        pods, readings, error = self.read_elasticsearch_pods(desired)
         if not pods and error is None and not required:
             return []
         reqs = [running_pods_requirement(pods, error)]
-        keys = [setting.key for setting in desired.sysctls]
-        for pod in pods:
-            seen = self.read_pod(pod, keys)
+        for seen in readings:
             reqs += pod_requirements(
                 seen.pod, seen.limits_text, seen.sysctl_values, desired, seen.error, node=seen.node
             )
         return reqs
+
+    def replicaset_owners(self) -> tuple[dict[str, Owner | None], str | None]:
+        """Each ReplicaSet of the trains namespace and its controller (a Deployment), with one
+        `get replicasets`: (owners, error)."""
+        try:
+            done = self.run("get", "replicasets", "-n", ES_NAMESPACE, "-o", "json")
+        except NodePrepError as err:
+            return {}, str(err)
+        if done.returncode != 0:
+            return {}, _error_of(done)
+        try:
+            return parse_replicaset_owners(done.stdout), None
+        except (ValueError, KeyError, AttributeError, TypeError) as err:
+            return {}, f"unexpected output of kubectl get replicasets: {err}"
+
+    def rollout_restart(self, workload: Workload) -> str | None:
+        """`kubectl rollout restart KIND/NAME -n NS` (one PATCH of the pod template's
+        restartedAt annotation); None when it was made, else kubectl's complaint."""
+        try:
+            done = self.run(*rollout_restart_argv(workload)[1:])
+        except NodePrepError as err:
+            return str(err)
+        return _error_of(done)
+
+    def rollout_status(self, workload: Workload, timeout: int) -> str | None:
+        """Wait until the workload's new pods are rolled out; None when they are."""
+        try:
+            done = self.run(*rollout_status_argv(workload, timeout)[1:], timeout=timeout + 10)
+        except NodePrepError as err:
+            return str(err)
+        return _error_of(done)
 
 
 def with_image_version(kustomize_dir: Path, version: str | None, workdir: str) -> Path:

@@ -33,11 +33,30 @@ _NO_SUCH_FILE = "No such file or directory"
 
 
 @dataclass(frozen=True)
+class Owner:
+    """The object that controls a pod (or a ReplicaSet): metadata.ownerReferences."""
+
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True)
 class EsPod:
-    """A running Elasticsearch pod and the node it runs on."""
+    """A running Elasticsearch pod, the node it runs on, and what controls it (None: nothing)."""
 
     name: str
     node: str | None = None
+    owner: Owner | None = None
+
+
+def controller_of(metadata: dict) -> Owner | None:
+    """The owner reference marked `controller` (the one that recreates the object), else the
+    first one; None for an object nothing owns."""
+    refs = [ref for ref in metadata.get("ownerReferences") or [] if isinstance(ref, dict)]
+    chosen = next((ref for ref in refs if ref.get("controller")), refs[0] if refs else None)
+    if chosen is None or not chosen.get("kind") or not chosen.get("name"):
+        return None
+    return Owner(str(chosen["kind"]), str(chosen["name"]))
 
 
 @dataclass(frozen=True)
@@ -108,7 +127,9 @@ def parse_running_pods(text: str) -> tuple[EsPod, ...]:
     for item in json.loads(text).get("items", []):
         meta, status = item.get("metadata", {}), item.get("status", {})
         if status.get("phase") == "Running" and not meta.get("deletionTimestamp"):
-            pods.append(EsPod(meta["name"], (item.get("spec") or {}).get("nodeName")))
+            pods.append(
+                EsPod(meta["name"], (item.get("spec") or {}).get("nodeName"), controller_of(meta))
+            )
     return tuple(sorted(pods, key=lambda p: p.name))
 
 

@@ -24,6 +24,7 @@ class PlanBuilder:
     stopped: frozenset[Service] = frozenset()
     notes: list[str] = field(default_factory=list)
     left_stopped: list[Service] = field(default_factory=list)
+    preflight: list[tuple[str, ...]] = field(default_factory=list)
 
     def change_file(self, old: FileFact, new: bytes | None, mode: int = 0o644) -> None:
         """Plan `old` to hold `new` (None: removed), unless it already does. What a change
@@ -70,6 +71,7 @@ class PlanBuilder:
             runtime=self.runtime,
             notes=tuple(self.notes),
             left_stopped=tuple(self.left_stopped),
+            preflight=tuple(self.preflight),
         )
 
 

@@ -118,6 +118,8 @@ class Plan:
     # for people, beside the changes: e.g. a changed service that is stopped and left stopped
     notes: tuple[str, ...] = ()
     left_stopped: tuple[Service, ...] = ()  # changed, not running, so not restarted
+    # the apply script's checks before any write (argv of its functions, e.g. validate_docker)
+    preflight: tuple[tuple[str, ...], ...] = ()
     runtime: RuntimeChoice | None = None  # where the limits go on this node, and why
 
     @property

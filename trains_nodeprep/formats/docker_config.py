@@ -278,6 +278,12 @@ def _options_values(text: str, path: str, variable: str) -> list[_OptionsValue]:
     return values
 
 
+def options_value(text: str, path: str, variable: str) -> str | None:
+    """The value of the last assignment of `variable` in a flag file (quotes removed)."""
+    values = _options_values(text, path, variable)
+    return text[values[-1].start : values[-1].end] if values else None
+
+
 def _closing_quote(text: str, pos: int, quote: str) -> int:
     while pos < len(text):
         char = text[pos]

@@ -95,6 +95,7 @@ def render_apply_script(
         lines.append("open_secrets")
     # Compare every file first, so a stale plan writes nothing at all.
     lines += [f'resolve {q(c.path)}; checked "$R" {q(c.old.sha256)}' for c in plan.file_changes]
+    lines += [_call(*argv) for argv in plan.preflight]  # a change the node would reject: no write
     for directory in plan.dir_changes:
         owner = "-" if directory.owner is None else str(directory.owner)
         group = "-" if directory.group is None else str(directory.group)

@@ -21,13 +21,3 @@ restart_docker() {  # OLDPID (empty: docker was not running)
   elif [ -n "$1" ]; then service docker restart
   else service docker start; fi
 }
-# validate_docker CONFIG: `dockerd --validate` exists from Docker 23.0; with older engines the
-# restart is the validation
-validate_docker() {
-  version=$(dockerd --version 2>/dev/null)
-  major=$(printf %s "$version" | sed -n 's/^Docker version \([0-9]*\)\..*/\1/p')
-  if [ "${major:-0}" -ge 23 ]; then
-    if out=$(dockerd --validate --config-file "$1" 2>&1); then say validate docker ok "$out"
-    else fail docker "dockerd --validate rejected the new daemon.json: $out"; fi
-  else say validate docker info "${version:-dockerd} has no --validate (Docker 23+): the restart is the validation"; fi
-}

@@ -5,6 +5,7 @@ dockerd takes them from (daemon.json, or the --default-ulimit flags of /etc/sysc
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ from ..engine.facts import FileFact, NodeFacts
 from ..engine.parse import Records
 from ..engine.types import Plan, Requirement, Service
 from ..errors import ConfigError
-from ..formats import docker_config
+from ..formats import docker_config, dockerd_flags
 from ..model import DAEMON_JSON, DEFAULT_DOCKER, SYSCONFIG_DOCKER, DesiredState, Ulimit
 from .base import (
     Concern,
@@ -58,8 +59,6 @@ def _before_restart(plan: Plan, init_system: str) -> list[str]:
         lines.append(
             "fail docker 'no systemctl or service command on this node: restart docker by hand'"
         )
-    if any(c.path == DAEMON_JSON and c.new is not None for c in plan.file_changes):
-        lines.append(f"validate_docker {DAEMON_JSON}")
     return lines
 
 
@@ -213,6 +212,47 @@ def plan(facts: NodeFacts, state: DesiredState, builder: PlanBuilder) -> None:
     except ConfigError as err:
         builder.blockers.append(str(err))
         _failed_requirements(builder, desired, err.path, err.problem)
+        return
+    _refuse_flag_file_conflicts(facts, builder)
+
+
+def _refuse_flag_file_conflicts(facts: NodeFacts, builder: PlanBuilder) -> None:
+    """dockerd refuses to start when a directive is both a flag and in daemon.json: judge the
+    files as they will be after this plan (a conflict already there fails `check` too)."""
+    planned = {c.path: c.new for c in builder.file_changes if c.path in FILES}
+    after = {path: planned[path] if path in planned else facts.file(path).content for path in FILES}
+    text = {
+        path: c.decode("utf-8", errors="replace") if c is not None else None
+        for path, c in after.items()
+    }
+    config_text = after[DAEMON_JSON]
+    if config_text is None:
+        return
+    try:
+        config = docker_config.parse_daemon_json(config_text, DAEMON_JSON)
+    except ConfigError:
+        return  # reported where daemon.json is read
+    start = dockerd_flags.next_start(facts.init_system, facts.docker_unit, text)
+    found = [  # default-ulimits in both places is judged above, with its own message
+        (key, flag)
+        for key, flag in dockerd_flags.conflicts(start.flags, config)
+        if key != docker_config.DAEMON_JSON_KEY
+    ]
+    if not found:
+        if planned:
+            builder.preflight.append(
+                ("validate_docker", base64.b64encode(config_text).decode(), *start.flags)
+            )
+        return
+    keys = ", ".join(key for key, _flag in found)
+    flags = ", ".join(flag for _key, flag in found)
+    changed = " (after this change)" if DAEMON_JSON in planned else ""
+    builder.blockers.append(
+        f"{DAEMON_JSON}{changed} sets {keys}, which docker also gets as a flag ({flags}) from "
+        f'{" and ".join(start.sources)}: dockerd refuses to start with both ("the following '
+        'directives are specified both as a flag and in the configuration file"), so the next '
+        f"restart of docker would fail; keep {keys} in one of the two places"
+    )
 
 
 def _plan_flag_file(
@@ -332,6 +372,7 @@ CONCERN = Concern(
     parse=parse,
     plan=plan,
     managed_files=managed_files,
+    apply_shell="docker.validate.sh",
     services=(
         ServiceSpec(
             Service.DOCKER,

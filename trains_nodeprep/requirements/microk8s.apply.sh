@@ -4,7 +4,8 @@
 # the snap's own socket; `microk8s ctr` talks to it.
 MICROK8S_UNIT=snap.microk8s.daemon-containerd.service
 MICROK8S_SOCKET=/var/snap/microk8s/common/run/containerd.sock
-if [ -x /snap/bin/microk8s ]; then MICROK8S=/snap/bin/microk8s; else MICROK8S=microk8s; fi
+MICROK8S=microk8s  # snapd's bin directory: /snap/bin (Debian, Ubuntu) or /var/lib/snapd/snap/bin
+for m in /var/lib/snapd/snap/bin/microk8s /snap/bin/microk8s; do if [ -x "$m" ]; then MICROK8S=$m; fi; done
 microk8s_pid() { unit_pid "$MICROK8S_UNIT"; }
 restart_microk8s() {
   exec 8>&- 9>&-  # in this subshell only: MicroK8s must not inherit (and hold) the run lock
