@@ -22,9 +22,11 @@ from tests.testbed import (  # noqa: F401
     MICROK8S_SOCKET,
     RKE2_CONTAINERD_ARGV,
     RKE2_SOCKET,
+    Debian13Node,
     K3sNode,
     MicroK8sNode,
     Rke2Node,
+    RootfsError,
     SystemdNode,
     TestBed,
     TiniNode,
@@ -32,6 +34,7 @@ from tests.testbed import (  # noqa: F401
     k3s_unit_text,
     make_node,
     rke2_unit_text,
+    trixie,
 )
 from tests.testbed.k3s import HIDDEN
 
@@ -79,9 +82,17 @@ def test_client_files(bed, make_node):
     assert a.address != b.address and a.port == 22
 
 
+# kinds whose sshd, users and sudo are their own (the others share TiniNode's /etc layer)
+LOGIN_KINDS = {
+    TiniNode: {"docker": False},
+    Debian13Node: {"docker": False, "containerd": False},
+}
+
+
+@pytest.mark.parametrize("kind", LOGIN_KINDS, ids=lambda k: k.kind_name)
 @pytest.mark.parametrize("user", ["root", "deploy", "secured"])
-def test_ssh_login_system_client(bed, make_node, user):
-    node = make_node(docker=False)
+def test_ssh_login_system_client(bed, make_node, user, kind):
+    node = make_node(kind=kind, **LOGIN_KINDS[kind])
     proc = ssh(bed, node, user, "id -un; hostname; echo $HOME")
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout.decode().split() == [
@@ -91,8 +102,9 @@ def test_ssh_login_system_client(bed, make_node, user):
     ]
 
 
-def test_ssh_paramiko_testinfra_and_sudo(bed, make_node):
-    node = make_node(docker=False)
+@pytest.mark.parametrize("kind", LOGIN_KINDS, ids=lambda k: k.kind_name)
+def test_ssh_paramiko_testinfra_and_sudo(bed, make_node, kind):
+    node = make_node(kind=kind, **LOGIN_KINDS[kind])
     root, deploy, secured = (node.host(u) for u in ("root", "deploy", "secured"))
     assert root.run("id -un").stdout.strip() == "root"
     assert deploy.user().name == "deploy"
@@ -211,7 +223,11 @@ def test_node_stop_cleans_up(bed, make_node):
     assert node.name not in bed.ssh_config.read_text()
 
 
-@pytest.mark.parametrize("kind", [TiniNode, SystemdNode, K3sNode, Rke2Node, MicroK8sNode])
+@pytest.mark.parametrize(
+    "kind",
+    [TiniNode, SystemdNode, K3sNode, Rke2Node, MicroK8sNode, Debian13Node],
+    ids=lambda k: k.kind_name,
+)
 def test_nodes_have_their_own_opt_var_lib_and_var_snap(bed, make_node, kind):
     """What the host has below /opt, /var/lib and /var/snap is not seen in a node, and what
     a node writes there does not reach the host (a host where trains-server ran has
@@ -230,6 +246,7 @@ def test_nodes_have_their_own_opt_var_lib_and_var_snap(bed, make_node, kind):
             K3sNode: {},
             Rke2Node: {},
             MicroK8sNode: {},
+            Debian13Node: {"docker": False, "containerd": False},
         }[kind]
         node = make_node(kind=kind, **options)
         for probe in probes:
@@ -978,6 +995,147 @@ def test_microk8s_stop_start_brings_containerd_env_limits_and_ends_the_pods(bed,
     }
     node.start_distro_container("/bin/sleep", "600")
     stop_leaves_nothing(node)
+
+
+# --------------------------------------------------------------------------- Debian 13 nodes
+
+
+def test_debian13_node_boots_its_own_systemd_docker_and_containerd(bed, make_node):
+    node = make_node(
+        kind=Debian13Node,
+        files={
+            "/etc/systemd/system/containerd.service.d/10-x.conf": "[Service]\nEnvironment=X=1\n"
+        },
+    )
+    assert node.kind_name == "debian13"
+    assert node.read("/proc/1/comm") == b"systemd\n"
+    assert node.exec("systemctl", "--version").stdout.startswith("systemd 257 ")
+    assert node.systemctl("is-system-running").stdout.strip() == "running"
+    os_release = node.read("/etc/os-release").decode()
+    assert "VERSION_CODENAME=trixie" in os_release and 'VERSION_ID="13"' in os_release
+    assert node.exec("hostname").stdout.strip() == node.name
+    assert node.exec("dockerd", "--version").stdout.startswith("Docker version 26.")
+    assert node.exec("docker", "version", "--format", "{{.Server.Version}}").stdout.startswith(
+        "26."
+    )
+    assert node.exec("containerd", "--version").stdout.split()[2].startswith(("1.7.", "v1.7."))
+    units = ("ssh", "containerd", "docker.socket", "docker")
+    assert node.systemctl("is-active", *units).stdout.split() == ["active"] * 4
+    assert "X=1" in node.systemctl("show", "-p", "Environment", "containerd").stdout
+    # the rootfs's own units, unchanged: docker.service reads DOCKER_OPTS from
+    # /etc/default/docker (where the bed registers the runtime wrapper) and sets no
+    # LimitNOFILE; containerd.service has LimitNOFILE=infinity
+    unit = node.read("/lib/systemd/system/docker.service").decode()
+    assert "EnvironmentFile=-/etc/default/docker\n" in unit and "$DOCKER_OPTS" in unit
+    assert "LimitNOFILE" not in unit
+    assert "LimitNOFILE=infinity" in node.read("/lib/systemd/system/containerd.service").decode()
+    assert node.read("/etc/docker/daemon.json") is None
+    argv = node.dockerd_argv()
+    assert argv[:3] == ["/usr/sbin/dockerd", "-H", "fd://"]
+    assert argv[argv.index("--default-runtime") + 1] == "tnp"
+    assert node.wait_docker()["DefaultRuntime"] == "tnp"
+    # the host's files are not the node's: its passwd is the rootfs's with the bed users
+    passwd = node.read("/etc/passwd").decode()
+    assert "deploy:x:1501:1501:" in passwd and "deploy:" not in Path("/etc/passwd").read_text()
+    assert node.exec("test", "-e", "/etc/ssh/ssh_host_rsa_key", check=False).returncode == 1
+
+    # a container through docker and the wrapper: no default-ulimits, no rlimits asked
+    assert node.run_container() == {}
+    node.write(
+        "/etc/docker/daemon.json",
+        json.dumps(
+            {"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 65536}}}
+        ),
+    )
+    pid = node.unit_pid("docker")
+    proc = ssh(bed, node, "root", "systemctl restart docker")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert node.unit_pid("docker") not in (None, pid)
+    assert node.run_container() == {"RLIMIT_NOFILE": (1024, 65536)}
+    # through containerd alone: ctr's spec asks 1024:1024; the runtime inherits containerd's
+    # infinity as capped by the sandbox
+    got = node.run_containerd_container()
+    assert got["requested"] == {"RLIMIT_NOFILE": (1024, 1024)}
+    nofile = host_hard(resource.RLIMIT_NOFILE)
+    assert got["inherited"]["RLIMIT_NOFILE"][1] == nofile
+
+    # dockerd --validate (docker >= 23): a good file, a broken one, a flag/file conflict
+    node.write("/tmp/good.json", '{"log-level": "warn"}\n')
+    node.write("/tmp/bad.json", '{"log-level": "warn"\n')
+    node.write("/tmp/both.json", '{"insecure-registries": ["r.example:5000"]}\n')
+    good = node.exec("dockerd", "--validate", "--config-file", "/tmp/good.json", check=False)
+    assert (good.returncode, good.stdout + good.stderr) == (0, "configuration OK\n")
+    bad = node.exec("dockerd", "--validate", "--config-file", "/tmp/bad.json", check=False)
+    assert bad.returncode == 1 and "configuration OK" not in bad.stdout + bad.stderr
+    both = node.exec(
+        "dockerd",
+        "--validate",
+        "--config-file",
+        "/tmp/both.json",
+        "--insecure-registry",
+        "r.example:5000",
+        check=False,
+    )
+    assert both.returncode == 1
+    assert "specified both as a flag and in the configuration file" in both.stderr
+    assert "insecure-registries" in both.stderr
+
+    # stop: nothing is left; the rootfs stays for the bed's next Debian 13 node
+    stop_leaves_nothing(node)
+    assert (node.rootfs / "usr/lib/os-release").is_file()
+
+
+def test_debian13_nodes_have_their_own_root(bed, make_node):
+    """Two nodes on one rootfs: what one writes anywhere is not seen by the other, nor in the
+    rootfs (copy-on-write)."""
+    a = make_node(kind=Debian13Node, docker=False, containerd=False)
+    b = make_node(kind=Debian13Node, docker=False, containerd=False, known_host=False)
+    a.write("/usr/local/bin/tnp-probe", "a\n")
+    a.exec("rm", "/usr/bin/dpkg")
+    assert b.read("/usr/local/bin/tnp-probe") is None
+    assert b.exec("test", "-x", "/usr/bin/dpkg", check=False).returncode == 0
+    assert not (a.rootfs / "usr/local/bin/tnp-probe").exists()
+    assert (a.rootfs / "usr/bin/dpkg").exists()
+    assert a.host_public_key != b.host_public_key
+    assert ssh(bed, b, "root", "true").returncode == 255  # an unknown host key
+    assert ssh(bed, a, "root", "true").returncode == 0
+
+
+def test_debian13_rootfs_recipe_and_loud_failures(bed, make_node, monkeypatch, tmp_path):
+    """The mirror comes from the host's apt sources; a rootfs that cannot be built fails the
+    node's start with the reason (never a skip)."""
+    deb822 = (
+        "Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\n\n"
+        "Types: deb-src\nURIs: http://src.example/debian\n\n"
+        "Types: deb\n# a comment\nURIs: http://mirror.example/debian/\nSuites: bookworm\n"
+    )
+    assert trixie.debian_mirror({"debian.sources": deb822}) == "http://mirror.example/debian"
+    one_line = "deb [signed-by=/k.gpg] https://m.example/debian bookworm main\n"
+    assert trixie.debian_mirror({"a.list": "# deb http://x/debian b main\n" + one_line}) == (
+        "https://m.example/debian"
+    )
+    assert (
+        trixie.debian_mirror({"n.list": "deb https://deb.nodesource.com/node_20.x x m\n"}) is None
+    )
+    assert trixie.host_debian_mirror().endswith("/debian")
+
+    # no mirror in the host's sources: the node does not start, and says why
+    (tmp_path / "sources").mkdir()
+    (tmp_path / "sources" / "other.list").write_text("deb https://packages.example/apt x main\n")
+    monkeypatch.setattr(trixie, "APT_SOURCES", (tmp_path / "sources",))
+    monkeypatch.setattr(bed, "kind_assets", {})
+    with pytest.raises(RootfsError, match="no Debian mirror"):
+        make_node(kind=Debian13Node)
+    assert not list(bed.nodes_dir.iterdir())
+    # no mmdebstrap; a mirror that does not answer: mmdebstrap's own message
+    monkeypatch.setattr(trixie, "MMDEBSTRAP", "tnp-no-such-mmdebstrap")
+    with pytest.raises(RootfsError, match="need tnp-no-such-mmdebstrap"):
+        trixie.build_rootfs(tmp_path / "rootfs", "http://127.0.0.1:9/debian", "pw")
+    monkeypatch.setattr(trixie, "MMDEBSTRAP", "mmdebstrap")
+    with pytest.raises(RootfsError, match="(?s)failed.*127.0.0.1:9"):
+        trixie.build_rootfs(tmp_path / "rootfs", "http://127.0.0.1:9/debian", "pw")
+    assert not (tmp_path / "rootfs").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["sources"]
 
 
 # --------------------------------------------------------------------------- hygiene

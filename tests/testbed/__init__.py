@@ -8,6 +8,7 @@ this machine, each in its own network, mount, UTS and PID namespaces. Must run a
     sd.systemctl("restart", "containerd"); sd.unit_pid("containerd")
     k3s = bed.add_node("n3", K3sNode, role="server")          # k3s's unit, a stand-in k3s
     rke2 = bed.add_node("n4", Rke2Node)                       # RKE2's unit, a stand-in rke2
+    d13 = bed.add_node("n5", Debian13Node)                    # a real Debian 13, systemd 257
     bed.stop()
 
 In tests, the fixtures `bed` and `make_node` (tests/conftest.py loads this package as a
@@ -17,9 +18,9 @@ Modules: host (process, netns and cgroup helpers), network (bridge, veths), laye
 shared /etc layers), bed (TestBed), node (TestNode, what every kind has), tini (TiniNode),
 systemd (SystemdNode), distro (DistributionNode: what k3s, RKE2 and MicroK8s nodes share),
 k3s (K3sNode, with the stand-in k3s-stand-in), rke2 (Rke2Node, rke2-stand-in),
-microk8s (MicroK8sNode, with the stand-ins in microk8s/),
-testinfra_backend (strict host keys), fixtures. What a node is, the kinds, timings and how to
-add a kind: README.md in this directory.
+microk8s (MicroK8sNode, with the stand-ins in microk8s/), trixie (Debian13Node: a real
+Debian 13 from an mmdebstrap rootfs), testinfra_backend (strict host keys), fixtures. What a
+node is, the kinds, timings and how to add a kind: README.md in this directory.
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ from .node import IMAGE, RLIMITS_RECORD, TestNode
 from .rke2 import RKE2_CONTAINERD_ARGV, RKE2_SOCKET, Rke2Node, rke2_unit_text
 from .systemd import SystemdNode
 from .tini import RHEL_SYSCONFIG, TiniNode
+from .trixie import Debian13Node, RootfsError
 
 __all__ = [
     "BED_USERS",
+    "Debian13Node",
     "DistributionNode",
     "IMAGE",
     "K3S_CONTAINERD_ARGV",
@@ -52,6 +55,7 @@ __all__ = [
     "RKE2_SOCKET",
     "RLIMITS_RECORD",
     "Rke2Node",
+    "RootfsError",
     "NodeStartError",
     "SystemdNode",
     "TestBed",

@@ -12,6 +12,7 @@ import signal
 import tarfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,9 @@ class TestBed:
         self._lock_fd: int | None = None
         self._busybox_tar: bytes | None = None
         self.started = False
+        # what a node kind builds once per bed (Debian13Node: its rootfs), by the kind's key
+        self.kind_assets: dict[str, Any] = {}
+        self._at_stop: list[Callable[[], None]] = []  # run by stop(), after the nodes
         # names this bed's cgroup directory (systemd nodes): CGROUP_TOP/<id>/<node>
         self.id = f"bed{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
@@ -82,10 +86,22 @@ class TestBed:
             except Exception as exc:  # keep stopping the others
                 errors.append(f"{node.name}: {exc!r}")
         self.cleanup_leftovers()
+        for action in reversed(self._at_stop):
+            try:
+                action()
+            except Exception as exc:
+                errors.append(f"at stop: {exc!r}")
+        self._at_stop.clear()
+        self.kind_assets.clear()
         self.started = False
         self._unlock()
         if errors:
             raise RuntimeError("stopping nodes failed: " + "; ".join(errors))
+
+    def at_stop(self, action: Callable[[], None]) -> None:
+        """Run action when the bed stops, once its nodes are gone (e.g. remove a kind's
+        per-bed assets below the workdir)."""
+        self._at_stop.append(action)
 
     def __enter__(self) -> TestBed:
         self.start()

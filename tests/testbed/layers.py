@@ -16,6 +16,38 @@ from .host import run
 HERE = Path(__file__).resolve().parent
 BED_USERS = {"deploy": 1501, "secured": 1502}
 RUNTIME_PATH = "/etc/tnp-testbed/tnp-runtime"  # path inside nodes (in the bed layer)
+# sudo of the bed users (the same on every kind of node)
+SUDOERS = (
+    "# test bed users\n"
+    "deploy ALL=(ALL) NOPASSWD:ALL\n"
+    "secured ALL=(ALL) ALL\n"
+    "# ask every time: tests must not depend on a cached sudo timestamp\n"
+    "Defaults:secured timestamp_timeout=0\n"
+)
+# sshd of every node: keys only, the bed's host key, no PAM
+SSHD_CONFIG = (
+    "# tnp test bed\n"
+    "Port 22\n"
+    "HostKey /etc/ssh/ssh_host_ed25519_key\n"
+    "PermitRootLogin prohibit-password\n"
+    "PubkeyAuthentication yes\n"
+    "AuthorizedKeysFile .ssh/authorized_keys\n"
+    "PasswordAuthentication no\n"
+    "KbdInteractiveAuthentication no\n"
+    "UsePAM no\n"
+    "UseDNS no\n"
+    "PrintMotd no\n"
+    "X11Forwarding no\n"
+    "AcceptEnv LANG LC_*\n"
+    "MaxStartups 100:30:200\n"
+    "MaxSessions 50\n"
+    "PidFile /run/sshd.pid\n"
+    "Subsystem sftp /usr/lib/openssh/sftp-server\n"
+)
+DOCKER_OPTS = (
+    "\n# tnp test bed: OCI runtime wrapper that records requested rlimits\n"
+    f'DOCKER_OPTS="--add-runtime tnp={RUNTIME_PATH} --default-runtime tnp"\n'
+)
 # Units a systemd node must not run: they cannot work in a namespace, or would act on the
 # host (its /tmp, sysctls, kernel modules, clock, root file system), or are host services.
 # Each becomes a symlink to /dev/null in the systemd layer's /etc/systemd/system.
@@ -109,39 +141,11 @@ def build_bed_layer(layer: Path, keys: Path, client_key: Path, sudo_password: st
 
     # sudo
     (etc / "sudoers.d").mkdir(mode=0o755)
-    write_file(
-        etc / "sudoers.d" / "tnp-testbed",
-        "# test bed users\n"
-        "deploy ALL=(ALL) NOPASSWD:ALL\n"
-        "secured ALL=(ALL) ALL\n"
-        "# ask every time: tests must not depend on a cached sudo timestamp\n"
-        "Defaults:secured timestamp_timeout=0\n",
-        0o440,
-    )
+    write_file(etc / "sudoers.d" / "tnp-testbed", SUDOERS, 0o440)
 
     # sshd
     (etc / "ssh").mkdir(mode=0o755)
-    write_file(
-        etc / "ssh" / "sshd_config",
-        "# tnp test bed\n"
-        "Port 22\n"
-        "HostKey /etc/ssh/ssh_host_ed25519_key\n"
-        "PermitRootLogin prohibit-password\n"
-        "PubkeyAuthentication yes\n"
-        "AuthorizedKeysFile .ssh/authorized_keys\n"
-        "PasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\n"
-        "UsePAM no\n"
-        "UseDNS no\n"
-        "PrintMotd no\n"
-        "X11Forwarding no\n"
-        "AcceptEnv LANG LC_*\n"
-        "MaxStartups 100:30:200\n"
-        "MaxSessions 50\n"
-        "PidFile /run/sshd.pid\n"
-        "Subsystem sftp /usr/lib/openssh/sftp-server\n",
-        0o644,
-    )
+    write_file(etc / "ssh" / "sshd_config", SSHD_CONFIG, 0o644)
     shutil.copyfile(keys / "host_ed25519", etc / "ssh" / "ssh_host_ed25519_key")
     os.chmod(etc / "ssh" / "ssh_host_ed25519_key", 0o600)
     shutil.copyfile(keys / "host_ed25519.pub", etc / "ssh" / "ssh_host_ed25519_key.pub")
@@ -152,10 +156,7 @@ def build_bed_layer(layer: Path, keys: Path, client_key: Path, sudo_password: st
     (etc / "default").mkdir(mode=0o755)
     default = Path("/etc/default/docker")
     text = default.read_text() if default.exists() else ""
-    text += (
-        "\n# tnp test bed: OCI runtime wrapper that records requested rlimits\n"
-        f'DOCKER_OPTS="--add-runtime tnp={RUNTIME_PATH} --default-runtime tnp"\n'
-    )
+    text += DOCKER_OPTS
     write_file(etc / "default" / "docker", text, 0o644)
 
     # bed files used by node-init.sh and dockerd

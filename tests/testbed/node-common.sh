@@ -108,3 +108,26 @@ node_last_mounts() {
     umount -l /run/tnp-node /run/tnp-bed
     rmdir /run/tnp-node /run/tnp-bed
 }
+
+# Debian 13 nodes: mount the node's root, a copy-on-write overlay (below: the bed's layer
+# $ROOT_LAYER and its rootfs $ROOTFS, read-only; above: the node's own root-upper), and
+# pivot_root into it. The host's tree stays at /mnt until the init unmounts it; NODE_DIR,
+# BED_DIR and the console ($console, a pty of the host's devpts) are reached through it.
+# No module can be loaded from there: a modprobe of the rootfs would act on the host's kernel.
+node_pivot_root() {
+    root=$NODE_DIR/root
+    mount -t overlay overlay \
+        -o "lowerdir=$ROOT_LAYER:$ROOTFS,upperdir=$NODE_DIR/root-upper,workdir=$NODE_DIR/root-work" \
+        "$root" || fail "cannot mount the root overlay of $ROOTFS"
+    cd "$root"
+    pivot_root . mnt || fail "pivot_root into $root failed"
+    cd /
+    NODE_DIR=/mnt$NODE_DIR
+    BED_DIR=/mnt$BED_DIR
+    console=/mnt$console
+    for m in /usr/sbin/modprobe /usr/bin/kmod; do
+        if [ -e "$m" ]; then
+            mount --bind /bin/false "$m"
+        fi
+    done
+}

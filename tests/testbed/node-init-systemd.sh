@@ -15,6 +15,8 @@
 # net/ and the node's own vm.max_map_count, overlay /etc with the systemd layer, tmpfs /run,
 # /tmp, /var/tmp, /home, /root, per-node /var/lib/docker, /var/lib/containerd, /var/log),
 # put the users' keys and the node's initial files in place, and exec the real systemd.
+# A Debian 13 node (node.env: ROOTFS, ROOT_LAYER) first pivots into its own root (an overlay
+# of the bed's rootfs) and then does the same there, with the rootfs's own files and systemd.
 # Any failure before systemd runs prints "TNP-FAILED: ..."; "TNP-BOOT" is printed last.
 # shellcheck source=node-common.sh source-path=SCRIPTDIR
 . "$(dirname "$0")/node-common.sh"  # strict mode, PATH, fail and the EXIT report first
@@ -35,6 +37,13 @@ fi
 
 hostname "$NODE_NAME"
 NODE_DIR=$1
+console=$(tty) || fail "stdin is not the pty of script(1)"
+
+# Debian 13 nodes (trixie.py): the root becomes a copy-on-write overlay of the bed's rootfs;
+# everything below happens inside it, with the host's tree at /mnt until the end.
+if [ -n "${ROOTFS:-}" ]; then
+    node_pivot_root
+fi
 
 # /proc of this PID namespace, its /proc/sys read-only but for the node's own keys
 # (systemd would try to set host-global ones: fs.nr_open, fs.file-max, ...).
@@ -47,9 +56,8 @@ fi
 
 node_run_dirs "$NODE_DIR"
 
-# a private /dev; the pty of script(1) (our stdin) becomes /dev/console (kept on a file in
-# the node directory while /dev is replaced)
-console=$(tty) || fail "stdin is not the pty of script(1)"
+# a private /dev; the pty of script(1) (our stdin, $console) becomes /dev/console (kept on a
+# file in the node directory while /dev is replaced)
 : > "$N/console"
 mount --bind "$console" "$N/console"
 mount -t tmpfs -o mode=0755,nosuid,size=4m tmpfs /dev
@@ -85,9 +93,11 @@ for m in $CGROUP_MOUNTS; do
 done
 mount -o remount,ro,nosuid,nodev,noexec /sys/fs/cgroup
 
-# /etc: systemd layer + bed layer + host /etc, per-node upper dir.
-mount -t overlay overlay \
-    -o "lowerdir=$B/layer-systemd/etc:$B/layer/etc:/etc,upperdir=$N/upper,workdir=$N/work" /etc
+# /etc: systemd layer + bed layer + host /etc, per-node upper dir. A Debian 13 node's /etc
+# (its rootfs's, prepared by the bed) has all of that already.
+etc_lower="$B/layer-systemd/etc:$B/layer/etc:/etc"
+[ -z "${ROOTFS:-}" ] || etc_lower=/etc
+mount -t overlay overlay -o "lowerdir=$etc_lower,upperdir=$N/upper,workdir=$N/work" /etc
 
 node_state_mounts
 
@@ -105,6 +115,9 @@ node_homes
 node_files
 
 node_last_mounts
+if [ -n "${ROOTFS:-}" ]; then
+    umount -l /mnt  # the host's tree
+fi
 
 echo TNP-BOOT
 trap - EXIT
