@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import resource
 
-from tests.testbed import SystemdNode
+import pytest
+
+from tests.testbed import Debian13Node, SystemdNode
 
 from .cli import json_output, trains_nodeprep
 from .limits import WRITTEN_NOFILE
@@ -57,10 +59,16 @@ def unit_limits(node) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
+SYSTEMD_KINDS = pytest.mark.parametrize(
+    "kind", [SystemdNode, Debian13Node], ids=["debian12", "debian13"]
+)
+
+
+@SYSTEMD_KINDS
 def test_containerd_node_gets_a_dropin_restarts_containerd_once_and_then_changes_nothing(
-    bed, make_node
+    bed, make_node, kind
 ):
-    node = make_node(kind=SystemdNode, docker=False, files={**KUBELET_CONFIG, **LOW_SITE_LIMITS})
+    node = make_node(kind=kind, docker=False, files={**KUBELET_CONFIG, **LOW_SITE_LIMITS})
     before = node.run_containerd_container()["inherited"]
     assert before["RLIMIT_NOFILE"][1] == 4096 and before["RLIMIT_MEMLOCK"] == (65536, 65536)
     pid_before = node.unit_pid("containerd")
@@ -176,8 +184,9 @@ def test_check_text_names_the_runtime_and_where_it_was_read(bed, make_node):
     assert node.read(DROPIN) is None
 
 
-def test_mixed_node_gets_both_each_in_its_own_place(bed, make_node):
-    node = make_node(kind=SystemdNode, docker=True, files=KUBELET_CONFIG)
+@SYSTEMD_KINDS
+def test_mixed_node_gets_both_each_in_its_own_place(bed, make_node, kind):
+    node = make_node(kind=kind, docker=True, files=KUBELET_CONFIG)
     docker_pid, containerd_pid = node.unit_pid("docker"), node.unit_pid("containerd")
 
     run = trains_nodeprep(bed, "run", "--host", node.name, "--yes", "-o", "json")
@@ -195,7 +204,8 @@ def test_mixed_node_gets_both_each_in_its_own_place(bed, make_node):
     assert again["status"] == "unchanged"
 
 
-def test_a_containerd_that_will_not_start_with_the_new_limits_is_rolled_back(bed, make_node):
+@SYSTEMD_KINDS
+def test_a_containerd_that_will_not_start_with_the_new_limits_is_rolled_back(bed, make_node, kind):
     # A site check that refuses to start containerd once memlock is unlimited: the restart fails.
     guard = (
         "[Service]\nExecStartPre=/bin/sh -c 'if grep -qs LimitMEMLOCK=infinity "
@@ -203,7 +213,7 @@ def test_a_containerd_that_will_not_start_with_the_new_limits_is_rolled_back(bed
         + "; then echo refusing unlimited memlock >&2; exit 1; fi'\n"
     )
     node = make_node(
-        kind=SystemdNode,
+        kind=kind,
         docker=False,
         files={**KUBELET_CONFIG, "/etc/systemd/system/containerd.service.d/50-guard.conf": guard},
     )

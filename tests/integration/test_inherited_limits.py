@@ -18,7 +18,7 @@ import re
 
 import pytest
 
-from tests.testbed import SystemdNode, TiniNode
+from tests.testbed import Debian13Node, SystemdNode, TiniNode
 from tests.testbed.node import signed
 
 from .cli import json_output, trains_nodeprep
@@ -53,7 +53,9 @@ def docker_containerd_pid(node) -> int:
 
 
 @pytest.mark.parametrize(
-    "kind", [TiniNode, SystemdNode], ids=["sysvinit-dockerd-own-containerd", "systemd-units"]
+    "kind",
+    [TiniNode, SystemdNode, Debian13Node],
+    ids=["sysvinit-dockerd-own-containerd", "systemd-units", "debian13"],
 )
 def test_containers_limits_after_run_are_not_below_what_they_inherited_before(bed, make_node, kind):
     node = make_node(kind=kind, docker=True)
@@ -81,6 +83,10 @@ def test_containers_limits_after_run_are_not_below_what_they_inherited_before(be
 
     assert run.returncode == 0, run.stdout + run.stderr
     assert json_output(run)["nodes"][0]["status"] == "changed"
+    notes = json_output(run)["nodes"][0]["applied"]["notes"]
+    # Docker 26 (Debian 13) validates the new daemon.json before it is written; 20.10 cannot
+    validated = not any("the restart is the validation" in note for note in notes)
+    assert validated == (kind is Debian13Node), notes
     after = node.run_container()  # what dockerd now asks runc for
     for rlimit, minimum in MINIMUMS.items():
         assert not_below(after[rlimit], before[rlimit]), (rlimit, after, before)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.testbed import SystemdNode, TiniNode
+from tests.testbed import Debian13Node, SystemdNode, TiniNode
 
 from .cli import EXECUTABLE, json_output, trains_nodeprep
 from .limits import WRITTEN_NOFILE
@@ -296,7 +296,9 @@ def test_the_sudo_password_never_appears_in_argv_output_or_logs(bed, make_node):
     assert password not in logs
 
 
-@pytest.mark.parametrize("kind", [TiniNode, SystemdNode], ids=["sysvinit", "systemd"])
+@pytest.mark.parametrize(
+    "kind", [TiniNode, SystemdNode, Debian13Node], ids=["sysvinit", "systemd", "debian13"]
+)
 def test_a_directive_both_a_flag_and_in_daemon_json_is_refused_before_any_write(
     bed, make_node, kind
 ):
@@ -322,14 +324,33 @@ def test_a_directive_both_a_flag_and_in_daemon_json_is_refused_before_any_write(
     assert snapshot(node) == before and node.docker_pid() == pid
     restart = (
         ("systemctl", "restart", "docker")
-        if kind is SystemdNode
+        if issubclass(kind, SystemdNode)
         else ("service", "docker", "restart")
     )
     node.exec(*restart, check=False)
     time.sleep(1)
     log = (
         node.journal("docker", 50)
-        if kind is SystemdNode
+        if issubclass(kind, SystemdNode)
         else (node.log_dir / "docker.log").read_text(errors="replace")
     )
     assert "specified both as a flag and in the configuration file" in log
+
+
+def test_on_docker_26_a_config_dockerd_rejects_is_found_before_anything_is_written(bed, make_node):
+    """A daemon.json key dockerd does not know, written after dockerd started: Docker 20.10
+    only finds out at the restart (and the run rolls back); Docker 26's `dockerd --validate`
+    of the merged file, with the flags of the next start, stops the run before any write."""
+    node = make_node(kind=Debian13Node)
+    node.write("/etc/docker/daemon.json", json.dumps({"debugg": True}) + "\n")
+    pid, before = node.docker_pid(), snapshot(node)
+
+    ran = trains_nodeprep(bed, "run", "--host", node.name, "--yes", "-o", "json")
+
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    report = json_output(ran)["nodes"][0]
+    assert report["status"] == "failed"
+    assert "dockerd --validate rejected the new daemon.json" in report["error"]
+    assert "debugg" in report["error"] and "nothing was written" in report["error"]
+    assert not report["applied"]["backups"]
+    assert snapshot(node) == before and node.docker_pid() == pid
