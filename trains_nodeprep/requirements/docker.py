@@ -226,7 +226,9 @@ def _refuse_flag_file_conflicts(facts: NodeFacts, builder: PlanBuilder) -> None:
         for path, c in after.items()
     }
     # no daemon.json: dockerd starts with its flags alone, as with an empty object
-    config_text = after[DAEMON_JSON] if after[DAEMON_JSON] is not None else b"{}\n"
+    config_text = after[DAEMON_JSON]
+    if config_text is None:
+        config_text = b"{}\n"
     try:
         config = docker_config.parse_daemon_json(config_text, DAEMON_JSON)
     except ConfigError:

@@ -9,31 +9,11 @@ plans them (requirements/runtime.py says where the limits go).
 from __future__ import annotations
 
 from ..engine.types import Service
-from ..model import DesiredState
-from .base import Concern, FactsNeeds, no_records
-from .unit_limits import (
-    DistributionUnit,
-    distribution_facts,
-    distribution_managed_files,
-    distribution_service,
-    plan_distribution_units,
-)
+from .unit_limits import DistributionUnit, distribution_concern
 
 UNITS = (
     DistributionUnit("k3s", "k3s.service", Service.K3S),
     DistributionUnit("k3s", "k3s-agent.service", Service.K3S_AGENT),
 )
 
-
-def facts(desired: DesiredState) -> FactsNeeds:
-    return distribution_facts(UNITS, desired)
-
-
-CONCERN = Concern(
-    name="k3s",
-    facts=facts,
-    parse=no_records,  # the distribution module parses every unit's records
-    plan=lambda facts, desired, builder: plan_distribution_units(UNITS, facts, desired, builder),
-    managed_files=distribution_managed_files(UNITS),
-    services=tuple(distribution_service(unit, "k3s.apply.sh") for unit in UNITS),
-)
+CONCERN = distribution_concern("k3s", UNITS, "k3s.apply.sh")

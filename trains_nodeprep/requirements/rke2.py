@@ -9,31 +9,11 @@ pods keep running).
 from __future__ import annotations
 
 from ..engine.types import Service
-from ..model import DesiredState
-from .base import Concern, FactsNeeds, no_records
-from .unit_limits import (
-    DistributionUnit,
-    distribution_facts,
-    distribution_managed_files,
-    distribution_service,
-    plan_distribution_units,
-)
+from .unit_limits import DistributionUnit, distribution_concern
 
 UNITS = (
     DistributionUnit("rke2", "rke2-server.service", Service.RKE2_SERVER),
     DistributionUnit("rke2", "rke2-agent.service", Service.RKE2_AGENT),
 )
 
-
-def facts(desired: DesiredState) -> FactsNeeds:
-    return distribution_facts(UNITS, desired)
-
-
-CONCERN = Concern(
-    name="rke2",
-    facts=facts,
-    parse=no_records,  # the distribution module parses every unit's records
-    plan=lambda facts, desired, builder: plan_distribution_units(UNITS, facts, desired, builder),
-    managed_files=distribution_managed_files(UNITS),
-    services=tuple(distribution_service(unit, "rke2.apply.sh") for unit in UNITS),
-)
+CONCERN = distribution_concern("rke2", UNITS, "rke2.apply.sh")

@@ -19,10 +19,12 @@ from ..errors import ConfigError
 from ..formats import systemd_limits
 from ..model import DesiredState, Ulimit
 from .base import (
+    Concern,
     FactsNeeds,
     ManagedFile,
     ServiceSpec,
     limit_requirements,
+    no_records,
     require_readable,
     too_low,
 )
@@ -230,4 +232,19 @@ def distribution_service(unit: DistributionUnit, shell: str) -> ServiceSpec:
         warning,
         running=lambda facts: unit_active(facts.unit_shows.get(unit.unit)),
         when_stopped=("reload_units",),
+    )
+
+
+def distribution_concern(name: str, units: tuple[DistributionUnit, ...], shell: str) -> Concern:
+    """The requirement module of a distribution whose units run its own containerd: its facts,
+    plan, files and restarts (the distribution module parses every unit's records)."""
+    return Concern(
+        name=name,
+        facts=lambda desired: distribution_facts(units, desired),
+        parse=no_records,
+        plan=lambda facts, desired, builder: plan_distribution_units(
+            units, facts, desired, builder
+        ),
+        managed_files=distribution_managed_files(units),
+        services=tuple(distribution_service(unit, shell) for unit in units),
     )
