@@ -354,3 +354,33 @@ def test_on_docker_26_a_config_dockerd_rejects_is_found_before_anything_is_writt
     assert "debugg" in report["error"] and "nothing was written" in report["error"]
     assert not report["applied"]["backups"]
     assert snapshot(node) == before and node.docker_pid() == pid
+
+
+def test_on_debian_13_a_docker_that_will_not_start_with_the_new_config_is_rolled_back(
+    bed, make_node
+):
+    """dockerd --validate accepts the new daemon.json, but a site check in docker.service
+    (ExecStartPre) refuses to start docker once daemon.json sets default-ulimits: the restart
+    fails, every file is put back, and docker runs again with the old config (real systemd 257,
+    Docker 26)."""
+    guard = (
+        "[Service]\nExecStartPre=/bin/sh -c 'if grep -qs default-ulimits /etc/docker/daemon.json;"
+        " then echo refusing default-ulimits >&2; exit 1; fi'\n"
+    )
+    node = make_node(
+        kind=Debian13Node, files={"/etc/systemd/system/docker.service.d/50-guard.conf": guard}
+    )
+    pid, before = node.docker_pid(), snapshot(node)
+
+    result = trains_nodeprep(
+        bed, "run", "--host", node.name, "--yes", "--restart-timeout", "10", "-o", "json"
+    )
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json_output(result)["nodes"][0]
+    assert report["status"] == "failed" and report["applied"]["rolled_back"] is True
+    assert "docker did not answer within 10 s" in report["error"]
+    assert "refusing default-ulimits" in report["error"]
+    assert snapshot(node) == before  # byte-identical, no backup left
+    assert node.docker_pid() not in (None, pid)  # restarted with the old config
+    assert node.exec("docker", "info", "--format", "{{.ServerVersion}}").returncode == 0
