@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from tests.testbed import Debian13Node, TiniNode
+
 from .cli import json_output, trains_nodeprep
 from .limits import INHERITED_NOFILE_ENOUGH, WRITTEN_NOFILE, WRITTEN_NOFILE_FLAG
 
@@ -20,6 +24,10 @@ RHEL_SYSCONFIG = (
     'OPTIONS="--log-level=warn --iptables=true"\n'
     "DOCKER_CERT_PATH=/etc/docker\n"
 )
+
+
+# Debian 12 with sysvinit and Docker 20.10; Debian 13 with systemd 257 and Docker 26
+KINDS = pytest.mark.parametrize("kind", [TiniNode, Debian13Node], ids=["debian12", "debian13"])
 
 
 def backups(node) -> list[str]:
@@ -40,8 +48,9 @@ def assert_node_ready(node, user: str = "root") -> None:
     assert limits["RLIMIT_MEMLOCK"] == UNLIMITED
 
 
-def test_run_creates_daemon_json_on_a_node_without_one(bed, make_node):
-    node = make_node()
+@KINDS
+def test_run_creates_daemon_json_on_a_node_without_one(bed, make_node, kind):
+    node = make_node(kind=kind)
     assert node.read("/etc/docker/daemon.json") is None
 
     result = trains_nodeprep(bed, "run", "--host", node.name, "--yes")
@@ -58,13 +67,16 @@ def test_run_creates_daemon_json_on_a_node_without_one(bed, make_node):
     assert_node_ready(node)
 
 
-def test_run_keeps_the_other_keys_of_daemon_json(bed, make_node):
+@KINDS
+def test_run_keeps_the_other_keys_of_daemon_json(bed, make_node, kind):
     original = {
         "log-level": "warn",
         "log-opts": {"max-size": "10m", "max-file": "3"},
         "live-restore": False,
     }
-    node = make_node(files={"/etc/docker/daemon.json": json.dumps(original, indent=4) + "\n"})
+    node = make_node(
+        kind=kind, files={"/etc/docker/daemon.json": json.dumps(original, indent=4) + "\n"}
+    )
 
     result = trains_nodeprep(bed, "run", "--host", node.name, "--yes")
 
@@ -93,8 +105,9 @@ def test_rhel_node_gets_flags_in_sysconfig_options_and_no_daemon_json(bed, make_
     assert_node_ready(node)
 
 
-def test_passwordless_sudo_user_prepares_the_node(bed, make_node):
-    node = make_node()
+@KINDS
+def test_passwordless_sudo_user_prepares_the_node(bed, make_node, kind):
+    node = make_node(kind=kind)
 
     result = trains_nodeprep(bed, "run", "--host", f"deploy@{node.name}", "--yes")
 
@@ -103,8 +116,9 @@ def test_passwordless_sudo_user_prepares_the_node(bed, make_node):
     assert_node_ready(node)
 
 
-def test_password_sudo_user_with_password_from_environment(bed, make_node):
-    node = make_node()
+@KINDS
+def test_password_sudo_user_with_password_from_environment(bed, make_node, kind):
+    node = make_node(kind=kind)
 
     result = trains_nodeprep(
         bed,
@@ -135,8 +149,9 @@ def test_password_sudo_user_without_password_is_a_clear_error(bed, make_node):
     assert "TRAINS_NODEPREP_SUDO_PASSWORD" in result.stdout
 
 
-def test_second_run_changes_nothing_and_does_not_restart_docker(bed, make_node):
-    node = make_node()
+@KINDS
+def test_second_run_changes_nothing_and_does_not_restart_docker(bed, make_node, kind):
+    node = make_node(kind=kind)
     first = trains_nodeprep(bed, "run", "--host", node.name, "--yes")
     assert first.returncode == 0, first.stdout + first.stderr
     pid, saved = node.docker_pid(), backups(node)
@@ -164,8 +179,9 @@ def test_a_higher_max_map_count_is_kept_and_persisted(bed, make_node):
     assert node.host().file("/etc/sysctl.d/99-trains.conf").contains("^vm.max_map_count=1048576$")
 
 
-def test_check_fails_before_run_and_passes_after(bed, make_node, tmp_path):
-    node = make_node()
+@KINDS
+def test_check_fails_before_run_and_passes_after(bed, make_node, tmp_path, kind):
+    node = make_node(kind=kind)
     junit = tmp_path / "check.xml"
 
     before = trains_nodeprep(
@@ -192,8 +208,9 @@ def test_check_fails_before_run_and_passes_after(bed, make_node, tmp_path):
     assert "<failure" not in junit.read_text()
 
 
-def test_plan_shows_diffs_and_changes_nothing(bed, make_node):
-    node = make_node(files={"/etc/docker/daemon.json": '{"log-level": "warn"}\n'})
+@KINDS
+def test_plan_shows_diffs_and_changes_nothing(bed, make_node, kind):
+    node = make_node(kind=kind, files={"/etc/docker/daemon.json": '{"log-level": "warn"}\n'})
     pid = node.docker_pid()
 
     result = trains_nodeprep(bed, "plan", "--host", node.name)
