@@ -237,7 +237,9 @@ def print_plan(console, outcomes: list[NodeOutcome]) -> None:
 
     for outcome in outcomes:
         plan = outcome.plan
-        if plan is None or not (plan.file_changes or plan.sysctl_writes or plan.restarts):
+        if plan is None or not (
+            plan.file_changes or plan.sysctl_writes or plan.restarts or plan.left_stopped
+        ):
             _status(
                 console,
                 outcome.label,
@@ -271,6 +273,8 @@ def print_plan(console, outcomes: list[NodeOutcome]) -> None:
                     else ""
                 )
                 console.print(Text("    " + line, style=style), highlight=False, soft_wrap=True)
+        if plan.left_stopped and not plan.file_changes:
+            console.print("  run    systemctl daemon-reload", highlight=False)
         for command in plan_commands(plan, outcome.facts.init_system if outcome.facts else ""):
             console.print(f"  run    {command}", highlight=False)
         for warning in [*restart_warnings(plan), *plan.notes]:

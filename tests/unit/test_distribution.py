@@ -12,6 +12,7 @@ from trains_nodeprep.engine.converge import check_node
 from trains_nodeprep.engine.facts import FileFact, NodeFacts
 from trains_nodeprep.engine.planner import make_plan
 from trains_nodeprep.engine.types import NodeStatus, Service
+from trains_nodeprep.remote.scripts import render_apply_script
 from trains_nodeprep.report import outcome_json, plan_commands, restart_warnings
 from trains_nodeprep.requirements.distribution import choose_distribution
 
@@ -267,3 +268,23 @@ def test_check_shows_the_distribution_in_the_runtime_line_and_in_json():
     assert runtime["distribution"] == "k3s-server" and runtime["targets"] == ["k3s"]
     assert outcome.plan is not None and outcome.plan.runtime is not None
     assert outcome.plan.runtime.describe().startswith("k3s-server (k3s-server running")
+
+
+def test_a_stopped_k3s_whose_drop_in_systemd_has_not_loaded_gets_a_reload_not_a_start():
+    written = make_plan(node({}, (K3S_UNIT,), units={"k3s.service": unit_show(False)}), DESIRED)
+    (dropin,) = [c for c in written.file_changes if c.path == K3S_DROPIN]
+    assert dropin.new is not None
+    stale = unit_show(False, LimitMEMLOCK="infinity", LimitMEMLOCKSoft="infinity")
+    stale["NeedDaemonReload"] = "yes"
+    facts = node({}, (K3S_UNIT,), files={K3S_DROPIN: dropin.new}, units={"k3s.service": stale})
+
+    plan = make_plan(facts, DESIRED)
+
+    assert K3S_DROPIN not in [c.path for c in plan.file_changes]
+    assert plan.restarts == () and plan.left_stopped == (Service.K3S,) and not plan.empty
+    running = {r.id: r for r in plan.requirements}["k3s.running-config"]
+    assert not running.ok
+    script = render_apply_script(
+        plan, init_system="systemd", stamp="20261203T000000Z", restart_timeout=60, keep_backups=5
+    )
+    assert "\nreload_units\n" in script and "restart k3s" not in script

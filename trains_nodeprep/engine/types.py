@@ -129,6 +129,7 @@ class Plan:
             or self.sysctl_writes
             or self.dir_changes
             or self.restart_reasons
+            or self.left_stopped
             or self.blockers
         )
 

@@ -87,6 +87,18 @@ def plan_unit_limits(
     if dropin.content != new:
         return
     if unit.get("ActiveState") != "active" or unit.get("MainPID", "0") == "0":
+        if need_reload or target.dropin not in drop_ins:
+            # stopped, and systemd would start it without the drop-in: reload, do not start
+            builder.requirements.append(
+                Requirement(
+                    f"{target.name}.running-config",
+                    f"systemd has loaded {target.dropin} ({target.unit} is stopped)",
+                    "no: systemd has not reloaded its units since they changed",
+                    False,
+                    target.unit,
+                )
+            )
+            builder.restart(target.service, f"systemd has not loaded {target.dropin}")
         return
     file_age = facts.file_ages.get(target.dropin)
     stale: str | None
