@@ -299,3 +299,44 @@ class DistributionNode(SystemdNode):
                 f"{self._containerd_log_tail()}"
             )
         return cid
+
+
+ROLES = ("server", "agent")
+
+
+class RoleNode(DistributionNode):
+    """A DistributionNode whose distribution runs as a server or an agent, each with its own
+    unit (k3s, RKE2): `role` picks it; `unit_dir` is where the install puts the unit file."""
+
+    unit_dir = "/etc/systemd/system"
+
+    def __init__(
+        self,
+        bed: TestBed,
+        name: str,
+        address: str,
+        octet: int,
+        *,
+        known_host: bool,
+        role: str = "server",
+    ) -> None:
+        if role not in ROLES:
+            raise ValueError(f"{type(self).__name__} role must be one of {ROLES}, not {role!r}")
+        super().__init__(bed, name, address, octet, known_host=known_host)
+        self.role = role
+        self.unit = self.unit_name(role)
+
+    def unit_name(self, role: str) -> str:
+        """The unit of that role, without .service."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self.address} role={self.role}>"
+
+    @property
+    def unit_path(self) -> str:
+        return f"{self.unit_dir}/{self.unit}.service"
+
+    @property
+    def unit_paths(self) -> dict[str, str]:
+        return {self.unit: self.unit_path}

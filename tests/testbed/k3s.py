@@ -11,13 +11,9 @@ containerd are hidden, as on a node where only k3s is installed (node-distro.sh)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from .distro import HIDDEN, HIDDEN_ETC, DistributionNode, make_hiding_layers, whiteout
+from .distro import HIDDEN, HIDDEN_ETC, RoleNode, make_hiding_layers, whiteout
 from .layers import HERE
-
-if TYPE_CHECKING:
-    from .bed import TestBed
 
 __all__ = [
     "AGENT_ENV",
@@ -31,7 +27,6 @@ __all__ = [
     "whiteout",
 ]
 
-ROLES = ("server", "agent")
 K3S_SOCKET = "/run/k3s/containerd/containerd.sock"
 K3S_DATA_BIN = "/var/lib/rancher/k3s/data/current/bin"
 # what data/current points to, and where the host's containerd binaries are bound
@@ -103,7 +98,7 @@ def k3s_unit_text(role: str) -> str:
     )
 
 
-class K3sNode(DistributionNode):
+class K3sNode(RoleNode):
     """A DistributionNode where k3s's unit (role "server": k3s.service; "agent":
     k3s-agent.service) is enabled and starts the stand-in, which runs the real containerd at
     k3s's socket. Ready when systemd runs, the unit is active, `ctr --address K3S_SOCKET
@@ -115,32 +110,8 @@ class K3sNode(DistributionNode):
     containerd_log = K3S_CONTAINERD_LOG
     busybox_rootfs = K3S_BUSYBOX_ROOTFS
 
-    def __init__(
-        self,
-        bed: TestBed,
-        name: str,
-        address: str,
-        octet: int,
-        *,
-        known_host: bool,
-        role: str = "server",
-    ) -> None:
-        if role not in ROLES:
-            raise ValueError(f"K3sNode role must be one of {ROLES}, not {role!r}")
-        super().__init__(bed, name, address, octet, known_host=known_host)
-        self.role = role
-        self.unit = k3s_unit_name(role)
-
-    def __repr__(self) -> str:
-        return f"<K3sNode {self.name} {self.address} role={self.role}>"
-
-    @property
-    def unit_path(self) -> str:
-        return f"/etc/systemd/system/{self.unit}.service"
-
-    @property
-    def unit_paths(self) -> dict[str, str]:
-        return {self.unit: self.unit_path}
+    def unit_name(self, role: str) -> str:
+        return k3s_unit_name(role)
 
     def links(self) -> dict[str, str]:
         return {K3S_DATA_BIN.removesuffix("/bin"): K3S_STAND_IN_DATA}

@@ -12,15 +12,9 @@ containerd are hidden, as on a node where only RKE2 is installed (node-distro.sh
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from .distro import DistributionNode, pause_binary
+from .distro import RoleNode, pause_binary
 from .layers import HERE
 
-if TYPE_CHECKING:
-    from .bed import TestBed
-
-ROLES = ("server", "agent")
 RKE2_SOCKET = "/run/k3s/containerd/containerd.sock"  # the same as k3s's
 RKE2_UNIT_DIR = "/usr/local/lib/systemd/system"  # where the tarball puts the units
 # a data directory as RKE2 unpacks its runtime image to: data/VERSION/bin
@@ -90,7 +84,7 @@ def rke2_unit_text(role: str) -> str:
     )
 
 
-class Rke2Node(DistributionNode):
+class Rke2Node(RoleNode):
     """A DistributionNode where RKE2's unit (role "server": rke2-server.service; "agent":
     rke2-agent.service) is enabled and starts the stand-in `rke2`, the parent of the real
     containerd (at RKE2_SOCKET) and of a kubelet process. Ready when systemd runs, the unit is
@@ -104,32 +98,10 @@ class Rke2Node(DistributionNode):
     busybox_rootfs = RKE2_BUSYBOX_ROOTFS
     overlays = ("/usr/local/bin", "/usr/local/lib")
 
-    def __init__(
-        self,
-        bed: TestBed,
-        name: str,
-        address: str,
-        octet: int,
-        *,
-        known_host: bool,
-        role: str = "server",
-    ) -> None:
-        if role not in ROLES:
-            raise ValueError(f"Rke2Node role must be one of {ROLES}, not {role!r}")
-        super().__init__(bed, name, address, octet, known_host=known_host)
-        self.role = role
-        self.unit = rke2_unit_name(role)
+    unit_dir = RKE2_UNIT_DIR
 
-    def __repr__(self) -> str:
-        return f"<Rke2Node {self.name} {self.address} role={self.role}>"
-
-    @property
-    def unit_path(self) -> str:
-        return f"{RKE2_UNIT_DIR}/{self.unit}.service"
-
-    @property
-    def unit_paths(self) -> dict[str, str]:
-        return {self.unit: self.unit_path}
+    def unit_name(self, role: str) -> str:
+        return rke2_unit_name(role)
 
     def links(self) -> dict[str, str]:
         return {RKE2_BIN: f"data/{RKE2_VERSION}/bin"}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ..model import DesiredState
 from ..requirements.base import ManagedFile
 from ..requirements.registry import managed_files, services
+from .builder import PlanBuilder
 from .facts import NodeFacts
 from .types import FileChange, Plan
 
@@ -67,21 +68,10 @@ def make_restore_plan(
         if current.content != new:
             rule = next((m for m in managed if m.matches(path)), ManagedFile(path))
             changes.append(FileChange(path, current, new, rule.restarts, rule.secret))
-    restarts = dict.fromkeys(c.restarts for c in changes if c.restarts is not None)
-    specs = services()
-    stopped = [service for service in restarts if not specs[service].running(facts)]
-    return Plan(
-        requirements=(),
-        file_changes=tuple(changes),
-        restart_reasons=tuple(
-            (service, f"restoring the {service} config saved at {newest}")
-            for service in restarts
-            if service not in stopped
-        ),
-        left_stopped=tuple(stopped),
-        notes=tuple(
-            f"{service} is not running and is left stopped: the restored config applies when "
-            "it starts"
-            for service in stopped
-        ),
-    )
+    # the planner's rule: a stopped service is left stopped, with a note
+    stopped = frozenset(s for s, spec in services().items() if not spec.running(facts))
+    builder = PlanBuilder(managed=managed, stopped=stopped)
+    builder.file_changes = changes
+    for service in dict.fromkeys(c.restarts for c in changes if c.restarts is not None):
+        builder.restart(service, f"restoring the {service} config saved at {newest}")
+    return builder.plan()

@@ -116,8 +116,7 @@ def next_start(
         if not argv:
             return NextStart((), ())
         env, used = _unit_environment(unit_text, files)
-        names = set(_VARIABLE.findall(" ".join(argv)))
-        referenced = [path for path in used if names]
+        referenced = used if _VARIABLE.search(" ".join(argv)) else []  # files whose values count
         return NextStart(tuple(_expand(argv, env)[1:]), ("docker.service ExecStart", *referenced))
     flags: list[str] = []
     sources = []

@@ -121,6 +121,12 @@ def limit_requirements(
         )
 
 
+def changed_after_start(file_age: float | None, process_age: float | None) -> bool:
+    """The file changed after the process started, so the process does not read it yet (both
+    ages measured at one instant; 50 ms of slack for the clock ticks of a process's start)."""
+    return file_age is not None and process_age is not None and file_age < process_age - 0.05
+
+
 def too_low(effective: Mapping[str, Ulimit], wanted: tuple[Ulimit, ...]) -> bool:
     return any(
         want.name not in effective or not effective[want.name].satisfies(want) for want in wanted

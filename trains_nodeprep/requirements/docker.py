@@ -21,6 +21,7 @@ from .base import (
     FactsNeeds,
     ManagedFile,
     ServiceSpec,
+    changed_after_start,
     limit_requirements,
     require_readable,
 )
@@ -355,9 +356,7 @@ def _plan_daemon_json(
     ):
         return
     # The file is right; did the running dockerd read it? (docker reads daemon.json only at start)
-    stale = (
-        file_age < facts.dockerd_age - 0.05
-    )  # changed after dockerd started (ages measured at one instant)
+    stale = changed_after_start(file_age, facts.dockerd_age)
     _running_config(
         builder,
         facts,

@@ -20,9 +20,11 @@ from .base import (
     FactsNeeds,
     ManagedFile,
     ServiceSpec,
+    changed_after_start,
     limit_requirements,
     no_records,
     require_readable,
+    too_low,
 )
 from .unit_limits import unit_active
 
@@ -95,7 +97,7 @@ def plan(facts: NodeFacts, desired: DesiredState, builder: PlanBuilder) -> None:
     except ConfigError as err:
         builder.blockers.append(str(err))
         return
-    if all(current.get(w.name) and current[w.name].satisfies(w) for w in wanted):
+    if not too_low(current, wanted):
         new = env.content  # every limit is met already: nothing to write
     builder.change_file(env, new)
     if new != env.content:
@@ -105,7 +107,7 @@ def plan(facts: NodeFacts, desired: DesiredState, builder: PlanBuilder) -> None:
     age = facts.unit_ages.get(UNIT)
     if not unit_active(show) or file_age is None or age is None:
         return
-    stale = file_age < age - 0.05
+    stale = changed_after_start(file_age, age)
     builder.requirements.append(
         Requirement(
             "microk8s.running-config",

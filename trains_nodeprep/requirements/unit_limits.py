@@ -23,6 +23,7 @@ from .base import (
     FactsNeeds,
     ManagedFile,
     ServiceSpec,
+    changed_after_start,
     limit_requirements,
     no_records,
     require_readable,
@@ -106,7 +107,7 @@ def plan_unit_limits(
         stale = "no: systemd has not reloaded its units since they changed"
     elif target.dropin not in drop_ins:
         stale = f"no: systemd has not loaded {target.dropin}"
-    elif file_age is not None and target.age is not None and file_age < target.age - 0.05:
+    elif changed_after_start(file_age, target.age):
         stale = f"no: {target.dropin} changed after {target.name} started"
     else:
         stale = None
