@@ -92,6 +92,57 @@ class ServerFile:
 
 
 @dataclass(frozen=True)
+class Endpoint:
+    """One of trains-server's Services, as the manifests name it: where a user reaches it
+    (NodePort, Ingress host) and how its health is asked."""
+
+    name: str  # web, api, files
+    service: str
+    port: int
+    node_port: int
+    host: str  # the first DNS label of its Ingress host: app, api, files
+    health: str | None = None  # a path that answers when the service is up; None: any answer
+    # (release, path): the path to ask releases older than `release` instead
+    health_before: tuple[tuple[int, int], str] | None = None
+
+
+@dataclass(frozen=True)
+class DataMove:
+    """A data directory a release moved (`old` -> `new`): data left in `old` is not seen."""
+
+    old: str
+    new: str
+
+
+# trains-server's Services in the bundled manifests (playbook deploy.endpoints)
+DEFAULT_ENDPOINTS = (
+    Endpoint("web", "webserver-service", 80, 30080, "app"),
+    Endpoint(
+        "api", "apiserver-service", 8008, 30008, "api", "/debug.ping", ((0, 16), "/server.info")
+    ),
+    Endpoint("files", "fileserver-service", 8081, 30081, "files"),
+)
+
+
+@dataclass(frozen=True)
+class DeploySpec:
+    """Where trains-server lives in the cluster (playbook deploy)."""
+
+    namespace: str = "trains"
+    endpoints: tuple[Endpoint, ...] = DEFAULT_ENDPOINTS
+    data_moves: tuple[DataMove, ...] = (
+        DataMove("/opt/trains/data/elastic", "/opt/trains/data/elastic_7"),
+    )
+
+    def endpoint(self, name: str) -> Endpoint:
+        return next(e for e in self.endpoints if e.name == name)
+
+    def node_ports(self) -> dict[int, str]:
+        """nodePort -> "namespace/service" as the playbook names them."""
+        return {e.node_port: f"{self.namespace}/{e.service}" for e in self.endpoints}
+
+
+@dataclass(frozen=True)
 class DesiredState:
     ulimits: tuple[Ulimit, ...]
     sysctls: tuple[SysctlSetting, ...]
@@ -106,6 +157,7 @@ class DesiredState:
     unit_dropin_name: str = "99-trains.conf"
     # playbook distributions.microk8s-containerd-env
     microk8s_containerd_env: str = MICROK8S_CONTAINERD_ENV
+    deploy: DeploySpec = DeploySpec()
 
     def unit_dropin(self, unit: str) -> str:
         """The drop-in of a distribution's unit (k3s.service, rke2-server.service, ...)."""

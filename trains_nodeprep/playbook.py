@@ -13,8 +13,11 @@ from .errors import PlaybookError
 from .model import (
     CONTAINERD_DROPIN_DIR,
     UNLIMITED,
+    DataMove,
+    DeploySpec,
     DesiredState,
     Directory,
+    Endpoint,
     ServerFile,
     SysctlSetting,
     Ulimit,
@@ -38,6 +41,9 @@ DROPIN_FILE_NAME = SYSCTL_FILE_NAME  # NAME.conf
 SERVER_ROOT = PurePosixPath("/opt/trains")
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./-]+$")
 SERVICES_CONF = "/opt/trains/config/services.conf"
+# RFC 1123 labels: a Kubernetes namespace or Service name, a DNS label of an Ingress host
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+HTTP_PATH = re.compile(r"^/[A-Za-z0-9_./-]*$")
 
 
 def bundled_playbook_path() -> Path:
@@ -126,7 +132,16 @@ class _State:
         top = self.mapping(
             data,
             "(top)",
-            {"version", "limits", "docker", "containerd", "distributions", "sysctl", "server"},
+            {
+                "version",
+                "limits",
+                "docker",
+                "containerd",
+                "distributions",
+                "sysctl",
+                "server",
+                "deploy",
+            },
         )
         if type(top.get("version")) is not int or top["version"] != 1:  # not True, not 1.0
             raise self.fail("version", f"must be 1, got {top.get('version')!r}")
@@ -162,7 +177,94 @@ class _State:
             microk8s_containerd_env=self.microk8s_containerd_env(
                 distributions.get("microk8s-containerd-env", DesiredState.microk8s_containerd_env)
             ),
+            deploy=self.deploy(top["deploy"]) if "deploy" in top else DeploySpec(),
         )
+
+    def deploy(self, value: Any) -> DeploySpec:
+        spec = self.mapping(value, "deploy", {"namespace", "endpoints", "data-moves"})
+        namespace = spec.get("namespace", DeploySpec.namespace)
+        if not isinstance(namespace, str) or not DNS_LABEL.match(namespace):
+            raise self.fail(
+                "deploy.namespace", f"must be a Kubernetes namespace name, got {namespace!r}"
+            )
+        endpoints = (
+            self.endpoints(spec["endpoints"]) if "endpoints" in spec else DeploySpec.endpoints
+        )
+        moves = self.data_moves(spec["data-moves"]) if "data-moves" in spec else None
+        return DeploySpec(namespace, endpoints, DeploySpec.data_moves if moves is None else moves)
+
+    def endpoints(self, value: Any) -> tuple[Endpoint, ...]:
+        names = {"web", "api", "files"}
+        entries = self.mapping(value, "deploy.endpoints", names)
+        if set(entries) != names:
+            missing = ", ".join(sorted(names - set(entries)))
+            raise self.fail("deploy.endpoints", f"needs web, api and files; missing {missing}")
+        result = []
+        for name, spec in entries.items():
+            key = f"deploy.endpoints.{name}"
+            spec = self.mapping(
+                spec, key, {"service", "port", "node-port", "host", "health", "health-before"}
+            )
+            for required in ("service", "port", "node-port", "host"):
+                if required not in spec:
+                    raise self.fail(f"{key}.{required}", "is missing")
+            for label in ("service", "host"):
+                if not isinstance(spec[label], str) or not DNS_LABEL.match(spec[label]):
+                    raise self.fail(
+                        f"{key}.{label}", f"must be a DNS label like {name}, got {spec[label]!r}"
+                    )
+            port = self.integer(spec["port"], f"{key}.port", 1)
+            node_port = self.integer(spec["node-port"], f"{key}.node-port", 30000)
+            if node_port > 32767 or port > 65535:
+                raise self.fail(
+                    f"{key}.node-port" if node_port > 32767 else f"{key}.port",
+                    "out of range (port 1-65535, node-port 30000-32767)",
+                )
+            health = self.http_path(spec.get("health"), f"{key}.health")
+            before = None
+            if "health-before" in spec:
+                old = self.mapping(
+                    spec["health-before"], f"{key}.health-before", {"version", "path"}
+                )
+                version = re.fullmatch(r"(\d+)\.(\d+)", str(old.get("version", "")))
+                if not version:
+                    raise self.fail(f"{key}.health-before.version", 'must be a release like "0.16"')
+                path = self.http_path(old.get("path"), f"{key}.health-before.path")
+                if path is None:
+                    raise self.fail(f"{key}.health-before.path", "is missing")
+                before = ((int(version[1]), int(version[2])), path)
+            result.append(
+                Endpoint(name, spec["service"], port, node_port, spec["host"], health, before)
+            )
+        return tuple(sorted(result, key=lambda e: ("web", "api", "files").index(e.name)))
+
+    def http_path(self, value: Any, key: str) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not HTTP_PATH.match(value):
+            raise self.fail(key, f"must be an HTTP path like /debug.ping, got {value!r}")
+        return value
+
+    def data_moves(self, value: Any) -> tuple[DataMove, ...]:
+        if not isinstance(value, list):
+            raise self.fail("deploy.data-moves", "must be a list of {old: DIR, new: DIR}")
+        result = []
+        for index, move in enumerate(value):
+            key = f"deploy.data-moves[{index}]"
+            move = self.mapping(move, key, {"old", "new"})
+            paths = []
+            for end in ("old", "new"):
+                path = move.get(end)
+                if (
+                    not isinstance(path, str)
+                    or not SAFE_PATH.match(path)
+                    or ".." in path.split("/")
+                    or not PurePosixPath(path).is_relative_to(SERVER_ROOT)
+                ):
+                    raise self.fail(f"{key}.{end}", f"must be an absolute path under {SERVER_ROOT}")
+                paths.append(path)
+            result.append(DataMove(*paths))
+        return tuple(result)
 
     def unit_dropin_name(self, value: Any) -> str:
         if not isinstance(value, str) or not DROPIN_FILE_NAME.match(value):

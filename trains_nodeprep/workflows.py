@@ -163,7 +163,9 @@ class Session:
             from .cluster.kubectl import Kubectl, bundled_kustomization, with_image_version
 
             self.kubectl = Kubectl(
-                str(cluster.kubeconfig) if cluster.kubeconfig else None, cluster.context
+                str(cluster.kubeconfig) if cluster.kubeconfig else None,
+                cluster.context,
+                namespace=self.desired.deploy.namespace,
             )
             self.workdir = tempfile.TemporaryDirectory(prefix="trains-nodeprep-")
             source = cluster.kustomize or bundled_kustomization()
@@ -232,6 +234,7 @@ class Session:
             kustomize_dir=self.kustomize_dir,
             targets=targets,
             allow_many=self.cluster_args.allow_many,
+            spec=self.desired.deploy,
         )
         if not self.nodes and self.cluster.facts and self.cluster.facts.labeled_nodes:
             self.nodes = self._ssh_nodes(
@@ -484,6 +487,7 @@ def _deploy_once_converged(
     deploy(
         kubectl,
         cluster,
+        session.desired.deploy,
         wait=wait,
         on_line=lambda line: session.human.print(f"  {line}", highlight=False, markup=False),
     )

@@ -131,7 +131,7 @@ REFUSALS = {
         lambda api, node: api.add_node("a", labels=TRAINS, internal_ip="10.200.0.253"),
     ),
     "a node port is taken": (
-        "30080 used by monitoring/grafana",
+        "30080 is held by Service monitoring/grafana, not the tree's trains/webserver-service",
         lambda api, node: (
             api.add_node("a", labels=TRAINS, internal_ip=node.address),
             api.add_service("monitoring", "grafana", [30080]),

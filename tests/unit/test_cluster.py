@@ -84,7 +84,50 @@ def test_node_ports_used_by_another_service_fail_but_ours_pass():
     req = requirements(healthy(node_ports={30080: "default/grafana", 31000: "x/y"}))[
         "cluster.node-ports"
     ]
-    assert not req.ok and req.actual == "30080 used by default/grafana"
+    assert not req.ok
+    assert req.actual == (
+        "30080 is held by Service default/grafana, not the tree's trains/webserver-service"
+        " (delete that Service, or give the tree other nodePorts)"
+    )
+
+
+CLEARML_TREE = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: clearml}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: clearml-apiserver, namespace: clearml}
+spec:
+  type: NodePort
+  ports: [{port: 8008, nodePort: 30008}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: clearml-webserver, namespace: clearml}
+spec:
+  type: NodePort
+  ports: [{port: 80, nodePort: 30080}]
+"""
+
+
+def test_node_ports_are_judged_against_the_tree_being_applied():
+    from trains_nodeprep.cluster.tree import parse_tree
+
+    tree = parse_tree(CLEARML_TREE)
+    trains_deployed = {30008: "trains/apiserver-service", 30080: "trains/webserver-service"}
+    req = requirements(healthy(node_ports=trains_deployed, tree=tree))["cluster.node-ports"]
+    assert not req.ok
+    assert req.actual.startswith(
+        "30008 is held by Service trains/apiserver-service,"
+        " not the tree's clearml/clearml-apiserver;"
+        " 30080 is held by Service trains/webserver-service,"
+        " not the tree's clearml/clearml-webserver"
+    )
+    assert req.expected == "free: 30008, 30080"
+    again = {30008: "clearml/clearml-apiserver", 30081: "trains/fileserver-service"}
+    assert requirements(healthy(node_ports=again, tree=tree))["cluster.node-ports"].ok
 
 
 def test_a_broken_kustomization_fails():

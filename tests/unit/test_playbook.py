@@ -60,7 +60,8 @@ def test_unknown_top_level_key_is_named():
     assert (
         "key '(top)'" in message
         and "dockr" in message
-        and "allowed: containerd, distributions, docker, limits, server, sysctl, version" in message
+        and "allowed: containerd, deploy, distributions, docker, limits, server, sysctl, version"
+        in message
     )
 
 
@@ -269,3 +270,64 @@ def test_errors_in_top_level_limits_name_that_key():
 )
 def test_containerd_drop_in_must_be_a_conf_file_of_containerd_service(path):
     assert "containerd.drop-in" in error_of(f"version: 1\ncontainerd:\n  drop-in: {path}\n")
+
+
+def test_bundled_deploy_section_is_the_bundled_manifests_layout():
+    deploy = load_playbook().deploy
+    assert deploy.namespace == "trains"
+    assert deploy.node_ports() == {
+        30080: "trains/webserver-service",
+        30008: "trains/apiserver-service",
+        30081: "trains/fileserver-service",
+    }
+    api = deploy.endpoint("api")
+    assert (api.port, api.host, api.health, api.health_before) == (
+        8008,
+        "api",
+        "/debug.ping",
+        ((0, 16), "/server.info"),
+    )
+    assert [(m.old, m.new) for m in deploy.data_moves] == [
+        ("/opt/trains/data/elastic", "/opt/trains/data/elastic_7")
+    ]
+
+
+DEPLOY = """\
+version: 1
+deploy:
+  namespace: clearml
+  endpoints:
+    web: {service: clearml-webserver, port: 80, node-port: 30080, host: app}
+    api: {service: clearml-apiserver, port: 8008, node-port: 30008, host: api, health: /ping}
+    files: {service: clearml-fileserver, port: 8081, node-port: 30081, host: files}
+  data-moves: []
+"""
+
+
+def test_deploy_section_names_another_layout():
+    deploy = parse_playbook(DEPLOY, SOURCE).deploy
+    assert deploy.namespace == "clearml"
+    assert deploy.endpoint("api").service == "clearml-apiserver"
+    assert deploy.endpoint("api").health == "/ping"
+    assert deploy.endpoint("api").health_before is None
+    assert deploy.data_moves == ()
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        (("namespace: clearml", "namespace: Clear_ML"), "deploy.namespace"),
+        (("node-port: 30008", "node-port: 8008"), "deploy.endpoints.api.node-port"),
+        (("node-port: 30008", "node-port: 40000"), "deploy.endpoints.api.node-port"),
+        (("health: /ping", "health: ping me"), "deploy.endpoints.api.health"),
+        (("service: clearml-webserver, ", ""), "deploy.endpoints.web.service"),
+        (("host: files", "host: files.example.com"), "deploy.endpoints.files.host"),
+        (("    files: {", "    file: {"), "deploy.endpoints"),
+        (("data-moves: []", "data-moves: [{old: /etc, new: /opt/trains/x}]"), "[0].old"),
+    ],
+)
+def test_bad_deploy_section_names_the_key(change, key):
+    old, new = change
+    assert old in DEPLOY
+    message = error_of(DEPLOY.replace(old, new))
+    assert f"key '{key}" in message or key in message, message

@@ -10,13 +10,9 @@ import re
 from dataclasses import dataclass, field
 
 from ..engine.types import Requirement
+from ..model import DeploySpec
+from .tree import Tree
 
-TRAINS_NAMESPACE = "trains"
-TRAINS_NODE_PORTS = {
-    30008: "apiserver-service",
-    30080: "webserver-service",
-    30081: "fileserver-service",
-}
 MIN_KUBECTL = (1, 14)  # `apply -k`
 
 
@@ -44,6 +40,7 @@ class ClusterFacts:
     labeled_nodes: tuple[KubeNode, ...] = ()
     node_ports: dict[int, str] = field(default_factory=dict)  # nodePort -> namespace/name
     kustomize_error: str | None = None
+    tree: Tree | None = None  # what `kubectl kustomize` rendered; None when it failed
 
 
 def parse_version(text: str | None) -> tuple[int, int] | None:
@@ -58,6 +55,7 @@ def cluster_requirements(
     targets: list[set[str]] | None,
     allow_many: bool,
     kustomize_dir: str,
+    deploy: DeploySpec | None = None,
 ) -> list[Requirement]:
     """Each pre-check as a requirement.
 
@@ -114,20 +112,7 @@ def cluster_requirements(
                     label,
                 )
             )
-    taken = {
-        port: owner
-        for port, owner in facts.node_ports.items()
-        if port in TRAINS_NODE_PORTS and owner != f"{TRAINS_NAMESPACE}/{TRAINS_NODE_PORTS[port]}"
-    }
-    reqs.append(
-        Requirement(
-            "cluster.node-ports",
-            "free: " + ", ".join(map(str, TRAINS_NODE_PORTS)),
-            ", ".join(f"{port} used by {owner}" for port, owner in sorted(taken.items())) or "free",
-            not taken,
-            "Services",
-        )
-    )
+    reqs.append(node_ports_requirement(facts, deploy or DeploySpec()))
     reqs.append(
         Requirement(
             "kustomize.builds",
@@ -138,3 +123,27 @@ def cluster_requirements(
         )
     )
     return reqs
+
+
+def node_ports_requirement(facts: ClusterFacts, deploy: DeploySpec) -> Requirement:
+    """The NodePorts the tree's Services claim are free: no Service holds one, or the one
+    holding it is the Service the tree applies (same namespace and name)."""
+    wanted = facts.tree.node_ports() if facts.tree is not None else deploy.node_ports()
+    taken = {
+        port: holder
+        for port, owner in wanted.items()
+        if (holder := facts.node_ports.get(port)) is not None and holder != owner
+    }
+    return Requirement(
+        "cluster.node-ports",
+        "free: " + ", ".join(map(str, sorted(wanted))) if wanted else "no NodePort claimed",
+        "; ".join(
+            f"{port} is held by Service {taken[port]}, not the tree's {wanted[port]}"
+            for port in sorted(taken)
+        )
+        + " (delete that Service, or give the tree other nodePorts)"
+        if taken
+        else "free",
+        not taken,
+        "Services",
+    )

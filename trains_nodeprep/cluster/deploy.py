@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..engine.types import Requirement
-from ..model import DesiredState
-from .checks import TRAINS_NODE_PORTS, ClusterFacts, KubeNode, cluster_requirements
+from ..model import DeploySpec, DesiredState
+from .checks import ClusterFacts, KubeNode, cluster_requirements
 from .kubectl import Kubectl
 from .restarts import (
     PodRestart,
@@ -60,6 +60,7 @@ def precheck(
     kustomize_dir: Path,
     targets: list[set[str]] | None,
     allow_many: bool,
+    spec: DeploySpec,
 ) -> ClusterOutcome:
     outcome = ClusterOutcome(kubectl.context, str(kustomize_dir))
     outcome.facts = kubectl.gather(selector, kustomize_dir)
@@ -69,6 +70,7 @@ def precheck(
         targets=targets,
         allow_many=allow_many,
         kustomize_dir=str(kustomize_dir),
+        deploy=spec,
     )
     return outcome
 
@@ -87,7 +89,12 @@ def pod_check(
 
 
 def deploy(
-    kubectl: Kubectl, outcome: ClusterOutcome, *, wait: int | None, on_line: Callable[[str], None]
+    kubectl: Kubectl,
+    outcome: ClusterOutcome,
+    spec: DeploySpec,
+    *,
+    wait: int | None,
+    on_line: Callable[[str], None],
 ) -> None:
     ok, output = kubectl.apply(Path(outcome.kustomize_dir), on_line)
     outcome.apply_output = output
@@ -97,19 +104,17 @@ def deploy(
         )
         return
     outcome.deployed = True
-    if wait:
-        outcome.rollout_failures = kubectl.wait_rollout(wait)
+    tree = outcome.facts.tree if outcome.facts else None
+    if wait and tree is not None:
+        outcome.rollout_failures = kubectl.wait_rollout(tree.workloads(), wait)
     node = outcome.facts.labeled_nodes[0] if outcome.facts and outcome.facts.labeled_nodes else None
     if node is not None:
-        outcome.urls = server_urls(node)
+        outcome.urls = server_urls(node, spec)
 
 
-def server_urls(node: KubeNode) -> dict[str, str]:
-    names = {"apiserver-service": "api", "webserver-service": "web", "fileserver-service": "files"}
-    return {
-        names[service]: f"http://{node.address}:{port}"
-        for port, service in TRAINS_NODE_PORTS.items()
-    }
+def server_urls(node: KubeNode, spec: DeploySpec) -> dict[str, str]:
+    """Each endpoint's NodePort URL on the labeled node."""
+    return {e.name: f"http://{node.address}:{e.node_port}" for e in spec.endpoints}
 
 
 def stale_pod_restarts(
@@ -163,7 +168,8 @@ def restart_workload(
     mine = [
         reading
         for reading in readings
-        if reading.pod in by_name and workload_of(by_name[reading.pod], owners) == restart.workload
+        if reading.pod in by_name
+        and workload_of(by_name[reading.pod], owners, desired.deploy.namespace) == restart.workload
     ]
     restart.after = [f"pod {r.pod}: {limits_seen(r, desired)}" for r in mine]
     still_low = [(r.pod, low) for r in mine if (low := low_limits(r, desired))]

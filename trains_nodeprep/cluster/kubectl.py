@@ -19,11 +19,10 @@ from pathlib import Path
 
 from ..engine.types import Requirement
 from ..errors import NodePrepError, UsageError
-from ..model import DesiredState
-from .checks import TRAINS_NAMESPACE, ClusterFacts, KubeNode
+from ..model import DeploySpec, DesiredState
+from .checks import ClusterFacts, KubeNode
 from .pods import (
     ES_CONTAINER,
-    ES_NAMESPACE,
     ES_SELECTOR,
     EsPod,
     Owner,
@@ -40,10 +39,10 @@ from .restarts import (
     rollout_restart_argv,
     rollout_status_argv,
 )
+from .tree import TreeError, TreeObject, parse_tree
 
 BUNDLED_KUSTOMIZATION = "manifests/overlays/current_version"
 TRAINS_IMAGE = "allegroai/trains-server"
-DEPLOYMENTS = ("elasticsearch", "mongo", "redis", "apiserver", "fileserver", "webserver")
 
 
 def bundled_kustomization() -> Path:
@@ -65,6 +64,7 @@ class Kubectl:
     kubeconfig: str | None = None
     context: str | None = None
     timeout: float = 30.0
+    namespace: str = DeploySpec.namespace  # trains-server's (playbook deploy.namespace)
 
     def __post_init__(self) -> None:
         self.binary = shutil.which("kubectl")
@@ -113,15 +113,20 @@ class Kubectl:
             return ClusterFacts(
                 context=self.context, kubectl_version=None, server_error="kubectl not found"
             )
-        with ThreadPoolExecutor(max_workers=4) as pool:
+        with ThreadPoolExecutor(max_workers=5) as pool:
             calls = [
                 # `version` gives the client's version even when the server is down
                 pool.submit(self.run, "version", "-o", "json"),
                 pool.submit(self.run, "get", "nodes", "-l", selector, "-o", "json"),
                 pool.submit(self.run, "get", "services", "--all-namespaces", "-o", "json"),
                 pool.submit(self.run, "kustomize", str(kustomize_dir)),
+                # where an object the tree gives no namespace goes: the context's namespace
+                pool.submit(
+                    self.run, "config", "view", "--minify", "-o", "jsonpath={..context.namespace}"
+                ),
             ]
-        version, nodes, services, built = (call.result() for call in calls)
+        version, nodes, services, built, context = (call.result() for call in calls)
+        default_namespace = (context.stdout.strip() if context.returncode == 0 else "") or "default"
         try:
             versions = json.loads(version.stdout)
         except ValueError:
@@ -134,10 +139,16 @@ class Kubectl:
                 kubectl_version=None,
                 server_error=_last_line(version.stderr) or "kubectl gave no version",
             )
+        tree, kustomize_error = None, _error_of(built)
+        if kustomize_error is None:
+            try:
+                tree = parse_tree(built.stdout, default_namespace)
+            except TreeError as err:
+                kustomize_error = str(err)
         if server is None or nodes.returncode != 0:
             error = _last_line(version.stderr or nodes.stderr) or "no answer"
             return ClusterFacts(
-                self.context, client, server_error=error, kustomize_error=_error_of(built)
+                self.context, client, server_error=error, kustomize_error=kustomize_error
             )
         return ClusterFacts(
             context=self.context,
@@ -145,7 +156,8 @@ class Kubectl:
             server_version=server,
             labeled_nodes=parse_nodes(nodes.stdout),
             node_ports=parse_node_ports(services.stdout) if services.returncode == 0 else {},
-            kustomize_error=_error_of(built),
+            kustomize_error=kustomize_error,
+            tree=tree,
         )
 
     def apply(self, kustomize_dir: Path, on_line: Callable[[str], None]) -> tuple[bool, str]:
@@ -165,21 +177,21 @@ class Kubectl:
             status = process.wait()
         return status == 0, "\n".join(lines)
 
-    def wait_rollout(self, timeout: int) -> list[str]:
-        """The Deployments that did not become available in time (empty: all did)."""
+    def wait_rollout(self, workloads: list[TreeObject], timeout: int) -> list[str]:
+        """The tree's workloads that did not become available in time (empty: all did)."""
         failed = []
-        for name in DEPLOYMENTS:
+        for workload in workloads:
             done = self.run(
                 "rollout",
                 "status",
-                f"deployment/{name}",
+                f"{workload.kind.lower()}/{workload.name}",
                 "-n",
-                TRAINS_NAMESPACE,
+                workload.namespace or self.namespace,
                 f"--timeout={timeout}s",
                 timeout=timeout + 10,
             )
             if done.returncode != 0:
-                failed.append(f"{name}: {_last_line(done.stderr) or 'not available'}")
+                failed.append(f"{workload.name}: {_last_line(done.stderr) or 'not available'}")
         return failed
 
     def label(self, node: str, selector: str) -> None:
@@ -191,12 +203,13 @@ class Kubectl:
             raise NodePrepError(f"kubectl label node {node} failed: {_last_line(done.stderr)}")
 
     def elasticsearch_pods(self) -> tuple[tuple[EsPod, ...], str | None]:
-        """The Running Elasticsearch pods (namespace trains, app=elasticsearch), with their nodes.
+        """The Running Elasticsearch pods (app=elasticsearch in trains-server's namespace), with
+        their nodes.
 
         Returns (pods, error).
         """
         try:
-            done = self.run("get", "pods", "-n", ES_NAMESPACE, "-l", ES_SELECTOR, "-o", "json")
+            done = self.run("get", "pods", "-n", self.namespace, "-l", ES_SELECTOR, "-o", "json")
         except NodePrepError as err:
             return (), str(err)
         if done.returncode != 0:
@@ -214,7 +227,14 @@ class Kubectl:
         keys = tuple(sysctl_keys)
         try:
             done = self.run(
-                "exec", "-n", ES_NAMESPACE, pod.name, "-c", ES_CONTAINER, "--", *read_command(keys)
+                "exec",
+                "-n",
+                self.namespace,
+                pod.name,
+                "-c",
+                ES_CONTAINER,
+                "--",
+                *read_command(keys),
             )
         except NodePrepError as err:
             return PodReading(pod.name, pod.node, None, error=str(err))
@@ -252,7 +272,7 @@ class Kubectl:
         pods, readings, error = self.read_elasticsearch_pods(desired)
         if not pods and error is None and not required:
             return []
-        reqs = [running_pods_requirement(pods, error)]
+        reqs = [running_pods_requirement(pods, error, self.namespace)]
         for seen in readings:
             reqs += pod_requirements(
                 seen.pod, seen.limits_text, seen.sysctl_values, desired, seen.error, node=seen.node
@@ -263,7 +283,7 @@ class Kubectl:
         """Each ReplicaSet of the trains namespace and its controller (a Deployment), with one
         `get replicasets`: (owners, error)."""
         try:
-            done = self.run("get", "replicasets", "-n", ES_NAMESPACE, "-o", "json")
+            done = self.run("get", "replicasets", "-n", self.namespace, "-o", "json")
         except NodePrepError as err:
             return {}, str(err)
         if done.returncode != 0:

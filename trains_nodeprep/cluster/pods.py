@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 
 from ..engine.types import Requirement
 from ..formats.proc_limits import parse_proc_limits
-from ..model import DesiredState, SysctlSetting, Ulimit
-from .checks import TRAINS_NAMESPACE
+from ..model import DeploySpec, DesiredState, SysctlSetting, Ulimit
 
-ES_NAMESPACE = TRAINS_NAMESPACE
+ES_NAMESPACE = DeploySpec.namespace  # the playbook's deploy.namespace, unless told
 ES_SELECTOR = "app=elasticsearch"
 ES_CONTAINER = "elasticsearch"
 PROC_LIMITS = "/proc/1/limits"  # the container's PID 1: its limits are the container's
@@ -134,10 +133,12 @@ def parse_running_pods(text: str) -> tuple[EsPod, ...]:
 
 
 def running_pods_requirement(
-    pods: tuple[EsPod, ...] | list[EsPod], error: str | None = None
+    pods: tuple[EsPod, ...] | list[EsPod],
+    error: str | None = None,
+    namespace: str = ES_NAMESPACE,
 ) -> Requirement:
     """Whether there is an Elasticsearch pod to look into at all."""
-    where = f"namespace {ES_NAMESPACE}"
+    where = f"namespace {namespace}"
     expected = f"a Running pod with {ES_SELECTOR}"
     if error:
         return Requirement("pod.elasticsearch.running", expected, f"error: {error}", False, where)

@@ -174,7 +174,9 @@ def plan_restarts(
     for reading in readings:
         low = low_limits(reading, desired)
         if low and reading.pod in by_name:
-            workload = workload_of(by_name[reading.pod], replicaset_owners)
+            workload = workload_of(
+                by_name[reading.pod], replicaset_owners, desired.deploy.namespace
+            )
             grouped.setdefault(workload, []).append((reading.pod, low))
     restarts = []
     for workload, found in grouped.items():
