@@ -40,6 +40,15 @@ JSON in memory and answers the requests the real kubectl 1.32 makes for:
   default). A Deployment with no pods gets none: the fake makes no pods from
   nothing. ``kubectl rollout status`` then succeeds (see above);
 - ``kubectl get replicasets -n NS -o json`` (the ReplicaSets above);
+- ``kubectl apply`` of an Ingress (``networking.k8s.io/v1``, stored only: no ingress
+  controller, ``status.loadBalancer`` stays empty);
+- ``kubectl get --raw /api/v1/namespaces/NS/services/[SCHEME:]NAME[:PORT]/proxy/PATH``, a
+  STAND-IN for the API server's service proxy (proxy.py): there are no pods or endpoints, so
+  what answers is what the test gives ``set_service_proxy(namespace, service, port, target)``,
+  a base URL (a server the test started; the answer is passed on as it came) or a callable
+  ``(method, path_and_query) -> (status, body)``; without one, 503 "no endpoints available
+  for service", as the real one says for a Service without ready pods (and 404 for a missing
+  Service, 503 for a port it does not have or a target that cannot be reached);
 - ``kubectl get pods -n NS -l SELECTOR -o json`` of the pods a test adds with
   ``add_pod`` (free-standing, or with the ``owner_references`` it gives) or
   ``add_deployment_pod`` (a pod of a stored Deployment, in a ReplicaSet owned by
@@ -75,8 +84,9 @@ defers validation to the "server" instead of fetching the OpenAPI v2 schema
 (``/openapi/v2`` answers 404; kubectl then computes strategic merge patches from
 its compiled-in types).
 
-Resources: namespaces, nodes, services, pods (stored, plus ``exec``), configmaps (stored
-only), deployments, replicasets (stored; made by the stand-in above).
+Resources: namespaces, nodes, services (plus the ``proxy`` stand-in), pods (stored, plus
+``exec``), configmaps and ingresses (stored only), deployments, replicasets (stored; made by
+the stand-in above).
 Server-side behaviour it imitates: uid,
 resourceVersion, creationTimestamp, generation (bumped when spec changes);
 404 NotFound / 409 AlreadyExists / 422 Invalid as ``Status`` objects; creating a
@@ -102,8 +112,8 @@ StatefulSets and DaemonSets are not served), garbage collection, finalizers,
 ``kubectl delete`` options (grace periods, propagation), server-side dry run
 (``?dryRun=All`` answers 400, so ``--dry-run=server`` and ``kubectl diff`` do
 not work), protobuf (JSON only), aggregated discovery, subresources other than
-``exec``, logs/attach/port-forward/cp, exec of anything but
-``cat`` (no container, process or shell; stdin is read and dropped, a TTY is
+``exec`` and a Service's ``proxy`` (no node or pod proxy), logs/attach/port-forward/cp,
+exec of anything but ``cat`` (no container, process or shell; stdin is read and dropped, a TTY is
 not emulated: ``-i``/``-t`` get the same canned output), exec over SPDY, pod
 lifecycle (a pod stays as ``add_pod`` left it, until a template change of its
 Deployment replaces it).
@@ -115,13 +125,14 @@ real kubectl with that kubeconfig and a cache dir of the test's own; returns a
 Import them into a test module, or list ``tests.kubefake.fixtures`` in ``pytest_plugins``.
 
 Only what trains-nodeprep makes kubectl do is served (its kube module: version, get
-nodes/services/pods/replicasets, label, apply -k, rollout status and restart, exec),
+nodes/services/pods/replicasets, label, apply -k, rollout status and restart, exec, the
+service proxy of its health probes),
 plus delete, namespace termination and watches, which the next work builds on.
 
 Modules: resources (what is served), status (Status errors), selectors, merge (strategic
 merge and JSON merge patch), store, api (FakeKubeAPI and object semantics), handler (HTTP
-routing, lists, watches), exec (WebSocket exec), discovery (discovery and OpenAPI v3),
-kubectl (KubectlResult, run_kubectl), fixtures.
+routing, lists, watches), exec (WebSocket exec), proxy (the service proxy stand-in), discovery
+(discovery and OpenAPI v3), kubectl (KubectlResult, run_kubectl), fixtures.
 
 kubectl keeps a discovery and HTTP cache (``~/.kube/cache`` by default). Give
 every kubectl call a fresh ``--cache-dir`` (or ``KUBECACHEDIR``, or a temp

@@ -1,9 +1,9 @@
 """FakeKubeAPI, a TEST DOUBLE of the Kubernetes API: the server's life cycle, the test-facing
-API (add_node, add_service, add_pod, add_deployment_pod, set_new_pod_files, objects, requests,
-execs), what the real API server does to objects on create and update (uid, resourceVersion,
-generation, Service defaults and node ports, Deployment status, Namespace termination), and a
-stand-in for the Deployment controller that replaces a Deployment's pods when its template
-changes."""
+API (add_node, add_service, add_pod, add_deployment_pod, set_new_pod_files, set_service_proxy,
+objects, requests, execs), what the real API server does to objects on create and update (uid,
+resourceVersion, generation, Service defaults and node ports, Deployment status, Namespace
+termination), and a stand-in for the Deployment controller that replaces a Deployment's pods
+when its template changes."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 from .handler import APIHandler
+from .proxy import ProxyTarget
 from .resources import BY_KIND, SERVER_VERSION, Resource
 from .status import APIError, timestamp
 from .store import Store
@@ -60,6 +61,8 @@ class FakeKubeAPI:
             tuple[str, str, str, tuple[str, ...], str]
         ] = []  # (namespace, pod, container, command, protocol)
         self._new_pod_files: dict[str, str] = {}  # set_new_pod_files
+        # set_service_proxy: (namespace, service, port) -> what answers its service proxy
+        self._service_proxies: dict[tuple[str, str, int], ProxyTarget] = {}
         self.url = ""
         self._seed()
 
@@ -279,6 +282,21 @@ class FakeKubeAPI:
         apply that changes the template): what a recreated pod would see."""
         with self._store.lock:
             self._new_pod_files = dict(files)
+
+    def set_service_proxy(
+        self, namespace: str, service: str, port: int, target: ProxyTarget | None
+    ) -> None:
+        """What answers ``GET /api/v1/namespaces/NS/services/SERVICE:PORT/proxy/PATH`` (the
+        API server's service proxy, ``kubectl get --raw``), a STAND-IN for the Service's pods:
+        a base URL (PATH and the query appended; e.g. a stand-in server the test started) or a
+        callable ``(method, path_and_query) -> (status, body)``. ``port`` is the Service's
+        port (its number; the URL may name it). None: no endpoints again (503). See proxy.py
+        for what the real proxy answers and the fake too."""
+        with self._store.lock:
+            if target is None:
+                self._service_proxies.pop((namespace, service, port), None)
+            else:
+                self._service_proxies[(namespace, service, port)] = target
 
     def _pod_object(
         self,
@@ -607,6 +625,8 @@ class FakeKubeAPI:
         obj["kind"] = res.kind
         if res.kind == "Service":
             self._prepare_service(obj, previous)
+        if res.kind == "Ingress":  # no ingress controller here gives it an address
+            obj["status"] = (previous or {}).get("status") or {"loadBalancer": {}}
         if res.kind == "Namespace":
             obj.setdefault("spec", {"finalizers": ["kubernetes"]})
             obj["status"] = {"phase": "Active"}

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .discovery import api_group, api_group_list, openapi_v3_doc, openapi_v3_root, resource_list
 from .exec import serve_exec
 from .merge import json_merge_patch, strategic_merge
+from .proxy import serve_proxy
 from .resources import BY_PATH, GROUP_VERSIONS, RESOURCES, Resource
 from .selectors import field_selector_matches, label_selector_matches
 from .status import APIError, not_found, status_body
@@ -149,6 +150,9 @@ class APIHandler(http.server.BaseHTTPRequestHandler):
         sub = rest[2] if len(rest) > 2 else None
         if sub == "exec" and res.kind == "Pod" and len(rest) == 3:
             serve_exec(self, namespace, name)
+            return -1, None
+        if sub == "proxy" and res.kind == "Service" and len(rest) >= 3:
+            serve_proxy(self)  # a stand-in for the API server's service proxy (proxy.py)
             return -1, None
         if sub is not None:
             raise APIError(

@@ -71,6 +71,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",)),
     # made by the fake's stand-in for the Deployment controller (api.py), or by a test
     Resource("apps", "v1", "replicasets", "replicaset", "ReplicaSet", True, ("rs",)),
+    # stored only (no controller gives it an address): trains-nodeprep --domain applies one
+    Resource("networking.k8s.io", "v1", "ingresses", "ingress", "Ingress", True, ("ing",)),
 )
 BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 BY_KIND = {r.kind: r for r in RESOURCES}
