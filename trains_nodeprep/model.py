@@ -116,7 +116,7 @@ class DataMove:
 
 # trains-server's Services in the bundled manifests (playbook deploy.endpoints)
 DEFAULT_ENDPOINTS = (
-    Endpoint("web", "webserver-service", 80, 30080, "app"),
+    Endpoint("web", "webserver-service", 8080, 30080, "app"),
     Endpoint(
         "api", "apiserver-service", 8008, 30008, "api", "/debug.ping", ((0, 16), "/server.info")
     ),

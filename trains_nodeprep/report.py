@@ -155,6 +155,46 @@ def print_deploy(console, cluster) -> None:
         _status(console, "cluster", "failed", f"rollout: {failure}")
     for name, url in cluster.urls.items():
         console.print(f"  {name:<6} {url}", highlight=False)
+    for req in cluster.health:
+        if not req.ok:
+            console.print(
+                f"  note   {req.id} does not answer (no URL shown): {req.actual};"
+                f" `trains-nodeprep check` fails until it does",
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
+            )
+
+
+def access_lines(access, *, planned: bool = False) -> list[str]:
+    """How users reach trains-server: with --domain the Ingress and the three DNS records;
+    always the mapping a load balancer in front of the node needs (to the NodePorts)."""
+    lines = []
+    if access.options is not None:
+        options = access.options
+        rules = ", ".join(f"{r.host} -> {r.service}:{r.port}" for r in access.rules)
+        extras = [f"class {options.ingress_class}"] if options.ingress_class else []
+        extras += [f"TLS secret {options.tls_secret}"] if options.tls_secret else []
+        lines.append(
+            f"ingress  {'would apply' if planned else 'applied'} Ingress {access.namespace}/"
+            f"{access.ingress_name}: {rules}" + (f" ({', '.join(extras)})" if extras else "")
+        )
+        lines += [f"dns      {record.name} -> {record.points_to}" for record in access.dns]
+        lines.append(
+            "         (DNS records: to where the ingress controller listens, this node or the"
+            " load balancer in front of it)"
+        )
+    forwards = ", ".join(f"{f.host or f.endpoint} -> {f.target}" for f in access.load_balancer)
+    lines.append(f"lb       for a load balancer: {forwards} (the NodePorts)")
+    return lines
+
+
+def print_access(console, access, *, planned: bool = False) -> None:
+    if access is None:
+        return
+    console.print("access trains-server:", highlight=False)
+    for line in access_lines(access, planned=planned):
+        console.print(f"  {line}", highlight=False, soft_wrap=True, markup=False)
 
 
 def print_pod_restarts(console, restarts, *, dry_run: bool) -> None:
@@ -399,6 +439,31 @@ def cluster_json(cluster) -> dict | None:
         "urls": cluster.urls,
         "notes": cluster.notes,
         "pod_restarts": [_pod_restart_json(r) for r in cluster.pod_restarts],
+        "health": [_requirement_json(r) for r in cluster.health],
+        "access": _access_json(cluster.access),
+    }
+
+
+def _access_json(access) -> dict | None:
+    if access is None:
+        return None
+    options = access.options
+    return {
+        "domain": options.domain if options else None,
+        "ingress": None
+        if options is None
+        else {
+            "namespace": access.namespace,
+            "name": access.ingress_name,
+            "class": options.ingress_class,
+            "tls_secret": options.tls_secret,
+            "rules": [{"host": r.host, "service": r.service, "port": r.port} for r in access.rules],
+        },
+        "dns": [{"name": r.name, "points_to": r.points_to} for r in access.dns],
+        "load_balancer": [
+            {"endpoint": f.endpoint, "host": f.host, "node_port": f.node_port, "target": f.target}
+            for f in access.load_balancer
+        ],
     }
 
 

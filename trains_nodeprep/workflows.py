@@ -99,6 +99,9 @@ class ClusterArgs:
     kustomize: Path | None = None
     image_version: str | None = None
     allow_many: bool = False
+    domain: str | None = None  # plan, run: also an Ingress for app.D, api.D, files.D
+    ingress_class: str | None = None
+    tls_secret: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,6 +155,9 @@ class Session:
         self.cluster_args = cluster
         self.cluster: ClusterOutcome | None = None
         self.workdir: TemporaryDirectory[str] | None = None
+        from .cluster.ingress import ingress_options
+
+        self.ingress = ingress_options(cluster.domain, cluster.ingress_class, cluster.tls_secret)
         enabled = cluster.enabled
         if enabled is None:
             from .cluster.kubectl import kubeconfig_available
@@ -160,7 +166,12 @@ class Session:
         if enabled:
             import tempfile
 
-            from .cluster.kubectl import Kubectl, bundled_kustomization, with_image_version
+            from .cluster.kubectl import (
+                Kubectl,
+                bundled_kustomization,
+                with_image_version,
+                with_ingress,
+            )
 
             self.kubectl = Kubectl(
                 str(cluster.kubeconfig) if cluster.kubeconfig else None,
@@ -171,8 +182,16 @@ class Session:
             source = cluster.kustomize or bundled_kustomization()
             if not source.is_dir():
                 raise UsageError(f"--kustomize {source}: not a directory with a kustomization.yaml")
-            self.kustomize_dir = with_image_version(
-                source, cluster.image_version, self.workdir.name
+            self.kustomize_dir = with_ingress(
+                with_image_version(source, cluster.image_version, self.workdir.name),
+                self.desired.deploy,
+                self.ingress,
+                self.workdir.name,
+            )
+        elif self.ingress is not None:
+            raise UsageError(
+                "--domain adds an Ingress to trains-server's deploy: give a --kubeconfig"
+                " (or drop --no-deploy / --no-cluster)"
             )
         elif not args.local and not self.hosts:
             raise UsageError(
@@ -236,10 +255,22 @@ class Session:
             allow_many=self.cluster_args.allow_many,
             spec=self.desired.deploy,
         )
+        self._access(self.cluster)
         if not self.nodes and self.cluster.facts and self.cluster.facts.labeled_nodes:
             self.nodes = self._ssh_nodes(
                 [Target(host=node.address) for node in self.cluster.facts.labeled_nodes]
             )
+
+    def _access(self, cluster: ClusterOutcome) -> None:
+        """With --domain, the pre-check that the Ingress's backends are in the tree; how users
+        will reach trains-server (the run summary prints it)."""
+        from .cluster.ingress import backends_requirement, make_access
+
+        facts = cluster.facts
+        if self.ingress is not None and facts is not None and facts.tree is not None:
+            cluster.requirements.append(backends_requirement(facts.tree, self.desired.deploy))
+        node = facts.labeled_nodes[0].address if facts and facts.labeled_nodes else None
+        cluster.access = make_access(self.desired.deploy, node, self.ingress)
 
     # Made on first use: a JSON run with nothing human to say never imports rich (~35 ms).
     @functools.cached_property
@@ -329,6 +360,18 @@ def check(
             from .cluster.deploy import pod_check
 
             pod_check(kubectl, cluster, session.desired, required=bool(pods))
+        if cluster is not None and reachable and cluster.facts is not None:
+            from .cluster.health import service_health
+
+            facts = cluster.facts
+            found, notes = service_health(
+                kubectl,
+                session.desired.deploy,
+                facts.labeled_nodes[0] if facts.labeled_nodes else None,
+                facts.tree,
+            )
+            cluster.requirements += found
+            cluster.notes += notes
 
     # Read-only on both sides: kubectl's calls and the nodes' SSH commands go side by side.
     with _alongside(functools.partial(cluster_checks, kubectl) if kubectl is not None else None):
@@ -400,6 +443,9 @@ def run(nodes: NodeArgs, cluster: ClusterArgs, options: RunOptions, *, ask: Ask)
         if options.dry_run:
             if _converged(outcomes, (NodeStatus.PLANNED, NodeStatus.UNCHANGED)):
                 _pod_restarts(session, cluster_, session.kubectl, options, ask=_never_asked)
+            from .report import print_access
+
+            print_access(session.human, cluster_.access, planned=True)
         else:
             _deploy_once_converged(session, cluster_, session.kubectl, outcomes, options.wait)
             if cluster_.deployed:
@@ -478,12 +524,15 @@ def _deploy_once_converged(
         cluster.error = "not deployed: not every node converged"
         session.human.print("not deploying: not every node converged", highlight=False)
         return
+    import time
+
     from .cluster.deploy import deploy
-    from .report import print_deploy
+    from .report import print_access, print_deploy
 
     session.human.print(
         f"deploying trains-server: kubectl apply -k {session.kustomize_dir}", highlight=False
     )
+    started = time.monotonic()
     deploy(
         kubectl,
         cluster,
@@ -491,7 +540,33 @@ def _deploy_once_converged(
         wait=wait,
         on_line=lambda line: session.human.print(f"  {line}", highlight=False, markup=False),
     )
+    if wait and cluster.deployed and not cluster.rollout_failures:
+        _await_health(session, cluster, kubectl, deadline=started + wait)
     print_deploy(session.human, cluster)
+    if cluster.deployed:
+        print_access(session.human, cluster.access)
+
+
+def _await_health(
+    session: Session, cluster: ClusterOutcome, kubectl: Kubectl, *, deadline: float
+) -> None:
+    """run --wait: after the rollout, ask trains-server as check does (asking again what does
+    not answer yet, until the --wait time is up); only the URLs that answer are printed."""
+    from .cluster.health import await_service_health
+
+    facts = cluster.facts
+    cluster.health, notes = await_service_health(
+        kubectl,
+        session.desired.deploy,
+        facts.labeled_nodes[0] if facts and facts.labeled_nodes else None,
+        facts.tree if facts else None,
+        deadline,
+    )
+    cluster.notes += notes
+    for note in notes:
+        session.human.print(f"  note   {note}", highlight=False, soft_wrap=True)
+    answered = {req.id.removeprefix("service.") for req in cluster.health if req.ok}
+    cluster.urls = {name: url for name, url in cluster.urls.items() if name in answered}
 
 
 def restore(nodes: NodeArgs, options: RestoreOptions, *, ask: Ask) -> int:

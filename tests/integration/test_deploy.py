@@ -13,6 +13,7 @@ import pytest
 
 from .cli import json_output, trains_nodeprep
 from .limits import WRITTEN_NOFILE
+from .standins import StandIns
 from .test_safety import snapshot
 
 TRAINS = {"app": "trains"}
@@ -37,6 +38,7 @@ def writes(kube_api) -> list[tuple[str, str]]:
 def test_run_finds_the_labeled_node_prepares_it_then_deploys(
     bed, kube_api, kubeconfig, labeled_node
 ):
+    StandIns(labeled_node).start()  # trains-server's servers: --wait prints the URLs that answer
     result = trains_nodeprep(
         bed, "run", "--kubeconfig", str(kubeconfig), "--yes", "--wait", "30", "-o", "json"
     )

@@ -194,6 +194,34 @@ ImageVersion = Annotated[
         show_default=False,
     ),
 ]
+Domain = Annotated[
+    str | None,
+    typer.Option(
+        "--domain",
+        help="Also deploy an Ingress (networking.k8s.io/v1) in trains-server's namespace: app.D"
+        " to the web server, api.D to the API server, files.D to the file server (upload size"
+        " limit lifted for ingress-nginx). The summary lists the DNS records to create.",
+        show_default=False,
+    ),
+]
+IngressClass = Annotated[
+    str | None,
+    typer.Option(
+        "--ingress-class",
+        help="spec.ingressClassName of the --domain Ingress, e.g. nginx"
+        " (default: the cluster's default IngressClass).",
+        show_default=False,
+    ),
+]
+TlsSecret = Annotated[
+    str | None,
+    typer.Option(
+        "--tls-secret",
+        help="Serve the --domain hosts over HTTPS with this TLS Secret (in trains-server's"
+        " namespace; a certificate for app.D, api.D and files.D).",
+        show_default=False,
+    ),
+]
 ClusterOpt = Annotated[
     bool | None,
     typer.Option(

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..engine.types import Requirement
 from ..model import DeploySpec, DesiredState
 from .checks import ClusterFacts, KubeNode, cluster_requirements
+from .ingress import Access
 from .kubectl import Kubectl
 from .restarts import (
     PodRestart,
@@ -36,6 +37,9 @@ class ClusterOutcome:
     urls: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     pod_restarts: list[PodRestart] = field(default_factory=list)
+    # run --wait: trains-server's answers after the rollout (cluster/health.py); informative
+    health: list[Requirement] = field(default_factory=list)
+    access: Access | None = None  # how users reach it (cluster/ingress.py)
 
     @property
     def ready(self) -> bool:

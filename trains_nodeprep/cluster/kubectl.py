@@ -21,6 +21,7 @@ from ..engine.types import Requirement
 from ..errors import NodePrepError, UsageError
 from ..model import DeploySpec, DesiredState
 from .checks import ClusterFacts, KubeNode
+from .ingress import IngressOptions, render_ingress_yaml, render_wrapper_kustomization
 from .pods import (
     ES_CONTAINER,
     ES_SELECTOR,
@@ -329,6 +330,24 @@ def with_image_version(kustomize_dir: Path, version: str | None, workdir: str) -
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
         f"resources:\n- {json.dumps(relative)}\n"
         f"images:\n- name: {TRAINS_IMAGE}\n  newTag: {json.dumps(version)}\n"
+    )
+    return wrapper
+
+
+def with_ingress(
+    kustomize_dir: Path, spec: DeploySpec, options: IngressOptions | None, workdir: str
+) -> Path:
+    """A kustomization of `kustomize_dir` (itself maybe a with_image_version wrapper) plus the
+    Ingress of --domain (cluster/ingress.py renders it); `options` None: `kustomize_dir` as it
+    is. `kustomize_dir` itself is left untouched."""
+    if options is None:
+        return kustomize_dir
+    wrapper = Path(workdir) / "ingress"
+    wrapper.mkdir(parents=True, exist_ok=True)
+    (wrapper / "ingress.yaml").write_text(render_ingress_yaml(spec, options))
+    relative = os.path.relpath(kustomize_dir.resolve(), wrapper)  # kustomize refuses absolute paths
+    (wrapper / "kustomization.yaml").write_text(
+        render_wrapper_kustomization(relative, ("ingress.yaml",))
     )
     return wrapper
 
