@@ -50,6 +50,7 @@ from .options import (
     PlaybookOpt,
     Pods,
     Port,
+    Replace,
     RestartTimeout,
     Selector,
     ShowScripts,
@@ -79,14 +80,16 @@ def check(
     selector: Selector = DEFAULT_SELECTOR,
     allow_many_labeled: AllowMany = False,
     kustomize: Kustomize = None,
+    image_version: ImageVersion = None,
     fixed_users: FixedUsers = None,
     pods: Pods = None,
     debug: Debug = False,
 ) -> None:
     """Report, read-only, whether each node (and the cluster) is ready: exit 0 if all are, else 1.
 
-    One line per requirement per node: expected, actual, ok/drift. With a cluster, also what the
-    running Elasticsearch pod really got. Made for a pre-deploy CI step.
+    One line per requirement per node: expected, actual, ok/drift. With a cluster, also whether
+    the server accepts the tree (a server-side dry run, stored nowhere) and what the running
+    Elasticsearch pod really got. Made for a pre-deploy CI step.
     """
     with error_guard(Command.CHECK, debug=debug):
         code = workflows.check(
@@ -112,6 +115,7 @@ def check(
                 context=context,
                 selector=selector,
                 kustomize=kustomize,
+                image_version=image_version,
                 allow_many=allow_many_labeled,
             ),
             junit_xml=junit_xml,
@@ -140,6 +144,7 @@ def plan(
     allow_many_labeled: AllowMany = False,
     kustomize: Kustomize = None,
     image_version: ImageVersion = None,
+    replace: Replace = False,
     fixed_users: FixedUsers = None,
     show_scripts: ShowScripts = False,
     debug: Debug = False,
@@ -171,6 +176,7 @@ def plan(
                 kustomize=kustomize,
                 image_version=image_version,
                 allow_many=allow_many_labeled,
+                replace=replace,
             ),
             show_scripts=show_scripts,
         )
@@ -202,6 +208,7 @@ def run(
     allow_many_labeled: AllowMany = False,
     kustomize: Kustomize = None,
     image_version: ImageVersion = None,
+    replace: Replace = False,
     fixed_users: FixedUsers = None,
     debug: Debug = False,
 ) -> None:
@@ -242,6 +249,7 @@ def run(
                 kustomize=kustomize,
                 image_version=image_version,
                 allow_many=allow_many_labeled,
+                replace=replace,
             ),
             RunOptions(
                 yes=yes,

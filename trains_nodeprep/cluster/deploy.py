@@ -11,6 +11,16 @@ from pathlib import Path
 
 from ..engine.types import Requirement
 from ..model import DeploySpec, DesiredState
+from .changes import (
+    ImageChange,
+    ImmutableChange,
+    ObjectChange,
+    image_changes,
+    immutable_changes,
+    merge_immutable,
+    object_changes,
+    server_refusals,
+)
 from .checks import ClusterFacts, KubeNode, cluster_requirements
 from .kubectl import Kubectl
 from .restarts import (
@@ -36,6 +46,13 @@ class ClusterOutcome:
     urls: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     pod_restarts: list[PodRestart] = field(default_factory=list)
+    # what the apply would change (plan shows it): each object's diff, the image tags
+    changes: list[ObjectChange] = field(default_factory=list)
+    images: list[ImageChange] = field(default_factory=list)
+    # the objects whose immutable fields change: deleted and created again with --replace
+    replacements: list[ImmutableChange] = field(default_factory=list)
+    replace: bool = False  # --replace: the user agreed to delete and create them again
+    replaced: list[str] = field(default_factory=list)
 
     @property
     def ready(self) -> bool:
@@ -61,8 +78,9 @@ def precheck(
     targets: list[set[str]] | None,
     allow_many: bool,
     spec: DeploySpec,
+    replace: bool = False,
 ) -> ClusterOutcome:
-    outcome = ClusterOutcome(kubectl.context, str(kustomize_dir))
+    outcome = ClusterOutcome(kubectl.context, str(kustomize_dir), replace=replace)
     outcome.facts = kubectl.gather(selector, kustomize_dir)
     outcome.requirements = cluster_requirements(
         outcome.facts,
@@ -71,7 +89,15 @@ def precheck(
         allow_many=allow_many,
         kustomize_dir=str(kustomize_dir),
         deploy=spec,
+        replace=replace,
     )
+    facts, tree = outcome.facts, outcome.facts.tree
+    if tree is not None and facts.server_version is not None:
+        live = facts.live or {}
+        from_server, _ = server_refusals(list(facts.dry_run_errors), tree)
+        outcome.replacements = merge_immutable(immutable_changes(tree, live), from_server)
+        outcome.changes = object_changes(tree, live, facts.dry_run_objects, outcome.replacements)
+        outcome.images = image_changes(tree, live)
     return outcome
 
 
@@ -96,6 +122,18 @@ def deploy(
     wait: int | None,
     on_line: Callable[[str], None],
 ) -> None:
+    """`kubectl apply -k`; first, with --replace, the objects whose immutable fields change are
+    deleted (the pre-checks let only replaceable ones through: never a Namespace, a
+    PersistentVolume or its claim), so that the apply creates them again."""
+    for change in outcome.replacements if outcome.replace else ():
+        if not change.replaceable:  # the pre-checks refuse these; never delete one
+            continue
+        error = kubectl.delete(change.obj)
+        if error:
+            outcome.error = f"--replace: kubectl delete {change.obj.ref} failed: {error}"
+            return
+        outcome.replaced.append(change.obj.ref)
+        on_line(f"{change.obj.ref} deleted (--replace: {change.field} changes)")
     ok, output = kubectl.apply(Path(outcome.kustomize_dir), on_line)
     outcome.apply_output = output
     if not ok:
