@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ..engine.types import Requirement
 from ..model import DeploySpec
-from .changes import Key, immutable_changes, merge_immutable, server_refusals
+from .changes import ImmutableChange, Key, immutable_changes, merge_immutable, server_refusals
 from .tree import Tree
 
 MIN_KUBECTL = (1, 14)  # `apply -k`
@@ -159,11 +159,16 @@ def node_ports_requirement(facts: ClusterFacts, deploy: DeploySpec) -> Requireme
     )
 
 
+def dry_run_findings(facts: ClusterFacts, tree: Tree) -> tuple[list[ImmutableChange], list[str]]:
+    """(the objects whose immutable fields would change, the server's other refusals)."""
+    from_server, refusals = server_refusals(list(facts.dry_run_errors), tree)
+    return merge_immutable(immutable_changes(tree, facts.live or {}), from_server), refusals
+
+
 def dry_run_requirements(facts: ClusterFacts, tree: Tree, *, replace: bool) -> list[Requirement]:
     """The server accepts the whole tree (server-side dry run), and no object's immutable field
     would change: kubectl would refuse that object and apply the others, a half-applied update."""
-    immutable, refusals = server_refusals(list(facts.dry_run_errors), tree)
-    changes = merge_immutable(immutable_changes(tree, facts.live or {}), immutable)
+    changes, refusals = dry_run_findings(facts, tree)
     reqs = [
         Requirement(
             "cluster.dry-run",

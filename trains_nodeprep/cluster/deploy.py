@@ -11,17 +11,8 @@ from pathlib import Path
 
 from ..engine.types import Requirement
 from ..model import DeploySpec, DesiredState
-from .changes import (
-    ImageChange,
-    ImmutableChange,
-    ObjectChange,
-    image_changes,
-    immutable_changes,
-    merge_immutable,
-    object_changes,
-    server_refusals,
-)
-from .checks import ClusterFacts, KubeNode, cluster_requirements
+from .changes import ImageChange, ImmutableChange, ObjectChange, image_changes, object_changes
+from .checks import ClusterFacts, KubeNode, cluster_requirements, dry_run_findings
 from .kubectl import Kubectl
 from .restarts import (
     PodRestart,
@@ -94,8 +85,7 @@ def precheck(
     facts, tree = outcome.facts, outcome.facts.tree
     if tree is not None and facts.server_version is not None:
         live = facts.live or {}
-        from_server, _ = server_refusals(list(facts.dry_run_errors), tree)
-        outcome.replacements = merge_immutable(immutable_changes(tree, live), from_server)
+        outcome.replacements, _ = dry_run_findings(facts, tree)
         outcome.changes = object_changes(tree, live, facts.dry_run_objects, outcome.replacements)
         outcome.images = image_changes(tree, live)
     return outcome
