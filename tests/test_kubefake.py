@@ -762,3 +762,97 @@ def test_a_template_change_without_pods_makes_none_and_an_unchanged_apply_replac
 
     assert "deployment.apps/elasticsearch unchanged" in again.stdout
     assert [p["metadata"]["name"] for p in kube_api.objects("Pod", "trains")] == [name]
+
+
+def changed_tree(tmp_path: Path, **replacements: tuple[str, str]) -> Path:
+    """A copy of the bundled tree with text replaced in base files (file stem -> (old, new))."""
+    tree = tmp_path / "manifests"
+    shutil.copytree(OVERLAY.parent.parent, tree)
+    for stem, (old, new) in replacements.items():
+        path = tree / "base" / f"{stem}.yaml"
+        text = path.read_text()
+        assert old in text, (stem, old)
+        path.write_text(text.replace(old, new))
+    return tree / "overlays" / "current_version"
+
+
+def test_a_server_side_dry_run_answers_like_a_write_and_stores_nothing(
+    kube_api: FakeKubeAPI, kubectl, tmp_path: Path
+) -> None:
+    kubectl("apply", "-k", str(OVERLAY))
+    before = kube_api.objects()
+    tree = changed_tree(tmp_path, apiserver=("nodePort: 30008", "nodePort: 30018"))
+    kube_api.clear_requests()
+
+    r = kubectl("apply", "-k", str(tree), "--dry-run=server", "-o", "json")
+
+    assert writes(kube_api) == [("PATCH", "/api/v1/namespaces/trains/services/apiserver-service")]
+    assert all("dryRun=All" in p for m, p in kube_api.requests if m != "GET")
+    answered = {i["metadata"]["name"]: i for i in r.json()["items"] if i["kind"] == "Service"}
+    ports = answered["apiserver-service"]["spec"]["ports"]
+    assert [p["nodePort"] for p in ports] == [30018]
+    assert kube_api.objects() == before  # nothing stored, no resourceVersion moved
+
+
+def test_a_dry_run_create_is_validated_too(kube_api: FakeKubeAPI, kubectl) -> None:
+    kube_api.add_service("other", "taken", [30080])
+    kube_api.add_service("trains", "unrelated", [])  # the namespace exists: only the port fails
+    r = kubectl("apply", "-k", str(OVERLAY), "--dry-run=server", check=False)
+    assert r.returncode == 1
+    assert "spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated" in (
+        r.stderr
+    )
+    assert [o["metadata"]["name"] for o in kube_api.objects("Deployment")] == []
+    assert kube_api.get_object("Service", "webserver-service", "trains") is None
+
+
+def test_a_changed_selector_is_refused_as_immutable_and_nothing_changes(
+    kube_api: FakeKubeAPI, kubectl, tmp_path: Path
+) -> None:
+    kubectl("apply", "-k", str(OVERLAY))
+    before = kube_api.get_object("Deployment", "mongo", "trains")
+    tree = changed_tree(tmp_path, mongo=("app: mongo\n", "app: mongodb\n"))
+
+    for dry_run in (["--dry-run=server"], []):
+        r = kubectl("apply", "-k", str(tree), *dry_run, check=False)
+        assert r.returncode == 1
+        assert (
+            'The Deployment "mongo" is invalid: spec.selector: Invalid value: '
+            'v1.LabelSelector{MatchLabels:map[string]string{"app":"mongodb"},'
+            " MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"
+        ) in r.stderr
+        assert kube_api.get_object("Deployment", "mongo", "trains") == before
+
+
+def test_a_changed_cluster_ip_may_not_change_once_set(
+    kube_api: FakeKubeAPI, kubectl, tmp_path: Path
+) -> None:
+    kubectl("apply", "-k", str(OVERLAY))
+    ip = kube_api.get_object("Service", "redis", "trains")["spec"]["clusterIP"]
+    tree = changed_tree(
+        tmp_path, redis=("  type: ClusterIP\n", "  type: ClusterIP\n  clusterIP: 10.96.9.9\n")
+    )
+    r = kubectl("apply", "-k", str(tree), "--dry-run=server", check=False)
+    assert r.returncode == 1
+    assert (
+        'The Service "redis" is invalid: spec.clusterIPs[0]: Invalid value: []string{"10.96.9.9"}:'
+        " may not change once set"
+    ) in r.stderr
+    assert kube_api.get_object("Service", "redis", "trains")["spec"]["clusterIP"] == ip
+
+
+def test_deleting_a_deployment_takes_its_replicasets_and_pods(
+    kube_api: FakeKubeAPI, kubectl
+) -> None:
+    kubectl("apply", "-k", str(OVERLAY))
+    pod = kube_api.add_deployment_pod("trains", "mongo", node_name="n1")
+    (replicaset,) = kube_api.objects("ReplicaSet", "trains")
+
+    kubectl("delete", "deployment", "mongo", "-n", "trains", "--dry-run=server")
+    assert kube_api.get_object("Pod", pod, "trains") is not None
+
+    kubectl("delete", "deployment", "mongo", "-n", "trains")
+    assert kube_api.get_object("Deployment", "mongo", "trains") is None
+    assert kube_api.get_object("ReplicaSet", replicaset["metadata"]["name"], "trains") is None
+    assert kube_api.get_object("Pod", pod, "trains") is None
+    assert kube_api.get_object("Deployment", "redis", "trains") is not None

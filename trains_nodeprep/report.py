@@ -197,6 +197,36 @@ def print_access(console, access, *, planned: bool = False) -> None:
         console.print(f"  {line}", highlight=False, soft_wrap=True, markup=False)
 
 
+def print_cluster_changes(console, cluster) -> None:
+    """What `apply -k` would change, object by object (plan): the image tags, then a unified
+    diff of each object that changes; an object to create is named, its body is the tree's."""
+    from rich.syntax import Syntax
+
+    if cluster is None or cluster.facts is None or cluster.facts.tree is None:
+        return
+    total = len(cluster.facts.tree.objects)
+    counts = {a: sum(c.action == a for c in cluster.changes) for a in ACTIONS}
+    unchanged = total - len(cluster.changes)
+    summary = ", ".join(f"{n} to {a}" for a, n in counts.items() if n) or "nothing to change"
+    _status(
+        console,
+        "cluster",
+        "planned" if cluster.changes else "unchanged",
+        f"kubectl apply -k {cluster.kustomize_dir}: {summary}, {unchanged} unchanged",
+    )
+    for image in cluster.images:
+        console.print(f"  image  {image.describe()}", highlight=False, soft_wrap=True)
+    for change in cluster.changes:
+        console.print(f"  {change.action}  {change.obj.ref}", highlight=False, soft_wrap=True)
+        if change.action != "create" and change.diff:
+            console.print(
+                Syntax(change.diff, "diff", theme="ansi_dark", background_color="default")
+            )
+
+
+ACTIONS = ("create", "configure", "replace")
+
+
 def print_pod_restarts(console, restarts, *, dry_run: bool) -> None:
     """One line per workload whose pods run with limits below the playbook's."""
     for restart in restarts:
@@ -441,6 +471,15 @@ def cluster_json(cluster) -> dict | None:
         "pod_restarts": [_pod_restart_json(r) for r in cluster.pod_restarts],
         "health": [_requirement_json(r) for r in cluster.health],
         "access": _access_json(cluster.access),
+        "diff": [
+            {"object": c.obj.ref, "action": c.action, "diff": c.diff} for c in cluster.changes
+        ],
+        "images": [{"container": i.container, "old": i.old, "new": i.new} for i in cluster.images],
+        "replace": [
+            {"object": c.obj.ref, "field": c.field, "replaceable": c.replaceable}
+            for c in cluster.replacements
+        ],
+        "replaced": cluster.replaced,
     }
 
 

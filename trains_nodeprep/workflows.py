@@ -102,6 +102,7 @@ class ClusterArgs:
     domain: str | None = None  # plan, run: also an Ingress for app.D, api.D, files.D
     ingress_class: str | None = None
     tls_secret: str | None = None
+    replace: bool = False  # delete and recreate the objects whose immutable fields change
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -254,6 +255,7 @@ class Session:
             targets=targets,
             allow_many=self.cluster_args.allow_many,
             spec=self.desired.deploy,
+            replace=self.cluster_args.replace,
         )
         self._access(self.cluster)
         if not self.nodes and self.cluster.facts and self.cluster.facts.labeled_nodes:
@@ -406,7 +408,7 @@ def run(nodes: NodeArgs, cluster: ClusterArgs, options: RunOptions, *, ask: Ask)
     from .engine.converge import run_node
     from .engine.parallel import for_each_node
     from .engine.types import NodeStatus
-    from .report import print_cluster, print_plan, print_run
+    from .report import print_cluster, print_cluster_changes, print_plan, print_run
 
     command = Command.PLAN if options.dry_run else Command.RUN
     session.precheck()
@@ -414,6 +416,8 @@ def run(nodes: NodeArgs, cluster: ClusterArgs, options: RunOptions, *, ask: Ask)
         # Refuse before any node is touched.
         if nodes.output == Output.TEXT:
             print_cluster(session.out, session.cluster)
+            if options.dry_run:
+                print_cluster_changes(session.out, session.cluster)
             session.out.print(
                 "refused: the cluster pre-checks failed; no node was touched", highlight=False
             )
@@ -435,6 +439,8 @@ def run(nodes: NodeArgs, cluster: ClusterArgs, options: RunOptions, *, ask: Ask)
         )
     if nodes.output == Output.TEXT:
         print_cluster(session.out, session.cluster)
+        if options.dry_run:
+            print_cluster_changes(session.out, session.cluster)
         (print_plan if options.dry_run else print_run)(session.out, outcomes)
     if options.dry_run and options.show_scripts:
         _print_scripts(session, outcomes, options)

@@ -28,10 +28,11 @@ def labeled_node(make_node, kube_api):
 
 
 def writes(kube_api) -> list[tuple[str, str]]:
+    """The requests that change the cluster (a server-side dry run stores nothing)."""
     return [
         (method, path)
         for method, path in kube_api.requests
-        if method in ("POST", "PUT", "PATCH", "DELETE")
+        if method in ("POST", "PUT", "PATCH", "DELETE") and "dryRun=All" not in path
     ]
 
 
@@ -251,7 +252,7 @@ def test_label_refuses_a_second_node_and_labels_the_first(bed, kube_api, kubecon
     assert labels == {"worker-1": "trains", "worker-2": None}
 
 
-def test_a_failing_apply_shows_kubectls_error_and_exits_non_zero(
+def test_a_tree_the_server_refuses_is_found_by_the_dry_run_before_any_node_is_touched(
     bed, kube_api, kubeconfig, labeled_node, tmp_path
 ):
     tree = tmp_path / "tree"
@@ -261,6 +262,7 @@ def test_a_failing_apply_shows_kubectls_error_and_exits_non_zero(
         "apiVersion: v1\nkind: ConfigMap\n"
         "metadata: {name: settings, namespace: no-such-namespace}\ndata: {a: b}\n"
     )
+    before = snapshot(labeled_node)
 
     result = trains_nodeprep(
         bed, "run", "--kubeconfig", str(kubeconfig), "--kustomize", str(tree), "--yes", "-o", "json"
@@ -268,13 +270,13 @@ def test_a_failing_apply_shows_kubectls_error_and_exits_non_zero(
 
     assert result.returncode == 1, result.stdout + result.stderr
     report = json_output(result)
-    assert report["nodes"][0]["status"] == "changed"  # the node was prepared first
-    assert report["cluster"]["deployed"] is False
-    assert (
-        report["cluster"]["error"].startswith("kubectl apply -k failed:")
-        and "no-such-namespace" in report["cluster"]["error"]
-    )
-    assert "no-such-namespace" in result.stderr  # kubectl's own words, streamed
+    assert report["nodes"] == [] and report["cluster"]["deployed"] is False
+    (dry_run,) = [r for r in report["cluster"]["requirements"] if r["id"] == "cluster.dry-run"]
+    assert not dry_run["ok"]
+    assert 'namespaces "no-such-namespace" not found' in dry_run["actual"]
+    assert any("dryRun=All" in path for _, path in kube_api.requests)  # it was asked
+    assert writes(kube_api) == []
+    assert snapshot(labeled_node) == before
 
 
 def proc_limits(nofile: str, memlock: str) -> str:

@@ -688,7 +688,15 @@ class FakeKubeAPI:
         ):
             self._store.remove(("Namespace", "", name))
 
-    def _create(self, res: Resource, namespace: str, obj: dict, replace: bool = False) -> dict:
+    def _create(
+        self,
+        res: Resource,
+        namespace: str,
+        obj: dict,
+        replace: bool = False,
+        *,
+        dry_run: bool = False,
+    ) -> dict:
         meta = obj.setdefault("metadata", {})
         name = meta.get("name")
         if not name:
@@ -745,8 +753,43 @@ class FakeKubeAPI:
                 {"name": name, "group": res.group, "kind": res.plural},
             )
         obj = self._finish(res, obj, None)
-        self._store.put(key, obj)
+        if not dry_run:
+            self._store.put(key, obj)
         return obj
+
+    def _refuse_immutable_changes(self, res: Resource, current: dict, new: dict) -> None:
+        """What the real API server's validation refuses on an update: a workload's selector
+        (apps/v1), a Service's clusterIP once set (422 Invalid, the field named)."""
+        name = current["metadata"]["name"]
+        old_spec, new_spec = current.get("spec") or {}, new.get("spec") or {}
+        if res.kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"):
+            if new_spec.get("selector") != old_spec.get("selector"):
+                raise _invalid(
+                    res,
+                    name,
+                    "spec.selector",
+                    _go_label_selector(new_spec.get("selector") or {}),
+                    "field is immutable",
+                )
+        if res.kind == "Service":
+            old_ip, new_ip = old_spec.get("clusterIP"), new_spec.get("clusterIP")
+            if new_ip and old_ip and new_ip != old_ip:
+                raise _invalid(
+                    res,
+                    name,
+                    "spec.clusterIPs[0]",
+                    f'[]string{{"{new_ip}"}}',
+                    "may not change once set",
+                )
+
+    def _collect_garbage(self, owner: dict) -> None:
+        """A stand-in for the garbage collector (background propagation, kubectl delete's
+        default): what the deleted object owned goes, and what that owned (store lock held)."""
+        for key, child in self._owned_by("ReplicaSet", owner) + self._owned_by("Pod", owner):
+            if key in self._store.objects:
+                self._store.remove(key)
+                self._pod_files.pop((key[1], key[2]), None)
+                self._collect_garbage(child)
 
 
 def _without_rv(obj: dict) -> dict:
@@ -767,3 +810,32 @@ def _owner_reference(owner: dict) -> dict:
         "controller": True,
         "blockOwnerDeletion": True,
     }
+
+
+def _invalid(res: Resource, name: str, field: str, value: str, detail: str) -> APIError:
+    """422 Invalid as the real server words it: `Deployment.apps "x" is invalid: FIELD: ...`."""
+    qualified = res.kind + (f".{res.group}" if res.group else "")
+    message = f"Invalid value: {value}: {detail}"
+    return APIError(
+        422,
+        "Invalid",
+        f'{qualified} "{name}" is invalid: {field}: {message}',
+        {
+            "name": name,
+            "group": res.group,
+            "kind": res.kind,
+            "causes": [{"reason": "FieldValueInvalid", "message": message, "field": field}],
+        },
+    )
+
+
+def _go_label_selector(selector: dict) -> str:
+    """A LabelSelector the way the real server prints it (Go's %#v)."""
+    labels = ", ".join(
+        f'"{k}":"{v}"' for k, v in sorted((selector.get("matchLabels") or {}).items())
+    )
+    expressions = "nil" if not selector.get("matchExpressions") else "..."
+    return (
+        f"v1.LabelSelector{{MatchLabels:map[string]string{{{labels}}},"
+        f" MatchExpressions:[]v1.LabelSelectorRequirement({expressions})}}"
+    )

@@ -173,10 +173,7 @@ class APIHandler(http.server.BaseHTTPRequestHandler):
                     return -1, None
                 return 200, self._list(res, namespace, query)
             if method == "POST":
-                if query.get("dryRun"):
-                    raise APIError(
-                        400, "BadRequest", "FakeKubeAPI: server-side dry run is not implemented"
-                    )
+                dry_run = _dry_run(query)
                 body = self._read_body()
                 if not isinstance(body, dict):
                     raise APIError(400, "BadRequest", "the body of a create must be an object")
@@ -187,7 +184,8 @@ class APIHandler(http.server.BaseHTTPRequestHandler):
                 if res.namespaced and not namespace:
                     namespace = body.get("metadata", {}).get("namespace") or "default"
                 with store.lock:
-                    return 201, copy.deepcopy(self.fake._create(res, namespace, body))
+                    created = self.fake._create(res, namespace, body, dry_run=dry_run)
+                    return 201, copy.deepcopy(created)
             raise APIError(
                 405,
                 "MethodNotAllowed",
@@ -203,17 +201,17 @@ class APIHandler(http.server.BaseHTTPRequestHandler):
             if method == "DELETE":
                 if current is None:
                     raise not_found(res, name)
+                options = self._read_body() or {}  # DeleteOptions: kubectl sends dryRun here
+                if _dry_run(query) or options.get("dryRun") == ["All"]:
+                    return 200, copy.deepcopy(current)
                 if res.kind == "Namespace":
                     return 200, self.fake._delete_namespace(name)
                 gone = store.remove(key)
+                self.fake._collect_garbage(current)
                 if res.namespaced:
                     self.fake._finalize_namespace_if_empty(namespace)
                 return 200, gone
             if method == "PATCH":
-                if query.get("dryRun"):
-                    raise APIError(
-                        400, "BadRequest", "FakeKubeAPI: server-side dry run is not implemented"
-                    )
                 ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
                 body = self._read_body()
                 if current is None:
@@ -228,14 +226,22 @@ class APIHandler(http.server.BaseHTTPRequestHandler):
                         "UnsupportedMediaType",
                         f"FakeKubeAPI: the patch type {ctype!r} is not implemented",
                     )
-                return 200, self._update(res, key, current, new)
+                return 200, self._update(res, key, current, new, dry_run=_dry_run(query))
         raise APIError(
             405,
             "MethodNotAllowed",
             "the server does not allow this method on the requested resource",
         )
 
-    def _update(self, res: Resource, key: tuple[str, str, str], current: dict, new: Any) -> dict:
+    def _update(
+        self,
+        res: Resource,
+        key: tuple[str, str, str],
+        current: dict,
+        new: Any,
+        *,
+        dry_run: bool = False,
+    ) -> dict:
         if not isinstance(new, dict):
             raise APIError(400, "BadRequest", "the object must be a JSON object")
         new.setdefault("metadata", {})
@@ -255,7 +261,10 @@ class APIHandler(http.server.BaseHTTPRequestHandler):
                 "the object has been modified; please apply your changes to the latest version "
                 "and try again",
             )
+        self.fake._refuse_immutable_changes(res, current, new)
         obj = self.fake._finish(res, new, current)
+        if dry_run:
+            return copy.deepcopy(obj)
         self.fake._store.put(key, obj)
         if res.kind == "Deployment":
             self.fake._roll_out_if_template_changed(current, obj)
@@ -362,3 +371,15 @@ class APIHandler(http.server.BaseHTTPRequestHandler):
         except OSError:
             pass
         self.close_connection = True
+
+
+def _dry_run(query: dict[str, str]) -> bool:
+    """``?dryRun=All``: validated and answered like a real write, stored nowhere."""
+    value = query.get("dryRun")
+    if value is None:
+        return False
+    if value != "All":
+        raise APIError(
+            400, "BadRequest", f"Invalid dry run value: dryRun={value!r}; the only value is All"
+        )
+    return True

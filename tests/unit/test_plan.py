@@ -406,3 +406,36 @@ def test_a_stopped_docker_that_the_kubelet_uses_is_started_with_the_new_config()
     plan = make_plan(node({"/etc/default/kubelet": flags}, docker_running=False), DESIRED)
 
     assert plan.restart_docker and plan.notes == ()
+
+
+def test_a_data_move_with_the_data_left_behind_refuses_the_node():
+    """The bundled playbook keeps Elasticsearch's data in elastic_7 (deploy.data-moves: from
+    elastic): data in the old directory and none in the new one is refused, nothing planned."""
+    import dataclasses
+
+    from trains_nodeprep.engine.facts import DirFact
+    from trains_nodeprep.playbook import load_playbook
+
+    bundled = load_playbook()
+    old, new = "/opt/trains/data/elastic", "/opt/trains/data/elastic_7"
+    facts = dataclasses.replace(
+        node({DAEMON_JSON: READY_JSON}, runtime=262144),
+        directories={new: DirFact(new, "ok", 1000, 1000, 0o755)},
+    )
+    for states, refused in [
+        ({old: "data", new: "empty"}, True),
+        ({old: "data", new: "absent"}, True),
+        ({old: "data", new: "data"}, False),  # migrated: both kept as they are
+        ({old: "empty", new: "empty"}, False),
+        ({old: "absent", new: "absent"}, False),
+    ]:
+        plan = make_plan(dataclasses.replace(facts, data_dirs=states), bundled)
+        blockers = [b for b in plan.blockers if old in b]
+        assert bool(blockers) is refused, states
+        if refused:
+            assert f"keeps it in {new}" in blockers[0] and "Migrate the data" in blockers[0]
+    no_moves = dataclasses.replace(
+        bundled, deploy=dataclasses.replace(bundled.deploy, data_moves=())
+    )
+    plan = make_plan(dataclasses.replace(facts, data_dirs={old: "data", new: "empty"}), no_moves)
+    assert not [b for b in plan.blockers if old in b]

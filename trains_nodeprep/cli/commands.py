@@ -52,6 +52,7 @@ from .options import (
     PlaybookOpt,
     Pods,
     Port,
+    Replace,
     RestartTimeout,
     Selector,
     ShowScripts,
@@ -82,14 +83,16 @@ def check(
     selector: Selector = DEFAULT_SELECTOR,
     allow_many_labeled: AllowMany = False,
     kustomize: Kustomize = None,
+    image_version: ImageVersion = None,
     fixed_users: FixedUsers = None,
     pods: Pods = None,
     debug: Debug = False,
 ) -> None:
     """Report, read-only, whether each node (and the cluster) is ready: exit 0 if all are, else 1.
 
-    One line per requirement per node: expected, actual, ok/drift. With a cluster, also what the
-    running Elasticsearch pod really got. Made for a pre-deploy CI step.
+    One line per requirement per node: expected, actual, ok/drift. With a cluster, also whether
+    the server accepts the tree (a server-side dry run, stored nowhere) and what the running
+    Elasticsearch pod really got. Made for a pre-deploy CI step.
     """
     with error_guard(Command.CHECK, debug=debug):
         code = workflows.check(
@@ -115,6 +118,7 @@ def check(
                 context=context,
                 selector=selector,
                 kustomize=kustomize,
+                image_version=image_version,
                 allow_many=allow_many_labeled,
             ),
             junit_xml=junit_xml,
@@ -146,6 +150,7 @@ def plan(
     domain: Domain = None,
     ingress_class: IngressClass = None,
     tls_secret: TlsSecret = None,
+    replace: Replace = False,
     fixed_users: FixedUsers = None,
     show_scripts: ShowScripts = False,
     debug: Debug = False,
@@ -180,6 +185,7 @@ def plan(
                 domain=domain,
                 ingress_class=ingress_class,
                 tls_secret=tls_secret,
+                replace=replace,
             ),
             show_scripts=show_scripts,
         )
@@ -214,6 +220,7 @@ def run(
     domain: Domain = None,
     ingress_class: IngressClass = None,
     tls_secret: TlsSecret = None,
+    replace: Replace = False,
     fixed_users: FixedUsers = None,
     debug: Debug = False,
 ) -> None:
@@ -257,6 +264,7 @@ def run(
                 domain=domain,
                 ingress_class=ingress_class,
                 tls_secret=tls_secret,
+                replace=replace,
             ),
             RunOptions(
                 yes=yes,

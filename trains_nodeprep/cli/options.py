@@ -222,6 +222,15 @@ TlsSecret = Annotated[
         show_default=False,
     ),
 ]
+Replace = Annotated[
+    bool,
+    typer.Option(
+        "--replace",
+        help="Delete and create again the objects whose immutable fields the tree changes"
+        " (a Deployment's selector, a Service's clusterIP): kubectl apply refuses those and"
+        " applies the rest. Never a Namespace, PersistentVolume or claim; the node's data stays.",
+    ),
+]
 ClusterOpt = Annotated[
     bool | None,
     typer.Option(

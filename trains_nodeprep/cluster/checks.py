@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from ..engine.types import Requirement
 from ..model import DeploySpec
+from .changes import ImmutableChange, Key, immutable_changes, merge_immutable, server_refusals
 from .tree import Tree
 
 MIN_KUBECTL = (1, 14)  # `apply -k`
@@ -41,6 +42,12 @@ class ClusterFacts:
     node_ports: dict[int, str] = field(default_factory=dict)  # nodePort -> namespace/name
     kustomize_error: str | None = None
     tree: Tree | None = None  # what `kubectl kustomize` rendered; None when it failed
+    # the tree's objects as they are in the cluster (absent ones missing); None: not read
+    live: dict[Key, dict] | None = None
+    live_error: str | None = None
+    # the server-side dry run of the apply: the objects as stored, or the server's refusals
+    dry_run_objects: dict[Key, dict] | None = None
+    dry_run_errors: tuple[str, ...] = ()
 
 
 def parse_version(text: str | None) -> tuple[int, int] | None:
@@ -56,6 +63,7 @@ def cluster_requirements(
     allow_many: bool,
     kustomize_dir: str,
     deploy: DeploySpec | None = None,
+    replace: bool = False,
 ) -> list[Requirement]:
     """Each pre-check as a requirement.
 
@@ -113,6 +121,8 @@ def cluster_requirements(
                 )
             )
     reqs.append(node_ports_requirement(facts, deploy or DeploySpec()))
+    if facts.tree is not None:
+        reqs += dry_run_requirements(facts, facts.tree, replace=replace)
     reqs.append(
         Requirement(
             "kustomize.builds",
@@ -147,3 +157,51 @@ def node_ports_requirement(facts: ClusterFacts, deploy: DeploySpec) -> Requireme
         not taken,
         "Services",
     )
+
+
+def dry_run_findings(facts: ClusterFacts, tree: Tree) -> tuple[list[ImmutableChange], list[str]]:
+    """(the objects whose immutable fields would change, the server's other refusals)."""
+    from_server, refusals = server_refusals(list(facts.dry_run_errors), tree)
+    return merge_immutable(immutable_changes(tree, facts.live or {}), from_server), refusals
+
+
+def dry_run_requirements(facts: ClusterFacts, tree: Tree, *, replace: bool) -> list[Requirement]:
+    """The server accepts the whole tree (server-side dry run), and no object's immutable field
+    would change: kubectl would refuse that object and apply the others, a half-applied update."""
+    changes, refusals = dry_run_findings(facts, tree)
+    reqs = [
+        Requirement(
+            "cluster.dry-run",
+            "the API server accepts the tree (server-side dry run)",
+            "; ".join(refusals) if refusals else "yes",
+            not refusals,
+            "kubectl apply --dry-run=server",
+        )
+    ]
+    kept = [c for c in changes if not c.replaceable]
+    if not changes:
+        actual, ok = "none would change", True
+    elif kept:
+        actual = (
+            "would change "
+            + ", ".join(c.describe() for c in kept)
+            + ": it holds or scopes data, so trains-nodeprep never deletes it;"
+            " put the old value back in the tree"
+        )
+        ok = False
+    elif replace:
+        actual = "replacing (--replace) " + ", ".join(c.describe() for c in changes)
+        ok = True
+    else:
+        actual = (
+            "would change "
+            + ", ".join(c.describe() for c in changes)
+            + ": pass --replace to delete and create "
+            + ("it" if len(changes) == 1 else "them")
+            + " again (the data on the node stays)"
+        )
+        ok = False
+    reqs.append(
+        Requirement("cluster.immutable-fields", "no immutable field changes", actual, ok, "tree")
+    )
+    return reqs

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ..engine.types import Requirement
 from ..model import DeploySpec, DesiredState
-from .checks import ClusterFacts, KubeNode, cluster_requirements
+from .changes import ImageChange, ImmutableChange, ObjectChange, image_changes, object_changes
+from .checks import ClusterFacts, KubeNode, cluster_requirements, dry_run_findings
 from .ingress import Access
 from .kubectl import Kubectl
 from .restarts import (
@@ -40,6 +41,13 @@ class ClusterOutcome:
     # run --wait: trains-server's answers after the rollout (cluster/health.py); informative
     health: list[Requirement] = field(default_factory=list)
     access: Access | None = None  # how users reach it (cluster/ingress.py)
+    # what the apply would change (plan shows it): each object's diff, the image tags
+    changes: list[ObjectChange] = field(default_factory=list)
+    images: list[ImageChange] = field(default_factory=list)
+    # the objects whose immutable fields change: deleted and created again with --replace
+    replacements: list[ImmutableChange] = field(default_factory=list)
+    replace: bool = False  # --replace: the user agreed to delete and create them again
+    replaced: list[str] = field(default_factory=list)
 
     @property
     def ready(self) -> bool:
@@ -65,8 +73,9 @@ def precheck(
     targets: list[set[str]] | None,
     allow_many: bool,
     spec: DeploySpec,
+    replace: bool = False,
 ) -> ClusterOutcome:
-    outcome = ClusterOutcome(kubectl.context, str(kustomize_dir))
+    outcome = ClusterOutcome(kubectl.context, str(kustomize_dir), replace=replace)
     outcome.facts = kubectl.gather(selector, kustomize_dir)
     outcome.requirements = cluster_requirements(
         outcome.facts,
@@ -75,7 +84,14 @@ def precheck(
         allow_many=allow_many,
         kustomize_dir=str(kustomize_dir),
         deploy=spec,
+        replace=replace,
     )
+    facts, tree = outcome.facts, outcome.facts.tree
+    if tree is not None and facts.server_version is not None:
+        live = facts.live or {}
+        outcome.replacements, _ = dry_run_findings(facts, tree)
+        outcome.changes = object_changes(tree, live, facts.dry_run_objects, outcome.replacements)
+        outcome.images = image_changes(tree, live)
     return outcome
 
 
@@ -100,6 +116,18 @@ def deploy(
     wait: int | None,
     on_line: Callable[[str], None],
 ) -> None:
+    """`kubectl apply -k`; first, with --replace, the objects whose immutable fields change are
+    deleted (the pre-checks let only replaceable ones through: never a Namespace, a
+    PersistentVolume or its claim), so that the apply creates them again."""
+    for change in outcome.replacements if outcome.replace else ():
+        if not change.replaceable:  # the pre-checks refuse these; never delete one
+            continue
+        error = kubectl.delete(change.obj)
+        if error:
+            outcome.error = f"--replace: kubectl delete {change.obj.ref} failed: {error}"
+            return
+        outcome.replaced.append(change.obj.ref)
+        on_line(f"{change.obj.ref} deleted (--replace: {change.field} changes)")
     ok, output = kubectl.apply(Path(outcome.kustomize_dir), on_line)
     outcome.apply_output = output
     if not ok:

@@ -114,7 +114,8 @@ class Kubectl:
             return ClusterFacts(
                 context=self.context, kubectl_version=None, server_error="kubectl not found"
             )
-        with ThreadPoolExecutor(max_workers=5) as pool:
+        tree_dir = str(kustomize_dir)
+        with ThreadPoolExecutor(max_workers=7) as pool:
             calls = [
                 # `version` gives the client's version even when the server is down
                 pool.submit(self.run, "version", "-o", "json"),
@@ -125,8 +126,12 @@ class Kubectl:
                 pool.submit(
                     self.run, "config", "view", "--minify", "-o", "jsonpath={..context.namespace}"
                 ),
+                # the tree's objects as they are now, and as the server would store them: a
+                # server-side dry run is validated like the apply and stores nothing
+                pool.submit(self.run, "get", "-k", tree_dir, "-o", "json", "--ignore-not-found"),
+                pool.submit(self.run, "apply", "-k", tree_dir, "--dry-run=server", "-o", "json"),
             ]
-        version, nodes, services, built, context = (call.result() for call in calls)
+        version, nodes, services, built, context, live, dry_run = (c.result() for c in calls)
         default_namespace = (context.stdout.strip() if context.returncode == 0 else "") or "default"
         try:
             versions = json.loads(version.stdout)
@@ -159,6 +164,7 @@ class Kubectl:
             node_ports=parse_node_ports(services.stdout) if services.returncode == 0 else {},
             kustomize_error=kustomize_error,
             tree=tree,
+            **_readings(live, dry_run, default_namespace),
         )
 
     def apply(self, kustomize_dir: Path, on_line: Callable[[str], None]) -> tuple[bool, str]:
@@ -194,6 +200,26 @@ class Kubectl:
             if done.returncode != 0:
                 failed.append(f"{workload.name}: {_last_line(done.stderr) or 'not available'}")
         return failed
+
+    def delete(self, obj: TreeObject, timeout: int = 120) -> str | None:
+        """`kubectl delete KIND NAME`, waiting until it is gone (what it owns goes too, in the
+        background); None when it is gone, else kubectl's complaint."""
+        namespace = ["-n", obj.namespace] if obj.namespace else []
+        kind = obj.ref.split("/", 1)[0]
+        try:
+            done = self.run(
+                "delete",
+                kind,
+                obj.name,
+                *namespace,
+                "--ignore-not-found",
+                "--wait=true",
+                f"--timeout={timeout}s",
+                timeout=timeout + 10,
+            )
+        except NodePrepError as err:
+            return str(err)
+        return _error_of(done)
 
     def label(self, node: str, selector: str) -> None:
         key, _, value = selector.partition("=")
@@ -374,6 +400,36 @@ def parse_node_ports(text: str) -> dict[int, str]:
             if port.get("nodePort"):
                 ports[int(port["nodePort"])] = owner
     return ports
+
+
+def _readings(
+    live: subprocess.CompletedProcess, dry_run: subprocess.CompletedProcess, namespace: str
+) -> dict:
+    """ClusterFacts' live objects and dry run, from `get -k` and `apply -k --dry-run=server`."""
+    facts: dict = {}
+    if live.returncode == 0:
+        try:
+            facts["live"] = objects_by_key(live.stdout, namespace)
+        except TreeError as err:
+            facts["live_error"] = str(err)
+    else:
+        facts["live_error"] = _last_line(live.stderr) or f"exit status {live.returncode}"
+    if dry_run.returncode == 0:
+        try:
+            facts["dry_run_objects"] = objects_by_key(dry_run.stdout, namespace)
+        except TreeError as err:
+            facts["dry_run_errors"] = (f"unexpected output of the dry run: {err}",)
+    else:
+        lines = [line for line in dry_run.stderr.splitlines() if line.strip()]
+        facts["dry_run_errors"] = tuple(lines) or (f"exit status {dry_run.returncode}",)
+    return facts
+
+
+def objects_by_key(text: str, namespace: str) -> dict:
+    """kubectl's JSON (an object or a List) -> (kind, namespace, name) -> object."""
+    if not text.strip():
+        return {}
+    return {obj.key: obj.body for obj in parse_tree(text, namespace).objects}
 
 
 def _error_of(done: subprocess.CompletedProcess) -> str | None:

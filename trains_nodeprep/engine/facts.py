@@ -90,6 +90,9 @@ class NodeFacts:
     # seconds since its main process started
     unit_shows: dict[str, dict[str, str]] = field(default_factory=dict)
     unit_ages: dict[str, float] = field(default_factory=dict)
+    # trains-server's moved data directories (playbook deploy.data-moves): absent, notdir,
+    # empty or data
+    data_dirs: dict[str, str] = field(default_factory=dict)
 
     @property
     def docker_running(self) -> bool:

@@ -4,22 +4,40 @@ fixed users' passwords: secret, never shown)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ..engine.builder import PlanBuilder
 from ..engine.facts import NodeFacts
 from ..engine.types import DirChange, Requirement
 from ..errors import ConfigError
-from ..model import APISERVER_CONF, DesiredState
-from .base import Concern, FactsNeeds, ManagedFile, no_records, require_readable
+from ..model import APISERVER_CONF, DataMove, DesiredState
+from .base import Concern, FactsNeeds, ManagedFile, require_readable
+
+if TYPE_CHECKING:
+    from ..engine.parse import Records
 
 
 def facts(desired: DesiredState) -> FactsNeeds:
     # the directories go in the archive as entries (owner, mode; followed as a hostPath is)
+    moves = _moves_to_guard(desired)
     return FactsNeeds(
+        shell="server.facts.sh" if moves else None,
         calls=(
             *(("readfile", f.path) for f in desired.server_files),
             *(("archive_entry", d.path) for d in desired.directories),
-        )
+            *((("data_dir", *(p for m in moves for p in (m.old, m.new))),) if moves else ()),
+        ),
     )
+
+
+def _moves_to_guard(desired: DesiredState) -> list[DataMove]:
+    """The data moves this playbook makes: its directories hold the new place, not the old."""
+    paths = {d.path for d in desired.directories}
+    return [m for m in desired.deploy.data_moves if m.new in paths and m.old not in paths]
+
+
+def parse(records: Records) -> dict[str, Any]:
+    return {"data_dirs": {path: state for path, state, _ in records.of_kind("datadir")}}
 
 
 def managed_files(desired: DesiredState) -> tuple[ManagedFile, ...]:
@@ -30,6 +48,18 @@ def managed_files(desired: DesiredState) -> tuple[ManagedFile, ...]:
 
 def plan(facts: NodeFacts, desired: DesiredState, builder: PlanBuilder) -> None:
     """trains-server's hostPath directories and config files."""
+    for move in _moves_to_guard(desired):
+        if facts.data_dirs.get(move.old) == "data" and facts.data_dirs.get(move.new) in (
+            "absent",
+            "empty",
+        ):
+            builder.blockers.append(
+                f"{move.old} holds trains-server data, but this release keeps it in {move.new},"
+                " which is empty: trains-server would start with an empty database. Migrate the"
+                f" data to {move.new} as the release's upgrade notes say (Elasticsearch 5 data"
+                " must be reindexed for Elasticsearch 7), or move the old directory away to"
+                " start afresh"
+            )
     for want in desired.directories:
         have = facts.directories.get(want.path)
         expected = (
@@ -84,7 +114,7 @@ def plan(facts: NodeFacts, desired: DesiredState, builder: PlanBuilder) -> None:
 CONCERN = Concern(
     name="server",
     facts=facts,
-    parse=no_records,
+    parse=parse,
     plan=plan,
     managed_files=managed_files,
 )
