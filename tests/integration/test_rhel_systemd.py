@@ -8,17 +8,8 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.cli import json_output, trains_nodeprep
+from tests.integration.rhel_layout import RHEL_DROPIN, RHEL_DROPIN_PATH, SYSCONFIG
 from tests.testbed import Debian13Node, SystemdNode
-
-SYSCONFIG = "/etc/sysconfig/docker"
-# the bed's runtime wrapper still comes in DOCKER_OPTS from /etc/default/docker
-RHEL_DROPIN = (
-    "[Service]\n"
-    "EnvironmentFile=-/etc/sysconfig/docker\n"
-    "ExecStart=\n"
-    "ExecStart=/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock"
-    " $OPTIONS $DOCKER_OPTS\n"
-)
 
 
 @pytest.mark.parametrize("kind", [SystemdNode, Debian13Node], ids=["debian12", "debian13"])
@@ -26,7 +17,7 @@ def test_a_rhel_layout_unit_gets_the_flags_in_sysconfig_options(bed, make_node, 
     node = make_node(
         kind=kind,
         files={
-            "/etc/systemd/system/docker.service.d/10-rhel.conf": RHEL_DROPIN,
+            RHEL_DROPIN_PATH: RHEL_DROPIN,
             SYSCONFIG: "# /etc/sysconfig/docker\nOPTIONS='--log-level=warn'\n",
         },
     )

@@ -17,7 +17,8 @@
 # put the users' keys and the node's initial files in place, and exec the real systemd.
 # A Debian 13 node (node.env: ROOTFS, ROOT_LAYER) first pivots into its own root (an overlay
 # of the bed's rootfs) and then does the same there, with the rootfs's own files and systemd.
-# Any failure before systemd runs prints "TNP-FAILED: ..."; "TNP-BOOT" is printed last.
+# Any failure before systemd runs prints "TNP-FAILED: ..."; "TNP-BOOT" is printed last, and
+# written to NODE_DIR/booted.
 # shellcheck source=node-common.sh source-path=SCRIPTDIR
 . "$(dirname "$0")/node-common.sh"  # strict mode, PATH, fail and the EXIT report first
 # shellcheck source=/dev/null # written by the bed for each node
@@ -114,11 +115,17 @@ node_homes
 # effect at boot
 node_files
 
+# NODE_DIR/booted, kept open across the unmounts below: TNP-BOOT goes there too, as the bed
+# waits for it there (systemd resets /dev/console as it starts, flushing output script(1) has
+# not read yet, so under load the console line can be lost)
+exec 9> "$N/booted"
 node_last_mounts
 if [ -n "${ROOTFS:-}" ]; then
     umount -l /mnt  # the host's tree
 fi
 
+echo TNP-BOOT >&9
+exec 9>&-
 echo TNP-BOOT
 trap - EXIT
 cd /
