@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 SCRIPT = Path(__file__).with_name("trains_standin.py")
+NODE_SCRIPT = "/usr/local/lib/trains-standin.py"
 NODE_PORTS = {"api": 30008, "web": 30080, "files": 30081}
 
 
@@ -21,10 +22,12 @@ class StandIns:
     def start(self, *names: str) -> StandIns:
         """Start the stand-ins (default: all three) and wait until each accepts connections
         on the node's address."""
+        # the node has its own /tmp (a checkout there is not visible inside): copy the script in
+        self.node.write(NODE_SCRIPT, SCRIPT.read_bytes(), mode=0o755)
         for name in names or tuple(NODE_PORTS):
             port = NODE_PORTS[name]
             done = self.node.sh(
-                f"/usr/bin/python3 {SCRIPT} {name} {port}"
+                f"/usr/bin/python3 {NODE_SCRIPT} {name} {port}"
                 f" >/var/log/trains-standin-{name}.log 2>&1 & echo $!"
             )
             self.pids[name] = int(done.stdout.strip())

@@ -28,8 +28,11 @@ ExecStart=/usr/bin/dockerd $OPTIONS $EXTRA
 
 
 def test_env_files_as_systemd_reads_them():
-    text = '# c\nDOCKER_OPTS="--insecure-registry r:5000 --dns 1.1.1.1"\nexport X=1\nbad line\n'
-    assert env_file(text) == {"DOCKER_OPTS": "--insecure-registry r:5000 --dns 1.1.1.1", "X": "1"}
+    text = (
+        '# c\nDOCKER_OPTS="--insecure-registry r:5000 --dns 1.1.1.1"\nexport X=1\nbad line\nY=2\n'
+    )
+    # systemd sets no "export X": not a valid name (a shell would set X)
+    assert env_file(text) == {"DOCKER_OPTS": "--insecure-registry r:5000 --dns 1.1.1.1", "Y": "2"}
 
 
 def test_a_debian_unit_gets_docker_opts_split_into_words():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import shlex
 from dataclasses import dataclass
 
 from ..errors import ConfigError
@@ -282,6 +283,24 @@ def options_value(text: str, path: str, variable: str) -> str | None:
     """The value of the last assignment of `variable` in a flag file (quotes removed)."""
     values = _options_values(text, path, variable)
     return text[values[-1].start : values[-1].end] if values else None
+
+
+def options_words(text: str, path: str, variable: str) -> list[str] | None:
+    """The words a shell sourcing the file gives `$variable` (its last assignment), as an
+    init script passes them to dockerd; None when it is not assigned."""
+    values = _options_values(text, path, variable)
+    if not values:
+        return None
+    last = values[-1]
+    raw = text[last.start : last.end]
+    if last.quote != "'":
+        raw = raw.replace("\\\n", "")  # a continued line, inside double quotes or bare
+    try:
+        if last.quote:  # the value without its quotes, then split where `$variable` is used
+            return "".join(shlex.split(f"{last.quote}{raw}{last.quote}")).split()
+        return shlex.split(raw)
+    except ValueError:
+        return raw.split()
 
 
 def _closing_quote(text: str, pos: int, quote: str) -> int:

@@ -15,7 +15,8 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .docker_config import options_value, unit_exec_start
+from .docker_config import options_words, unit_exec_start
+from .env_file import environment
 
 # dockerd's flags whose daemon.json key is another name (moby's NamedOption), and the short
 # flags; any other flag --NAME is the key NAME
@@ -54,20 +55,8 @@ class NextStart:
 
 
 def env_file(text: str) -> dict[str, str]:
-    """NAME=VALUE lines as systemd's EnvironmentFile= reads them (quotes removed)."""
-    values = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
-        name, equals, value = line.partition("=")
-        if not equals or line.startswith(("#", ";")) or not re.fullmatch(r"[A-Za-z_]\w*", name):
-            continue
-        try:
-            values[name] = " ".join(shlex.split(value, comments=True))
-        except ValueError:
-            values[name] = value
-    return values
+    """NAME=VALUE lines as systemd's EnvironmentFile= reads them (formats/env_file.py)."""
+    return environment(text)
 
 
 def _unit_environment(unit_text: str, files: Mapping[str, str | None]) -> tuple[dict, list]:
@@ -125,12 +114,9 @@ def next_start(
         ("/etc/default/docker", "DOCKER_OPTS"),
     ):
         text = files.get(path)
-        value = options_value(text, path, variable) if text is not None else None
-        if value:
-            try:
-                flags += shlex.split(value)
-            except ValueError:
-                flags += value.split()
+        words = options_words(text, path, variable) if text is not None else None
+        if words:
+            flags += words
             sources.append(f"{path} {variable}")
     return NextStart(tuple(flags), tuple(sources))
 

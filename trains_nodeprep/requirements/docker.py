@@ -14,7 +14,7 @@ from ..engine.facts import FileFact, NodeFacts
 from ..engine.parse import Records
 from ..engine.types import Plan, Requirement, Service
 from ..errors import ConfigError
-from ..formats import docker_config, dockerd_flags
+from ..formats import docker_config, dockerd_flags, env_file
 from ..model import DAEMON_JSON, DEFAULT_DOCKER, SYSCONFIG_DOCKER, DesiredState, Ulimit
 from .base import (
     Concern,
@@ -129,12 +129,52 @@ class _FlagFile:
     limits: dict[str, Ulimit]
 
 
+def _require_systemd_reads_it_alike(facts: NodeFacts, fact: FileFact, variable: str) -> None:
+    """A flag file that docker.service reads as a systemd EnvironmentFile must give the same
+    flags to systemd as to the tool (which edits it as a shell would read it): else the tool
+    would edit a line systemd ignores, and the restart would not bring the limits."""
+    if facts.init_system != "systemd" or not _unit_reads(facts.docker_unit or "", fact.path):
+        return
+    text = fact.text or ""
+    as_shell = docker_config.options_words(text, fact.path, variable) or []
+    found = [a for a in env_file.assignments(text) if a.name.split()[-1:] == [variable]]
+    valid = [a for a in found if a.valid]
+    as_systemd = valid[-1].value.split() if valid else []
+    if as_shell == as_systemd:
+        return
+    ignored = [a for a in found if not a.valid]
+    if ignored and (not valid or ignored[-1].line > valid[-1].line):
+        problem = (
+            f"line {ignored[-1].line} ({ignored[-1].name}=...) is ignored by systemd, which reads"
+            f" this file for docker.service (EnvironmentFile=): dockerd does not get these flags"
+        )
+        fix = f"write it as {variable}=\"...\" without 'export'"
+    else:
+        problem = (
+            f"systemd reads {variable} for docker.service (EnvironmentFile=) as"
+            f" {' '.join(as_systemd) or 'nothing'!r}, not as a shell would"
+            f" ({' '.join(as_shell)!r})"
+        )
+        fix = f'write {variable}="..." on its own, with no text after the closing quote'
+    raise ConfigError(fact.path, problem, fix)
+
+
+def _unit_reads(unit_text: str, path: str) -> bool:
+    """Whether the unit (systemctl cat) names `path` as an EnvironmentFile=."""
+    return any(
+        line.strip().startswith("EnvironmentFile=")
+        and line.split("=", 1)[1].strip().lstrip("-") == path
+        for line in unit_text.splitlines()
+    )
+
+
 def _flag_files(facts: NodeFacts) -> list[_FlagFile]:
     """The env files this node's docker really reads flags from."""
     found = []
     sysconfig = facts.file(SYSCONFIG_DOCKER)
     if sysconfig.exists:
         require_readable(sysconfig)
+        _require_systemd_reads_it_alike(facts, sysconfig, docker_config.SYSCONFIG_VARIABLE)
         found.append(
             _FlagFile(
                 sysconfig,
@@ -147,6 +187,7 @@ def _flag_files(facts: NodeFacts) -> list[_FlagFile]:
     read_by_docker = facts.init_system != "systemd" or DEFAULT_DOCKER in (facts.docker_unit or "")
     if default.exists and read_by_docker:
         require_readable(default)
+        _require_systemd_reads_it_alike(facts, default, docker_config.DEFAULT_VARIABLE)
         found.append(
             _FlagFile(
                 default,
