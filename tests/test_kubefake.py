@@ -856,3 +856,22 @@ def test_deleting_a_deployment_takes_its_replicasets_and_pods(
     assert kube_api.get_object("ReplicaSet", replicaset["metadata"]["name"], "trains") is None
     assert kube_api.get_object("Pod", pod, "trains") is None
     assert kube_api.get_object("Deployment", "redis", "trains") is not None
+
+
+def test_kubectl_diff_shows_a_server_side_diff_and_stores_nothing(
+    kube_api: FakeKubeAPI, kubectl, tmp_path: Path
+) -> None:
+    kubectl("apply", "-k", str(OVERLAY))
+    before = kube_api.objects()
+    tree = changed_tree(tmp_path, apiserver=("nodePort: 30008", "nodePort: 30018"))
+    kube_api.clear_requests()
+
+    r = kubectl("diff", "-k", str(tree), check=False)
+
+    assert r.returncode == 1, r.stderr  # 1: there are differences
+    assert "-    nodePort: 30008" in r.stdout and "+    nodePort: 30018" in r.stdout
+    assert writes(kube_api) == [("PATCH", "/api/v1/namespaces/trains/services/apiserver-service")]
+    assert all("dryRun=All" in p for m, p in kube_api.requests if m != "GET")
+    assert kube_api.objects() == before
+    same = kubectl("diff", "-k", str(OVERLAY), check=False)
+    assert same.returncode == 0 and same.stdout == ""
