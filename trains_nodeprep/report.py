@@ -204,6 +204,11 @@ def print_cluster_changes(console, cluster) -> None:
 
     if cluster is None or cluster.facts is None or cluster.facts.tree is None:
         return
+    if cluster.facts.live is None:
+        if cluster.facts.server_version is not None:
+            why = cluster.facts.live_error or "not read"
+            console.print(f"  note   no cluster diff: the live objects: {why}", highlight=False)
+        return
     total = len(cluster.facts.tree.objects)
     counts = {a: sum(c.action == a for c in cluster.changes) for a in ACTIONS}
     unchanged = total - len(cluster.changes)

@@ -240,8 +240,9 @@ class Session:
             return getpass.getpass("sudo password: ")
         return os.environ.get(SUDO_PASSWORD_ENV) or None
 
-    def precheck(self) -> None:
-        """Cluster pre-checks; without --host/--local, the labeled nodes become the targets."""
+    def precheck(self, *, diff: bool = False) -> None:
+        """Cluster pre-checks; without --host/--local, the labeled nodes become the targets.
+        `diff`: also read the tree's live objects, for plan's cluster diff."""
         if self.kubectl is None:
             return
         from .cluster.deploy import precheck
@@ -256,6 +257,7 @@ class Session:
             allow_many=self.cluster_args.allow_many,
             spec=self.desired.deploy,
             replace=self.cluster_args.replace,
+            live=diff,
         )
         self._access(self.cluster)
         if not self.nodes and self.cluster.facts and self.cluster.facts.labeled_nodes:
@@ -371,6 +373,7 @@ def check(
                 session.desired.deploy,
                 facts.labeled_nodes[0] if facts.labeled_nodes else None,
                 facts.tree,
+                facts.services,
             )
             cluster.requirements += found
             cluster.notes += notes
@@ -411,7 +414,7 @@ def run(nodes: NodeArgs, cluster: ClusterArgs, options: RunOptions, *, ask: Ask)
     from .report import print_cluster, print_cluster_changes, print_plan, print_run
 
     command = Command.PLAN if options.dry_run else Command.RUN
-    session.precheck()
+    session.precheck(diff=options.dry_run)
     if session.cluster is not None and not session.cluster.ready:
         # Refuse before any node is touched.
         if nodes.output == Output.TEXT:

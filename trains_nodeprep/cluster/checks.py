@@ -48,6 +48,8 @@ class ClusterFacts:
     # the server-side dry run of the apply: the objects as stored, or the server's refusals
     dry_run_objects: dict[Key, dict] | None = None
     dry_run_errors: tuple[str, ...] = ()
+    # every Service of the cluster, by (kind, namespace, name); None: not read
+    services: dict[Key, dict] | None = None
 
 
 def parse_version(text: str | None) -> tuple[int, int] | None:

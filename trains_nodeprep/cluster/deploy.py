@@ -74,9 +74,10 @@ def precheck(
     allow_many: bool,
     spec: DeploySpec,
     replace: bool = False,
+    live: bool = False,
 ) -> ClusterOutcome:
     outcome = ClusterOutcome(kubectl.context, str(kustomize_dir), replace=replace)
-    outcome.facts = kubectl.gather(selector, kustomize_dir)
+    outcome.facts = kubectl.gather(selector, kustomize_dir, live=live)
     outcome.requirements = cluster_requirements(
         outcome.facts,
         selector=selector,
@@ -88,10 +89,12 @@ def precheck(
     )
     facts, tree = outcome.facts, outcome.facts.tree
     if tree is not None and facts.server_version is not None:
-        live = facts.live or {}
         outcome.replacements, _ = dry_run_findings(facts, tree)
-        outcome.changes = object_changes(tree, live, facts.dry_run_objects, outcome.replacements)
-        outcome.images = image_changes(tree, live)
+        if facts.live is not None:  # read for plan's diff
+            outcome.changes = object_changes(
+                tree, facts.live, facts.dry_run_objects, outcome.replacements
+            )
+            outcome.images = image_changes(tree, facts.live)
     return outcome
 
 

@@ -339,10 +339,19 @@ def run_probes(kubectl: Kubectl, targets: tuple[Target, ...]) -> list[Requiremen
 
 
 def service_health(
-    kubectl: Kubectl, spec: DeploySpec, node: KubeNode | None, tree: Tree | None
+    kubectl: Kubectl,
+    spec: DeploySpec,
+    node: KubeNode | None,
+    tree: Tree | None,
+    services: dict[tuple[str, str | None, str], dict] | None = None,
 ) -> tuple[list[Requirement], list[str]]:
-    """check: the service.* requirements, and notes (e.g. not deployed: none)."""
-    probes = gather_probes(kubectl, spec, node, tree)
+    """check: the service.* requirements, and notes (e.g. not deployed: none). `services`: the
+    cluster's Services as the pre-checks read them (else one `kubectl get services`)."""
+    if services is None:
+        probes = gather_probes(kubectl, spec, node, tree)
+    else:
+        mine = {n: s for (_, ns, n), s in services.items() if ns == spec.namespace}
+        probes = make_probes(spec, node, mine, tree)
     if probes.note is not None:
         return [], [probes.note]
     return run_probes(kubectl, probes.targets) + list(probes.missing), []

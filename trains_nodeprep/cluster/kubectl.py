@@ -108,31 +108,31 @@ class Kubectl:
                 f" {timeout or self.timeout:.0f} s; check the cluster"
             ) from err
 
-    def gather(self, selector: str, kustomize_dir: Path) -> ClusterFacts:
-        """Everything the pre-checks need; the calls run side by side."""
+    def gather(self, selector: str, kustomize_dir: Path, *, live: bool = False) -> ClusterFacts:
+        """Everything the pre-checks need; the calls run side by side. `live`: also the tree's
+        objects as they are now (plan's diff needs them; the dry run alone finds what the
+        server refuses)."""
         if not self.binary:
             return ClusterFacts(
                 context=self.context, kubectl_version=None, server_error="kubectl not found"
             )
         tree_dir = str(kustomize_dir)
-        with ThreadPoolExecutor(max_workers=7) as pool:
+        with ThreadPoolExecutor(max_workers=6) as pool:
             calls = [
                 # `version` gives the client's version even when the server is down
                 pool.submit(self.run, "version", "-o", "json"),
                 pool.submit(self.run, "get", "nodes", "-l", selector, "-o", "json"),
                 pool.submit(self.run, "get", "services", "--all-namespaces", "-o", "json"),
                 pool.submit(self.run, "kustomize", str(kustomize_dir)),
-                # where an object the tree gives no namespace goes: the context's namespace
-                pool.submit(
-                    self.run, "config", "view", "--minify", "-o", "jsonpath={..context.namespace}"
-                ),
-                # the tree's objects as they are now, and as the server would store them: a
-                # server-side dry run is validated like the apply and stores nothing
-                pool.submit(self.run, "get", "-k", tree_dir, "-o", "json", "--ignore-not-found"),
+                # the tree as the server would store it: a server-side dry run is validated
+                # like the apply and stores nothing
                 pool.submit(self.run, "apply", "-k", tree_dir, "--dry-run=server", "-o", "json"),
             ]
-        version, nodes, services, built, context, live, dry_run = (c.result() for c in calls)
-        default_namespace = (context.stdout.strip() if context.returncode == 0 else "") or "default"
+            if live:
+                calls.append(
+                    pool.submit(self.run, "get", "-k", tree_dir, "-o", "json", "--ignore-not-found")
+                )
+        version, nodes, services, built, dry_run, *now = (c.result() for c in calls)
         try:
             versions = json.loads(version.stdout)
         except ValueError:
@@ -146,9 +146,14 @@ class Kubectl:
                 server_error=_last_line(version.stderr) or "kubectl gave no version",
             )
         tree, kustomize_error = None, _error_of(built)
+        default_namespace = "default"
         if kustomize_error is None:
             try:
-                tree = parse_tree(built.stdout, default_namespace)
+                tree = parse_tree(built.stdout, "")
+                if any(o.namespace == "" for o in tree.objects):
+                    # kubectl puts an object the tree gives no namespace in the context's
+                    default_namespace = self.context_namespace()
+                    tree = parse_tree(built.stdout, default_namespace)
             except TreeError as err:
                 kustomize_error = str(err)
         if server is None or nodes.returncode != 0:
@@ -162,10 +167,18 @@ class Kubectl:
             server_version=server,
             labeled_nodes=parse_nodes(nodes.stdout),
             node_ports=parse_node_ports(services.stdout) if services.returncode == 0 else {},
+            services=objects_by_key(services.stdout, "default")
+            if services.returncode == 0
+            else None,
             kustomize_error=kustomize_error,
             tree=tree,
-            **_readings(live, dry_run, default_namespace),
+            **_readings(now[0] if now else None, dry_run, default_namespace),
         )
+
+    def context_namespace(self) -> str:
+        """The namespace of the kubeconfig's context (kubectl's default for objects without)."""
+        done = self.run("config", "view", "--minify", "-o", "jsonpath={..context.namespace}")
+        return (done.stdout.strip() if done.returncode == 0 else "") or "default"
 
     def apply(self, kustomize_dir: Path, on_line: Callable[[str], None]) -> tuple[bool, str]:
         """`kubectl apply -k DIR`, streaming its lines; (ok, the output)."""
@@ -403,11 +416,13 @@ def parse_node_ports(text: str) -> dict[int, str]:
 
 
 def _readings(
-    live: subprocess.CompletedProcess, dry_run: subprocess.CompletedProcess, namespace: str
+    live: subprocess.CompletedProcess | None, dry_run: subprocess.CompletedProcess, namespace: str
 ) -> dict:
     """ClusterFacts' live objects and dry run, from `get -k` and `apply -k --dry-run=server`."""
     facts: dict = {}
-    if live.returncode == 0:
+    if live is None:
+        pass
+    elif live.returncode == 0:
         try:
             facts["live"] = objects_by_key(live.stdout, namespace)
         except TreeError as err:
