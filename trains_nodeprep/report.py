@@ -217,7 +217,8 @@ def print_cluster_changes(console, cluster) -> None:
         console,
         "cluster",
         "planned" if cluster.changes else "unchanged",
-        f"kubectl apply -k {cluster.kustomize_dir}: {summary}, {unchanged} unchanged",
+        f"kubectl apply -k {cluster.tree_label or cluster.kustomize_dir}: {summary},"
+        f" {unchanged} unchanged",
     )
     for image in cluster.images:
         console.print(f"  image  {image.describe()}", highlight=False, soft_wrap=True)

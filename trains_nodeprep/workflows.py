@@ -156,6 +156,7 @@ class Session:
         self.cluster_args = cluster
         self.cluster: ClusterOutcome | None = None
         self.workdir: TemporaryDirectory[str] | None = None
+        self.tree_label = ""
         from .cluster.ingress import ingress_options
 
         self.ingress = ingress_options(cluster.domain, cluster.ingress_class, cluster.tls_secret)
@@ -188,6 +189,15 @@ class Session:
                 self.desired.deploy,
                 self.ingress,
                 self.workdir.name,
+            )
+            # for people: the tree they chose, not the temporary wrapper over it
+            self.tree_label = str(source) + "".join(
+                f" {option} {value}"
+                for option, value in (
+                    ("--image-version", cluster.image_version),
+                    ("--domain", cluster.domain),
+                )
+                if value
             )
         elif self.ingress is not None:
             raise UsageError(
@@ -259,6 +269,7 @@ class Session:
             replace=self.cluster_args.replace,
             live=diff,
         )
+        self.cluster.tree_label = self.tree_label
         self._access(self.cluster)
         if not self.nodes and self.cluster.facts and self.cluster.facts.labeled_nodes:
             self.nodes = self._ssh_nodes(
@@ -539,7 +550,7 @@ def _deploy_once_converged(
     from .report import print_access, print_deploy
 
     session.human.print(
-        f"deploying trains-server: kubectl apply -k {session.kustomize_dir}", highlight=False
+        f"deploying trains-server: kubectl apply -k {session.tree_label}", highlight=False
     )
     started = time.monotonic()
     deploy(

@@ -148,6 +148,8 @@ def test_plan_shows_the_image_change_and_writes_nothing(bed, kube_api, kubeconfi
     assert "-        image: allegroai/trains-server:0.16.1" in out
     assert "+        image: allegroai/trains-server:0.17.0" in out
     assert "3 to configure" in out  # apiserver, fileserver, webserver share the image
+    # the user's tree and option, not the temporary wrapper kustomization over it
+    assert "current_version --image-version 0.17.0: 3 to configure, 10 unchanged" in out
     assert writes(kube_api) == []
     assert any("dryRun=All" in path for _, path in kube_api.requests)
 

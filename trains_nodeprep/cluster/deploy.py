@@ -29,6 +29,7 @@ from .restarts import (
 class ClusterOutcome:
     context: str | None
     kustomize_dir: str
+    tree_label: str = ""  # the user's tree and options, for people (kustomize_dir may be a wrapper)
     facts: ClusterFacts | None = None
     requirements: list[Requirement] = field(default_factory=list)
     deployed: bool = False
