@@ -30,13 +30,15 @@ docker.service with test_rhel_systemd.py's drop-in (EnvironmentFile=-/etc/syscon
 $OPTIONS; rhel_layout.py). /etc/default/docker is read on every kind (the init script, or
 docker.service's EnvironmentFile= as DOCKER_OPTS). A case plays on every kind unless its
 `kinds` says otherwise; what differs on a kind is in its `on` (kind -> fields), never a looser
-assertion. Every case of the table runs on the sysvinit node (54); on the systemd kinds all
-but one (53 each):
+assertion. Of the table's 55 cases, 54 run on each kind:
 
 - sysconfig-double-quotes (sysvinit only): it plays the sysvinit node's own RHEL file, whose
   RHEL-only flag `--signature-verification=false` that node's init drops; the upstream dockerd
   of the systemd kinds refuses the flag and would not start. The other sysconfig cases give
   their own file and run everywhere.
+- sysconfig-that-docker-service-does-not-read (systemd kinds only): a stray sysconfig file
+  that docker.service names no EnvironmentFile= for; an init script (the sysvinit node) may
+  source any file, so the tool takes one there as read.
 
 Per-kind differences (`on`): daemon-json-not-utf8 is written after start on debian13 (Docker
 26 does not start with a daemon.json that is not UTF-8; 20.10 does).
@@ -610,6 +612,17 @@ CASES = [
             SC: f'# sysconfig\nOPTIONS="--log-level=warn \\\n  --iptables=true {RAISED_FLAGS}"\n'
             "DOCKER_CERT_PATH=/etc/docker\n"
         },
+    ),
+    # a stray /etc/sysconfig/docker on a Debian systemd node: docker.service does not read it
+    # (no EnvironmentFile= for it), so the limits go to daemon.json and the file stays
+    Case(
+        "sysconfig-that-docker-service-does-not-read",
+        CONVERGED,
+        nofile=WRITTEN_NOFILE,
+        kinds=(SYSTEMD, DEBIAN13),
+        files={SC: 'OPTIONS="--log-level=warn"\n'},
+        changes=(DJ, TRAINS),
+        ulimits={"nofile": RAISED_NOFILE, "memlock": ADDED_MEMLOCK},
     ),
     Case(
         "sysconfig-weaker-nofile-raised-in-place",

@@ -439,3 +439,22 @@ def test_a_data_move_with_the_data_left_behind_refuses_the_node():
     )
     plan = make_plan(dataclasses.replace(facts, data_dirs={old: "data", new: "empty"}), no_moves)
     assert not [b for b in plan.blockers if old in b]
+
+
+def test_a_sysconfig_file_docker_service_does_not_read_is_left_alone_on_systemd():
+    """A stray /etc/sysconfig/docker on a Debian systemd node: docker.service names no
+    EnvironmentFile for it, so the limits go to daemon.json and the file stays as it is."""
+    import dataclasses
+
+    debian_unit = "[Service]\nExecStart=/usr/sbin/dockerd -H fd://\n"
+    facts = dataclasses.replace(
+        node({SYSCONFIG_DOCKER: 'OPTIONS="--selinux-enabled"\n'}, init="systemd"),
+        docker_unit=debian_unit,
+    )
+    assert changed_paths(make_plan(facts, DESIRED)) == [DAEMON_JSON, SYSCTL_FILE]
+    rhel = dataclasses.replace(
+        facts,
+        docker_unit="[Service]\nEnvironmentFile=-/etc/sysconfig/docker\n"
+        "ExecStart=/usr/bin/dockerd $OPTIONS\n",
+    )
+    assert changed_paths(make_plan(rhel, DESIRED)) == [SYSCONFIG_DOCKER, SYSCTL_FILE]

@@ -168,11 +168,19 @@ def _unit_reads(unit_text: str, path: str) -> bool:
     )
 
 
+def _read_by_docker(facts: NodeFacts, path: str) -> bool:
+    """Whether dockerd's next start reads the flag file: an init script sources its own (the
+    tool cannot tell which, so both are taken as read); docker.service names it."""
+    return facts.init_system != "systemd" or path in (facts.docker_unit or "")
+
+
 def _flag_files(facts: NodeFacts) -> list[_FlagFile]:
     """The env files this node's docker really reads flags from."""
     found = []
     sysconfig = facts.file(SYSCONFIG_DOCKER)
-    if sysconfig.exists:
+    # RHEL's init script sources /etc/sysconfig/docker; a systemd unit only if it says so
+    # (a stray copy on a Debian node is not docker's: editing it would bring no limits)
+    if sysconfig.exists and _read_by_docker(facts, SYSCONFIG_DOCKER):
         require_readable(sysconfig)
         _require_systemd_reads_it_alike(facts, sysconfig, docker_config.SYSCONFIG_VARIABLE)
         found.append(
@@ -184,8 +192,7 @@ def _flag_files(facts: NodeFacts) -> list[_FlagFile]:
         )
     default = facts.file(DEFAULT_DOCKER)
     # Debian's init script sources /etc/default/docker; a systemd unit only if it says so.
-    read_by_docker = facts.init_system != "systemd" or DEFAULT_DOCKER in (facts.docker_unit or "")
-    if default.exists and read_by_docker:
+    if default.exists and _read_by_docker(facts, DEFAULT_DOCKER):
         require_readable(default)
         _require_systemd_reads_it_alike(facts, default, docker_config.DEFAULT_VARIABLE)
         found.append(
