@@ -17,6 +17,7 @@ hidden, as on a node where only MicroK8s is installed (node-distro.sh)."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from .distro import DistributionNode, pause_binary
@@ -239,12 +240,20 @@ class MicroK8sNode(DistributionNode):
         self.node_path(f"{SNAP_COMMON}/run").mkdir(parents=True)
 
     # ----------------------------------------------------------------- helpers for tests
-    def containerd_pid(self) -> int | None:
-        """MainPID of snap.microk8s.daemon-containerd: the wrapper execs containerd."""
-        pid = self.unit_pid(self.unit)
-        if pid is None or self.read(f"/proc/{pid}/comm") != b"containerd\n":
-            return None
-        return pid
+    def containerd_pid(self, timeout: float = 5.0) -> int | None:
+        """MainPID of snap.microk8s.daemon-containerd: the wrapper execs containerd. Right
+        after a (re)start the main process may still be the wrapper (systemctl returns once it
+        is forked): wait up to `timeout` seconds for the exec."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pid = self.unit_pid(self.unit)
+            if pid is None:
+                return None
+            if self.read(f"/proc/{pid}/comm") == b"containerd\n":
+                return pid
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
 
     def kubelite_pid(self) -> int | None:
         """MainPID of snap.microk8s.daemon-kubelite (kubelite's stand-in)."""
