@@ -130,10 +130,11 @@ class _FlagFile:
 
 
 def _require_systemd_reads_it_alike(facts: NodeFacts, fact: FileFact, variable: str) -> None:
-    """A flag file that docker.service reads as a systemd EnvironmentFile must give the same
-    flags to systemd as to the tool (which edits it as a shell would read it): else the tool
-    would edit a line systemd ignores, and the restart would not bring the limits."""
-    if facts.init_system != "systemd" or not _unit_reads(facts.docker_unit or "", fact.path):
+    """A flag file docker.service reads as a systemd EnvironmentFile (the only flag files on
+    systemd, see _read_by_docker) must give systemd the same flags as the tool, which edits it
+    as a shell would read it: else the tool would edit a line systemd ignores, and the restart
+    would not bring the limits."""
+    if facts.init_system != "systemd":
         return
     text = fact.text or ""
     as_shell = docker_config.options_words(text, fact.path, variable) or []
@@ -171,7 +172,7 @@ def _unit_reads(unit_text: str, path: str) -> bool:
 def _read_by_docker(facts: NodeFacts, path: str) -> bool:
     """Whether dockerd's next start reads the flag file: an init script sources its own (the
     tool cannot tell which, so both are taken as read); docker.service names it."""
-    return facts.init_system != "systemd" or path in (facts.docker_unit or "")
+    return facts.init_system != "systemd" or _unit_reads(facts.docker_unit or "", path)
 
 
 def _flag_files(facts: NodeFacts) -> list[_FlagFile]:
