@@ -7,7 +7,8 @@ import json
 
 from tests.unit.test_plan import DESIRED, node
 from trains_nodeprep.engine.planner import make_plan
-from trains_nodeprep.formats.dockerd_flags import conflicts, env_file, next_start
+from trains_nodeprep.formats.dockerd_flags import conflicts, next_start
+from trains_nodeprep.formats.env_file import environment as env_file
 
 DEBIAN13_UNIT = """# /usr/lib/systemd/system/docker.service
 [Service]

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from trains_nodeprep.cluster.checks import KubeNode
+from trains_nodeprep.cluster.checks import KubeNode, parse_version
 from trains_nodeprep.cluster.health import (
     VIA_PROXY,
     Answer,
@@ -23,7 +23,6 @@ from trains_nodeprep.cluster.health import (
     make_probes,
     make_target,
     parse_proxy_answer,
-    parse_release,
     probe_node,
     service_health,
     service_ports,
@@ -71,7 +70,7 @@ def deployment(image: str, name: str = "apiserver") -> str:
     ],
 )
 def test_parse_release(tag, release):
-    assert parse_release(tag) == release
+    assert parse_version(tag) == release
 
 
 @pytest.mark.parametrize(
@@ -359,7 +358,8 @@ class FakeKubectl:
         self.calls.append(args)
         if args[:2] == ("get", "services"):
             items = list(self.services.values())
-            return subprocess.CompletedProcess(args, 0, json.dumps({"items": items}), "")
+            listed = {"apiVersion": "v1", "kind": "ServiceList", "items": items}  # as the API lists
+            return subprocess.CompletedProcess(args, 0, json.dumps(listed), "")
         return subprocess.CompletedProcess(args, 1, "", self.proxy_stderr)
 
 

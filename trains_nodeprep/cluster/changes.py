@@ -10,6 +10,7 @@ goes on with the other objects), the other refusals, and a unified diff per obje
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import re
 from dataclasses import dataclass
@@ -238,13 +239,7 @@ def image_changes(tree: Tree, live: dict[Key, dict]) -> list[ImageChange]:
         current = live.get(workload.key)
         if current is None:
             continue
-        before = Tree(
-            (
-                TreeObject(
-                    workload.api_version, workload.kind, workload.namespace, workload.name, current
-                ),
-            )
-        ).images()
+        before = Tree((dataclasses.replace(workload, body=current),)).images()
         after = Tree((workload,)).images()
         for container, image in after.items():
             if container in before and before[container] != image:

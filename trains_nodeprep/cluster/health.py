@@ -17,7 +17,6 @@ The judgement (`judge`, `parse_proxy_answer`, `health_path`, ...) is pure; `prob
 from __future__ import annotations
 
 import http.client
-import json
 import re
 import socket
 import time
@@ -29,8 +28,9 @@ from typing import TYPE_CHECKING
 from ..engine.types import Requirement
 from ..errors import NodePrepError
 from ..model import DeploySpec, Endpoint
-from .checks import KubeNode
-from .tree import Tree, image_tag
+from .changes import Key
+from .checks import KubeNode, parse_version
+from .tree import Tree, TreeError, image_tag, objects_by_key
 
 if TYPE_CHECKING:
     from .kubectl import Kubectl
@@ -88,12 +88,6 @@ class Target:
         return url_of(self.host, self.node_port, self.path)
 
 
-def parse_release(tag: str | None) -> tuple[int, int] | None:
-    """(major, minor) of an image tag: "0.15.1" -> (0, 15); "latest" -> None."""
-    match = re.match(r"v?(\d+)\.(\d+)", tag or "")
-    return (int(match[1]), int(match[2])) if match else None
-
-
 def trains_server_tag(tree: Tree | None) -> str | None:
     """The tag of the tree's trains-server image (the API server's, if they differ)."""
     if tree is None:
@@ -111,7 +105,7 @@ def trains_server_tag(tree: Tree | None) -> str | None:
 
 def health_path(endpoint: Endpoint, tag: str | None) -> tuple[str, str]:
     """The path to ask, and why when it is an older release's."""
-    release = parse_release(tag)
+    release = parse_version(tag)  # of an image tag: "0.15.1" -> (0, 15); "latest" -> None
     if endpoint.health_before is not None and release is not None:
         before, path = endpoint.health_before
         if release < before:
@@ -284,11 +278,6 @@ class Probes:
     note: str | None = None
 
 
-def parse_services(text: str) -> dict[str, dict]:
-    """name -> Service, from `kubectl get services -n NS -o json`."""
-    return {item["metadata"]["name"]: item for item in json.loads(text).get("items") or []}
-
-
 def make_probes(
     spec: DeploySpec, node: KubeNode | None, services: dict[str, dict], tree: Tree | None
 ) -> Probes:
@@ -324,10 +313,15 @@ def gather_probes(
         error = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
         return Probes(note=f"trains-server's Services could not be listed ({error}): no service.*")
     try:
-        services = parse_services(done.stdout)
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        services = objects_by_key(done.stdout)
+    except TreeError as err:
         return Probes(note=f"unexpected output of kubectl get services ({err}): no service.*")
-    return make_probes(spec, node, services, tree)
+    return make_probes(spec, node, in_namespace(services, spec.namespace), tree)
+
+
+def in_namespace(services: dict[Key, dict], namespace: str) -> dict[str, dict]:
+    """name -> Service, of one namespace."""
+    return {name: s for (_, ns, name), s in services.items() if ns == namespace}
 
 
 def run_probes(kubectl: Kubectl, targets: tuple[Target, ...]) -> list[Requirement]:
@@ -343,15 +337,14 @@ def service_health(
     spec: DeploySpec,
     node: KubeNode | None,
     tree: Tree | None,
-    services: dict[tuple[str, str | None, str], dict] | None = None,
+    services: dict[Key, dict] | None = None,
 ) -> tuple[list[Requirement], list[str]]:
     """check: the service.* requirements, and notes (e.g. not deployed: none). `services`: the
     cluster's Services as the pre-checks read them (else one `kubectl get services`)."""
     if services is None:
         probes = gather_probes(kubectl, spec, node, tree)
     else:
-        mine = {n: s for (_, ns, n), s in services.items() if ns == spec.namespace}
-        probes = make_probes(spec, node, mine, tree)
+        probes = make_probes(spec, node, in_namespace(services, spec.namespace), tree)
     if probes.note is not None:
         return [], [probes.note]
     return run_probes(kubectl, probes.targets) + list(probes.missing), []

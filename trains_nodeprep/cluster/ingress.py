@@ -150,11 +150,14 @@ def render_ingress_yaml(spec: DeploySpec, options: IngressOptions) -> str:
     )
 
 
-def render_wrapper_kustomization(base: str, resources: tuple[str, ...] = ()) -> str:
+def render_wrapper_kustomization(base: str, resources: tuple[str, ...] = (), tail: str = "") -> str:
     """A kustomization of `base` (a directory, relative: kustomize refuses absolute paths) plus
-    `resources` (files beside it)."""
+    `resources` (files beside it), then `tail` (more of its YAML, e.g. images:)."""
     listed = "".join(f"- {json.dumps(item)}\n" for item in (base, *resources))
-    return f"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{listed}"
+    return (
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"resources:\n{listed}{tail}"
+    )
 
 
 def backends_requirement(tree: Tree, spec: DeploySpec) -> Requirement:

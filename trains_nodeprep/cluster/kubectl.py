@@ -40,7 +40,7 @@ from .restarts import (
     rollout_restart_argv,
     rollout_status_argv,
 )
-from .tree import TreeError, TreeObject, parse_tree
+from .tree import Tree, TreeError, TreeObject, objects_by_key, parse_tree
 
 BUNDLED_KUSTOMIZATION = "manifests/overlays/current_version"
 TRAINS_IMAGE = "allegroai/trains-server"
@@ -156,6 +156,7 @@ class Kubectl:
                     tree = parse_tree(built.stdout, default_namespace)
             except TreeError as err:
                 kustomize_error = str(err)
+        listed = _services(services)
         if server is None or nodes.returncode != 0:
             error = _last_line(version.stderr or nodes.stderr) or "no answer"
             return ClusterFacts(
@@ -166,10 +167,8 @@ class Kubectl:
             kubectl_version=client,
             server_version=server,
             labeled_nodes=parse_nodes(nodes.stdout),
-            node_ports=parse_node_ports(services.stdout) if services.returncode == 0 else {},
-            services=objects_by_key(services.stdout, "default")
-            if services.returncode == 0
-            else None,
+            node_ports=Tree(tuple(listed.values())).node_ports() if listed is not None else {},
+            services={key: obj.body for key, obj in listed.items()} if listed is not None else None,
             kustomize_error=kustomize_error,
             tree=tree,
             **_readings(now[0] if now else None, dry_run, default_namespace),
@@ -362,15 +361,11 @@ def with_image_version(kustomize_dir: Path, version: str | None, workdir: str) -
 
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", version):
         raise UsageError(f"--image-version {version!r} is not a valid image tag")
-    wrapper = Path(workdir) / "image-version"
-    wrapper.mkdir(parents=True, exist_ok=True)
-    relative = os.path.relpath(kustomize_dir.resolve(), wrapper)  # kustomize refuses absolute paths
-    (wrapper / "kustomization.yaml").write_text(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-        f"resources:\n- {json.dumps(relative)}\n"
-        f"images:\n- name: {TRAINS_IMAGE}\n  newTag: {json.dumps(version)}\n"
+    return _wrapper(
+        kustomize_dir,
+        Path(workdir) / "image-version",
+        tail=f"images:\n- name: {TRAINS_IMAGE}\n  newTag: {json.dumps(version)}\n",
     )
-    return wrapper
 
 
 def with_ingress(
@@ -381,12 +376,24 @@ def with_ingress(
     is. `kustomize_dir` itself is left untouched."""
     if options is None:
         return kustomize_dir
-    wrapper = Path(workdir) / "ingress"
+    return _wrapper(
+        kustomize_dir,
+        Path(workdir) / "ingress",
+        files={"ingress.yaml": render_ingress_yaml(spec, options)},
+    )
+
+
+def _wrapper(
+    kustomize_dir: Path, wrapper: Path, *, files: dict[str, str] | None = None, tail: str = ""
+) -> Path:
+    """Write the kustomization `wrapper` over `kustomize_dir`, with `files` beside it as more
+    resources and `tail` as more of its YAML."""
     wrapper.mkdir(parents=True, exist_ok=True)
-    (wrapper / "ingress.yaml").write_text(render_ingress_yaml(spec, options))
+    for name, text in (files or {}).items():
+        (wrapper / name).write_text(text)
     relative = os.path.relpath(kustomize_dir.resolve(), wrapper)  # kustomize refuses absolute paths
     (wrapper / "kustomization.yaml").write_text(
-        render_wrapper_kustomization(relative, ("ingress.yaml",))
+        render_wrapper_kustomization(relative, tuple(files or ()), tail)
     )
     return wrapper
 
@@ -405,14 +412,14 @@ def parse_nodes(text: str) -> tuple[KubeNode, ...]:
     return tuple(sorted(nodes, key=lambda n: n.name))
 
 
-def parse_node_ports(text: str) -> dict[int, str]:
-    ports = {}
-    for item in json.loads(text).get("items", []):
-        owner = f"{item['metadata'].get('namespace', 'default')}/{item['metadata']['name']}"
-        for port in item.get("spec", {}).get("ports", []) or []:
-            if port.get("nodePort"):
-                ports[int(port["nodePort"])] = owner
-    return ports
+def _services(done: subprocess.CompletedProcess) -> dict | None:
+    """`get services --all-namespaces`: (kind, namespace, name) -> TreeObject; None: not read."""
+    if done.returncode != 0:
+        return None
+    try:
+        return {obj.key: obj for obj in parse_tree(done.stdout).objects}
+    except TreeError:
+        return None
 
 
 def _readings(
@@ -420,14 +427,12 @@ def _readings(
 ) -> dict:
     """ClusterFacts' live objects and dry run, from `get -k` and `apply -k --dry-run=server`."""
     facts: dict = {}
-    if live is None:
-        pass
-    elif live.returncode == 0:
+    if live is not None and live.returncode == 0:
         try:
             facts["live"] = objects_by_key(live.stdout, namespace)
         except TreeError as err:
             facts["live_error"] = str(err)
-    else:
+    elif live is not None:
         facts["live_error"] = _last_line(live.stderr) or f"exit status {live.returncode}"
     if dry_run.returncode == 0:
         try:
@@ -438,13 +443,6 @@ def _readings(
         lines = [line for line in dry_run.stderr.splitlines() if line.strip()]
         facts["dry_run_errors"] = tuple(lines) or (f"exit status {dry_run.returncode}",)
     return facts
-
-
-def objects_by_key(text: str, namespace: str) -> dict:
-    """kubectl's JSON (an object or a List) -> (kind, namespace, name) -> object."""
-    if not text.strip():
-        return {}
-    return {obj.key: obj.body for obj in parse_tree(text, namespace).objects}
 
 
 def _error_of(done: subprocess.CompletedProcess) -> str | None:

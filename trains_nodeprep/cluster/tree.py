@@ -126,11 +126,23 @@ def parse_tree(text: str, default_namespace: str = "default") -> Tree:
     return Tree(tuple(objects))
 
 
+def objects_by_key(text: str, default_namespace: str = "default") -> dict:
+    """kubectl's JSON or YAML (an object or a List) -> (kind, namespace, name) -> object."""
+    return {obj.key: obj.body for obj in parse_tree(text, default_namespace).objects}
+
+
 def _items(document: Any) -> list[dict]:
     if not isinstance(document, dict):
         raise TreeError(f"a rendered document is not an object: {str(document)[:60]!r}")
-    if document.get("kind") == "List" or str(document.get("kind", "")).endswith("List"):
-        return [i for i in document.get("items") or [] if isinstance(i, dict)]
+    kind = str(document.get("kind", ""))
+    if kind.endswith("List"):
+        # the API server's own lists (ServiceList, ...) leave kind and apiVersion off their items
+        item_kind = kind[: -len("List")] or None
+        return [
+            {"kind": item_kind, "apiVersion": document.get("apiVersion"), **item}
+            for item in document.get("items") or []
+            if isinstance(item, dict)
+        ]
     return [document]
 
 

@@ -279,12 +279,6 @@ def _options_values(text: str, path: str, variable: str) -> list[_OptionsValue]:
     return values
 
 
-def options_value(text: str, path: str, variable: str) -> str | None:
-    """The value of the last assignment of `variable` in a flag file (quotes removed)."""
-    values = _options_values(text, path, variable)
-    return text[values[-1].start : values[-1].end] if values else None
-
-
 def options_words(text: str, path: str, variable: str) -> list[str] | None:
     """The words a shell sourcing the file gives `$variable` (its last assignment), as an
     init script passes them to dockerd; None when it is not assigned."""

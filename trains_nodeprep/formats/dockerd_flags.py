@@ -54,11 +54,6 @@ class NextStart:
     sources: tuple[str, ...]  # for people: docker.service ExecStart, /etc/default/docker, ...
 
 
-def env_file(text: str) -> dict[str, str]:
-    """NAME=VALUE lines as systemd's EnvironmentFile= reads them (formats/env_file.py)."""
-    return environment(text)
-
-
 def _unit_environment(unit_text: str, files: Mapping[str, str | None]) -> tuple[dict, list]:
     """Environment= then EnvironmentFile= (whose settings override), and the files used."""
     env: dict[str, str] = {}
@@ -80,7 +75,7 @@ def _unit_environment(unit_text: str, files: Mapping[str, str | None]) -> tuple[
             text = files.get(path)
             if text is not None:
                 used.append(path)
-                from_files.update(env_file(text))
+                from_files.update(environment(text))  # as systemd reads it
     env.update(from_files)
     return env, used
 

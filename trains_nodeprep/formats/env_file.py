@@ -48,7 +48,10 @@ def assignments(text: str) -> list[Assignment]:
         key, value, trailing = [], [], -1
 
     for char in text:
-        if state == "pre-key":
+        if char == "\n" and state in ("pre-value", "value"):  # the end of an assignment
+            push()
+            state = "pre-key"
+        elif state == "pre-key":
             if char in "#;":
                 state = "comment"
             elif char not in _WHITESPACE:
@@ -61,10 +64,7 @@ def assignments(text: str) -> list[Assignment]:
             else:
                 key.append(char)
         elif state == "pre-value":
-            if char == "\n":
-                push()
-                state = "pre-key"
-            elif char == "'":
+            if char == "'":
                 state = "single"
             elif char == '"':
                 state = "double"
@@ -74,10 +74,7 @@ def assignments(text: str) -> list[Assignment]:
                 state = "value"
                 value.append(char)
         elif state == "value":
-            if char == "\n":
-                push()
-                state = "pre-key"
-            elif char == "\\":
+            if char == "\\":
                 state, trailing = "escape", -1
             else:
                 if char not in _WHITESPACE:
